@@ -1,0 +1,145 @@
+"""The command line: parse, then call one function per command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from hotfolder import config as configuration
+from hotfolder import demo, logs, startup
+from hotfolder.daemon import JOURNAL_FILE, Daemon
+from hotfolder.journal import Journal
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {
+        "run": cmd_run,
+        "check-config": cmd_check_config,
+        "demo": cmd_demo,
+        "status": cmd_status,
+    }[args.command]
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotfolder", description="Drop-folder video ingest: manifest last, never twice.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config", "-c", type=Path, required=True)
+    run.add_argument("--once", action="store_true",
+                     help="exit when nothing is waiting or transferring (for cron and tests)")
+    check = sub.add_parser("check-config", help="validate a config and print every error")
+    check.add_argument("config", type=Path)
+    dem = sub.add_parser("demo", help="drop a sample submission into the demo folder and run")
+    dem.add_argument("--config", "-c", type=Path, default=Path("config/demo.yaml"))
+    dem.add_argument("--once", action="store_true", help="exit once the sample is delivered")
+    status = sub.add_parser("status", help="list recent submissions from the journal")
+    status.add_argument("--config", "-c", type=Path, required=True)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--watch")
+    return parser
+
+
+def _load(path: Path) -> configuration.Config | None:
+    try:
+        return configuration.load(path)
+    except configuration.InvalidConfig as err:
+        count = len(err.errors)
+        print(f"{path}: {count} error{'s' if count != 1 else ''}:", file=sys.stderr)
+        for e in err.errors:
+            print(f"  {e}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    print(f"{args.config}: OK ({len(cfg.watches)} watches, {len(cfg.targets)} targets)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    return run_daemon(cfg, once=args.once)
+
+
+def run_daemon(cfg: configuration.Config, once: bool = False) -> int:
+    logs.configure(cfg.logging.target, cfg.logging.level)
+    log = structlog.get_logger()
+    problems = startup.check(cfg)
+    if problems:
+        for p in problems:
+            log.error("cannot start", reason=p.message, hint=p.hint)
+        return EXIT_CONFIG
+    daemon = Daemon(cfg)
+    _install_signals(daemon)
+    daemon.run(once=once)
+    return EXIT_OK
+
+
+def _install_signals(daemon: Daemon) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if daemon.stop_event.is_set():
+            daemon.cancel_event.set()  # second signal: cold stop, cancel transfers now
+        structlog.get_logger().info("stopping", signal=signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    cfg = demo.prepare(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    print(f"hotfolder demo: sample submission dropped into {cfg.watches[0].path}; "
+          f"delivering to {cfg.targets[cfg.watches[0].target].options.get('path')}. "
+          + ("" if args.once else "Ctrl-C to stop."), file=sys.stderr)
+    return run_daemon(cfg, once=args.once)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    journal = Journal(cfg.state_dir / JOURNAL_FILE)
+    try:
+        rows = journal.rows(watch=args.watch, limit=200)
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps([{
+            "id": r.id, "watch": r.watch, "state": str(r.state), "manifest": r.manifest,
+            "files": len(r.files), "bytes_total": r.bytes_total, "bytes_done": r.bytes_done,
+            "attempts": r.attempts, "error_code": r.error_code, "error": r.error_message,
+            "updated_at": r.updated_at} for r in rows], indent=2))
+        return EXIT_OK
+    for r in rows:
+        err = f"  {r.error_code}: {r.error_message}" if r.error_code else ""
+        print(f"{r.id:<40} {r.watch:<12} {r.state:<17} {len(r.files):>3} files "
+              f"{r.bytes_total:>12} B  {r.updated_at}{err}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Load, validate and resolve the YAML config.
+
+Validation reports *every* problem at once, each as `file:line: at 'key.path': message` plus a
+hint, in two steps (borgmatic's way): the schema first, then rules that span several keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from hotfolder import schema
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    file: str
+    line: int | None
+    path: KeyPath
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" at '{format_path(self.path)}':" if self.path else ""
+        hint = f"\n    hint: {self.hint}" if self.hint else ""
+        return f"{where}:{key} {self.message}{hint}"
+
+
+class InvalidConfig(Exception):
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    target: str = "auto"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    name: str
+    path: Path
+    target: str
+    stability_seconds: float
+    after_success: str
+    archive_dir: Path
+    failed_dir: Path
+    incomplete_after: float
+    rescan_seconds: float
+    max_manifest_bytes: int
+    ignore: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    name: str
+    type: str
+    options: dict[str, Any]  # the target's own keys, already schema-checked
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path
+    state_dir: Path
+    logging: LoggingConfig
+    workers: int
+    watches: tuple[WatchConfig, ...]
+    targets: dict[str, TargetConfig]
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def load(file: Path) -> Config:
+    """Read, validate and resolve `file`; raise InvalidConfig listing every problem."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidConfig([ConfigError(str(file), None, (), f"cannot read config: {err}")]) from err
+    return parse(text, str(file))
+
+
+def parse(text: str, filename: str = "<config>", base: Path | None = None) -> Config:
+    data, lines, yaml_errors = _read_yaml(text, filename)
+    if yaml_errors:
+        raise InvalidConfig(yaml_errors)
+    errors = [_schema_error(e, filename, lines) for e in _schema_errors(data)]
+    if not errors:
+        errors = list(_cross_checks(data, filename, lines, base or Path.cwd()))
+    if errors:
+        raise InvalidConfig(sorted(errors, key=lambda e: (e.line or 0, format_path(e.path))))
+    return _build(data, Path(filename), base or Path.cwd())
+
+
+# -- YAML with line numbers ------------------------------------------------------------------
+
+
+def _read_yaml(text: str, filename: str) -> tuple[Any, dict[KeyPath, int], list[ConfigError]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(err, "problem", None) or str(err)
+        return None, {}, [ConfigError(filename, line, (), f"not valid YAML: {problem}",
+                                      "check indentation and quoting on that line")]
+    if node is None:
+        return {}, {}, []
+    lines: dict[KeyPath, int] = {}
+    duplicates = list(_index_lines(node, (), lines, filename))
+    return data, lines, duplicates
+
+
+def _index_lines(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], filename: str
+) -> Iterator[ConfigError]:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                yield ConfigError(filename, key_node.start_mark.line + 1, (*path, key),
+                                  "key given twice", "keep one; YAML silently uses the last")
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            yield from _index_lines(value_node, (*path, key), lines, filename)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _index_lines(item, (*path, i), lines, filename)
+
+
+def _line_of(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
+# -- step 1: the schema ----------------------------------------------------------------------
+
+
+def _schema_errors(data: Any) -> Iterator[jsonschema.ValidationError]:
+    validator = jsonschema.Draft202012Validator(schema.CONFIG)
+    for error in validator.iter_errors(data):
+        if error.validator in ("allOf", "if"):
+            continue  # their sub-errors are reported on their own
+        yield error
+
+
+def _schema_error(
+    error: jsonschema.ValidationError, filename: str, lines: dict[KeyPath, int]
+) -> ConfigError:
+    path: KeyPath = tuple(error.absolute_path)
+    message, hint = _explain(error)
+    if error.validator == "additionalProperties":
+        extra = _unexpected_keys(error)
+        if extra:
+            path = (*path, extra[0])
+    return ConfigError(filename, _line_of(path, lines), path, message, hint)
+
+
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, dict) else set()
+    return sorted(k for k in error.instance if k not in allowed)
+
+
+def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
+    kind = error.validator
+    sch = error.schema if isinstance(error.schema, dict) else {}
+    if kind == "additionalProperties":
+        allowed = sorted(sch.get("properties", {}))
+        extra = _unexpected_keys(error)
+        close = difflib.get_close_matches(extra[0], allowed, n=1) if extra else []
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
+        return f"unknown key '{', '.join(extra)}'", hint
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
+        return f"missing required key '{missing}'", _describe(sch, missing)
+    if kind == "type":
+        wanted = error.validator_value
+        return (f"expected {_a(wanted)}, got {_a(_json_type(error.instance))} "
+                f"({error.instance!r})", _example_hint(error))
+    if kind in ("enum", "const"):
+        choices = error.validator_value if kind == "enum" else [error.validator_value]
+        return (f"{error.instance!r} is not one of {', '.join(map(str, choices))}",
+                _example_hint(error))
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "minLength", "minItems",
+                "minProperties", "pattern"):
+        return f"{error.instance!r} is not allowed: {error.message}", _example_hint(error)
+    return error.message, _example_hint(error)
+
+
+def _describe(sch: dict[str, Any], key: str) -> str:
+    prop = sch.get("properties", {}).get(key, {})
+    desc = prop.get("description", "")
+    example = prop.get("example")
+    return f"{desc} Example: {key}: {example}" if example is not None else desc
+
+
+def _example_hint(error: jsonschema.ValidationError) -> str:
+    sch = error.schema if isinstance(error.schema, dict) else {}
+    example = sch.get("example")
+    desc = sch.get("description", "")
+    return f"{desc} Example: {example!r}".strip() if example is not None else desc
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+             dict: "object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _a(word: Any) -> str:
+    word = "/".join(word) if isinstance(word, list) else str(word)
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
+# -- step 2: rules across keys ---------------------------------------------------------------
+
+
+def _cross_checks(
+    data: dict[str, Any], filename: str, lines: dict[KeyPath, int], base: Path
+) -> Iterator[ConfigError]:
+    def err(path: KeyPath, message: str, hint: str = "") -> ConfigError:
+        return ConfigError(filename, _line_of(path, lines), path, message, hint)
+
+    targets = data["targets"]
+    state_dir = _resolve(data["state_dir"], base)
+    seen_names: dict[str, int] = {}
+    seen_paths: dict[Path, int] = {}
+    for i, watch in enumerate(data["watches"]):
+        name = watch["name"]
+        if name in seen_names:
+            yield err((("watches", i, "name")), f"watch name '{name}' is used twice",
+                      f"watches[{seen_names[name]}] has it too; names must be unique")
+        seen_names.setdefault(name, i)
+        if watch["target"] not in targets:
+            close = difflib.get_close_matches(watch["target"], list(targets), n=1)
+            yield err(("watches", i, "target"), f"no target named '{watch['target']}'",
+                      f"did you mean '{close[0]}'?" if close
+                      else f"define it under 'targets:' (known: {', '.join(sorted(targets))})")
+        path = _resolve(watch["path"], base)
+        if not path.is_dir():
+            yield err(("watches", i, "path"), f"folder {path} does not exist or is not a folder",
+                      "create it, mount the share, or fix the path")
+        elif not os.access(path, os.R_OK | os.X_OK):
+            yield err(("watches", i, "path"), f"folder {path} is not readable by this user",
+                      "fix its permissions or run the daemon as a user who can read it")
+        if path in seen_paths:
+            yield err(("watches", i, "path"), f"folder {path} is watched twice",
+                      f"watches[{seen_paths[path]}] watches it already")
+        seen_paths.setdefault(path, i)
+        if _is_within(state_dir, path):
+            yield err(("state_dir",), f"state_dir {state_dir} is inside watch folder {path}",
+                      "its files would be picked up as drops; move it elsewhere")
+    for name, target in targets.items():
+        if target.get("type") == "local":
+            dest = _resolve(target["path"], base)
+            for i, watch in enumerate(data["watches"]):
+                wpath = _resolve(watch["path"], base)
+                if _is_within(dest, wpath) or _is_within(wpath, dest):
+                    yield err(("targets", name, "path"),
+                              f"target folder {dest} overlaps watch folder {wpath} "
+                              f"(watches[{i}])", "delivered files would be picked up again")
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _resolve(value: str, base: Path) -> Path:
+    path = Path(os.path.expanduser(value))
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+# -- resolved config -------------------------------------------------------------------------
+
+
+def _default(sch: schema.Schema, key: str) -> Any:
+    return sch["properties"][key]["default"]
+
+
+def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
+    state_dir = _resolve(data["state_dir"], base)
+    log = data.get("logging") or {}
+    watches = tuple(_build_watch(w, state_dir, base) for w in data["watches"])
+    targets = {
+        name: TargetConfig(name, t["type"], _resolve_target(t, base))
+        for name, t in data["targets"].items()
+    }
+    return Config(
+        source=source,
+        state_dir=state_dir,
+        logging=LoggingConfig(log.get("target", "auto"), log.get("level", "info")),
+        workers=data.get("workers", _default(schema.CONFIG, "workers")),
+        watches=watches,
+        targets=targets,
+    )
+
+
+def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
+    def get(key: str) -> Any:
+        return w.get(key, _default(schema.WATCH, key))
+
+    name = w["name"]
+    return WatchConfig(
+        name=name,
+        path=_resolve(w["path"], base),
+        target=w["target"],
+        stability_seconds=float(get("stability_seconds")),
+        after_success=get("after_success"),
+        archive_dir=_resolve(w.get("archive_dir") or str(state_dir / "archive" / name), base),
+        failed_dir=_resolve(w.get("failed_dir") or str(state_dir / "failed" / name), base),
+        incomplete_after=float(get("incomplete_after")),
+        rescan_seconds=float(get("rescan_seconds")),
+        max_manifest_bytes=int(get("max_manifest_bytes")),
+        ignore=tuple(get("ignore")),
+    )
+
+
+def _resolve_target(t: dict[str, Any], base: Path) -> dict[str, Any]:
+    options = {k: v for k, v in t.items() if k != "type"}
+    if "path" in options:
+        options["path"] = _resolve(options["path"], base)
+    return options

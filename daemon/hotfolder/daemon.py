@@ -1,0 +1,295 @@
+"""The daemon: wires watch -> tracker -> journal -> delivery, and runs the main loop.
+
+One thread (the caller's) owns the trackers and decides; watchdog's thread only queues paths;
+a small pool of workers runs transfers, so a slow target never stalls detection. The loop
+sleeps until the next event or the next moment a tracker said something can change.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import structlog
+
+from hotfolder import postprocess, targets
+from hotfolder.clock import Clock, SystemClock
+from hotfolder.config import Config, WatchConfig
+from hotfolder.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
+from hotfolder.journal import Journal, Row, StaleTransition
+from hotfolder.model import IN_FLIGHT, State
+from hotfolder.tracker import (
+    Decision,
+    Failed,
+    FileSystem,
+    Gone,
+    LocalFileSystem,
+    Ready,
+    Waiting,
+    WatchSettings,
+    WatchTracker,
+)
+from hotfolder.watch import Change, Watcher, scan
+
+log = structlog.get_logger()
+
+MAX_SLEEP = 1.0
+MIN_SLEEP = 0.005
+JOURNAL_FILE = "journal.sqlite"
+
+
+@dataclass(slots=True)
+class _Watch:
+    config: WatchConfig
+    tracker: WatchTracker
+    target: targets.Target
+    next_rescan: float
+    skip: tuple[Path, ...] = ()
+
+
+@dataclass(slots=True)
+class Daemon:
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    fs: FileSystem = field(default_factory=LocalFileSystem)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    use_observer: bool = True
+    shutdown_grace: float = 30.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    journal: Journal = field(init=False)
+    _changes: queue.SimpleQueue[Change] = field(default_factory=queue.SimpleQueue)
+    _watches: dict[str, _Watch] = field(default_factory=dict)
+    _running: dict[str, Future[None]] = field(default_factory=dict)
+    _pool: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.config.state_dir / JOURNAL_FILE)
+        self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="transfer")
+        built = {name: targets.build(t) for name, t in self.config.targets.items()}
+        now = self.clock.monotonic()
+        for w in self.config.watches:
+            settings = WatchSettings(w.name, w.path, w.stability_seconds, w.incomplete_after,
+                                     w.max_manifest_bytes, w.ignore)
+            tracker = WatchTracker(settings, self.fs, self.journal.is_settled)
+            skip = tuple(p for p in (w.archive_dir, w.failed_dir) if w.path in p.parents)
+            self._watches[w.name] = _Watch(w, tracker, built[w.target], now, skip)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def run(self, once: bool = False, on_ready: Callable[[], None] | None = None) -> None:
+        """Run until stop() (or, with once, until nothing is left to do)."""
+        watcher = Watcher(self._changes) if self.use_observer else None
+        try:
+            if watcher is not None:
+                for w in self._watches.values():
+                    watcher.add(w.config.name, w.config.path, w.skip)
+                watcher.start()
+            self._recover()
+            for w in self._watches.values():
+                self._rescan(w)
+            log.info("ready", watches=[w.config.name for w in self._watches.values()])
+            if on_ready:
+                on_ready()
+            while not self.stop_event.is_set():
+                self._tick()
+                if once and self._idle():
+                    break
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            self._shutdown()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._changes.put(Change("", PurePosixPath(), False))  # wakes the loop at once
+
+    def _shutdown(self) -> None:
+        """Warm stop: running transfers get `shutdown_grace` seconds to finish, then they are
+        cancelled; the journal keeps their state and the next start resumes them."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._running:
+            log.info("waiting for running transfers", count=len(self._running),
+                     grace_seconds=self.shutdown_grace)
+            futures.wait(self._running.values(), timeout=self.shutdown_grace)
+        self.cancel_event.set()
+        self._pool.shutdown(wait=True)
+        self.journal.close()
+        log.info("stopped")
+
+    def _idle(self) -> bool:
+        return not self._running and all(w.tracker.waiting == 0 for w in self._watches.values())
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self.clock.monotonic()
+        due = min((w.tracker.next_due() for w in self._watches.values()), default=now + 1)
+        rescan_due = min((w.next_rescan for w in self._watches.values()), default=now + 1)
+        timeout = min(max(min(due, rescan_due) - now, MIN_SLEEP), MAX_SLEEP)
+        self._take_changes(timeout)
+        now = self.clock.monotonic()
+        for w in self._watches.values():
+            if now >= w.next_rescan:
+                self._rescan(w)
+            for decision in w.tracker.check(now):
+                self._apply(w, decision)
+            w.tracker.stability.prune_events(now - 3 * w.config.stability_seconds - 1)
+        self._reap()
+
+    def _take_changes(self, timeout: float) -> None:
+        try:
+            change = self._changes.get(timeout=timeout)
+        except queue.Empty:
+            return
+        now = self.clock.monotonic()
+        while True:
+            self._on_change(change, now)
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                return
+
+    def _on_change(self, change: Change, now: float) -> None:
+        w = self._watches.get(change.watch)
+        if w is None:
+            return  # the wake-up sent by stop()
+        if change.is_dir:
+            for rel in scan(w.config.path, w.config.ignore, w.skip, change.relpath):
+                w.tracker.on_event(rel, now)
+        else:
+            w.tracker.on_event(change.relpath, now)
+
+    def _rescan(self, w: _Watch) -> None:
+        now = self.clock.monotonic()
+        w.tracker.on_scan(scan(w.config.path, w.config.ignore, w.skip), now)
+        w.next_rescan = now + w.config.rescan_seconds
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _apply(self, w: _Watch, decision: Decision) -> None:
+        now = self.clock.now()
+        if isinstance(decision, Waiting):
+            detail = {"missing": [str(p) for p in decision.missing],
+                      "unsettled": [str(p) for p in decision.unsettled]}
+            if self.journal.record_pending(decision.submission_id, w.config.name,
+                                           decision.manifest, now, detail):
+                log.info("manifest seen, waiting for files", submission_id=decision.submission_id,
+                         watch=w.config.name, state=str(State.PENDING),
+                         manifest=str(decision.manifest), **detail)
+        elif isinstance(decision, Gone):
+            self.journal.forget_pending(decision.submission_id)
+            log.info("manifest removed before sending", submission_id=decision.submission_id,
+                     watch=w.config.name, manifest=str(decision.manifest))
+        elif isinstance(decision, Failed):
+            self._quarantine(w, decision)
+        elif isinstance(decision, Ready):
+            self.journal.record_ready(decision.submission, now)
+            log.info("submission ready", submission_id=decision.submission.id,
+                     watch=w.config.name, state=str(State.READY),
+                     files=len(decision.submission.files), bytes=decision.submission.total_bytes)
+            self._dispatch(decision.submission.id)
+
+    def _quarantine(self, w: _Watch, failed: Failed) -> None:
+        now = self.clock.now()
+        self.journal.record_failed(failed.submission_id, w.config.name, failed.manifest,
+                                   failed.problems, now, failed.format)
+        try:
+            folder = postprocess.quarantine(
+                failed.submission_id, w.config.name, w.config.path, failed.manifest,
+                failed.present, failed.problems, w.config.failed_dir, now)
+        except OSError as err:
+            log.error("cannot quarantine: files left in place", submission_id=failed.submission_id,
+                      watch=w.config.name, error=str(err))
+            return
+        first = failed.problems[0]
+        log.error("submission rejected", submission_id=failed.submission_id, watch=w.config.name,
+                  state=str(State.FAILED), code=first.code, reason=first.message,
+                  problems=len(failed.problems), report=str(folder / postprocess.REPORT_TXT))
+
+    def _dispatch(self, sid: str) -> None:
+        row = self.journal.get(sid)
+        if row is None or sid in self._running:
+            return
+        if row.state is State.READY:
+            self.journal.transition(sid, State.QUEUED, self.clock.now())
+            row = self.journal.get(sid)
+            assert row is not None
+        w = self._watches.get(row.watch)
+        if w is None:
+            log.warning("submission's watch is no longer configured", submission_id=sid,
+                        watch=row.watch)
+            return
+        self._running[sid] = self._pool.submit(self._deliver, w, row)
+
+    def _deliver(self, w: _Watch, row: Row) -> None:
+        delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,
+                            self.retry)
+        try:
+            delivery.run(row)
+        except Cancelled:
+            log.warning("transfer interrupted by shutdown; it resumes on next start",
+                        submission_id=row.id, watch=row.watch)
+        except StaleTransition as err:
+            log.warning("submission changed hands", submission_id=row.id, error=str(err))
+        except Exception:
+            # One bad submission must not take the daemon down: log it and leave the journal
+            # state, which the next start resumes from.
+            log.exception("delivery crashed", submission_id=row.id, watch=row.watch)
+
+    def _reap(self) -> None:
+        for sid, future in list(self._running.items()):
+            if future.done():
+                del self._running[sid]
+
+    # -- crash recovery -------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Resume what the last run left: re-send media, send a pending manifest, prove or
+        hold a manifest whose session may have ended, finish archiving."""
+        for row in self.journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
+            w = self._watches.get(row.watch)
+            if w is None:
+                continue
+            if row.state is State.COMPLETE:
+                if not row.postprocessed:
+                    self._finish_again(w, row)
+                continue
+            if row.state is State.SENDING_MEDIA:
+                self.journal.transition(row.id, State.READY, self.clock.now(),
+                                        note="resumed after restart: media sent again")
+            elif row.state is State.SENDING_MANIFEST:
+                self._settle_manifest(w, row)
+                continue
+            elif row.state is State.QUEUED:
+                self.journal.transition(row.id, State.READY, self.clock.now(),
+                                        note="resumed after restart")
+            log.info("resuming submission", submission_id=row.id, watch=row.watch,
+                     state=str(row.state))
+            self._dispatch(row.id)
+
+    def _settle_manifest(self, w: _Watch, row: Row) -> None:
+        sub = row.submission()
+        delivered = w.target.delivered(manifest_session(sub, w.config.path))
+        if delivered:
+            self.journal.transition(row.id, State.COMPLETE, self.clock.now(),
+                                    note="manifest found delivered after restart")
+            self._finish_again(w, self.journal.get(row.id) or row)
+            return
+        reason = ("the daemon stopped while the manifest was being sent and its delivery "
+                  "cannot be proven; sending it again could create a duplicate asset")
+        self.journal.transition(row.id, State.HELD, self.clock.now(), note=reason,
+                                error_code="manifest-unconfirmed", error_message=reason)
+        log.warning("submission held", submission_id=row.id, watch=row.watch,
+                    state=str(State.HELD), reason=reason,
+                    hint=f"check the destination, then run: hotfolder retry {row.id}")
+
+    def _finish_again(self, w: _Watch, row: Row) -> None:
+        delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event)
+        delivery.finish(row.submission(), log.bind(submission_id=row.id, watch=row.watch))

@@ -1,0 +1,255 @@
+"""Read manifests: detect the format from the content, list what each item references.
+
+Parsing is pure (bytes in, Manifest or ManifestError out) and never trusts its input: XML goes
+through defusedxml (no entity expansion, no external entities, no DTD fetches), size is capped by
+the caller, and any failure is a ManifestError with a line number an editor can find.
+Formats: Ooyala MRSS XML and CSV (ingest-facts §3.2-3.3), Brightcove Video Cloud MRSS (§5).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import xml.etree.ElementTree as ET  # only for types and the TreeBuilder; parsing is defused
+from collections.abc import Callable
+
+import defusedxml
+import defusedxml.ElementTree as DET
+
+from hotfolder.model import Manifest, ManifestFormat, ManifestItem, Reference, RefKind
+
+MEDIA_NS = ("http://search.yahoo.com/mrss/", "https://search.yahoo.com/mrss/")
+OOYALA_NS = ("http://www.ooyala.com/mrss/", "https://www.ooyala.com/mrss/")
+BRIGHTCOVE_NS = ("https://www.brightcove.com/mrss/", "http://www.brightcove.com/mrss/")
+
+#: File endings worth opening as a possible manifest.
+CANDIDATE_SUFFIXES = frozenset({".xml", ".csv", ".mrss", ".rss"})
+BRIGHTCOVE_MAX_ITEMS = 100
+
+LineOf = Callable[[ET.Element], int | None]
+
+
+class ManifestError(Exception):
+    """The file claims to be a manifest (or must be one) but cannot be used."""
+
+    def __init__(self, code: str, message: str, hint: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.line = line
+
+
+class NotAManifest(Exception):
+    """The file is well-formed but is something else (a TTML caption, a sidecar XML)."""
+
+
+def parse(data: bytes, name: str) -> Manifest:
+    """Parse manifest bytes; raise ManifestError if unusable, NotAManifest if it is not one."""
+    text_start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if text_start == b"<":
+        return _parse_xml(data)
+    if name.lower().endswith(".csv"):
+        return _parse_csv(data)
+    if name.lower().endswith((".xml", ".mrss", ".rss")):
+        raise ManifestError("malformed-manifest", "the file does not start with an XML tag",
+                            "save it as XML (an <rss> document), or check it is the right file")
+    raise NotAManifest(name)
+
+
+# -- XML -------------------------------------------------------------------------------------
+
+
+class _LineRecorder(ET.TreeBuilder):
+    """A TreeBuilder that remembers the line each element starts on (ElementTree forgets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[int, int] = {}
+        self.expat: object | None = None
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        element = super().start(tag, attrs)
+        self.lines[id(element)] = getattr(self.expat, "CurrentLineNumber", 0)
+        return element
+
+
+def _parse_xml(data: bytes) -> Manifest:
+    recorder = _LineRecorder()
+    parser = DET.DefusedXMLParser(target=recorder, forbid_dtd=True)
+    recorder.expat = parser.parser
+    try:
+        parser.feed(data)
+        root = parser.close()
+    except ET.ParseError as err:
+        line = err.position[0] if err.position else None
+        raise ManifestError("malformed-manifest", f"the XML is not well-formed: {err}",
+                            "the file may be truncated or hand-edited; re-export it", line) from err
+    except (defusedxml.DTDForbidden, defusedxml.EntitiesForbidden,
+            defusedxml.ExternalReferenceForbidden) as err:
+        raise ManifestError("unsafe-manifest", f"the XML uses a DTD or entities ({err})",
+                            "manifests must be plain XML without <!DOCTYPE> or <!ENTITY>") from err
+    except (UnicodeDecodeError, ValueError, LookupError) as err:
+        raise ManifestError("bad-encoding", f"the XML cannot be decoded: {err}",
+                            "save the manifest as UTF-8") from err
+
+    def line(el: ET.Element) -> int | None:
+        return recorder.lines.get(id(el))
+
+    if _local(root.tag) != "rss":
+        raise NotAManifest(f"root element is <{_local(root.tag)}>")
+    channel = _child(root, "channel")
+    if channel is None:
+        raise ManifestError("malformed-manifest", "<rss> has no <channel>",
+                            "put the <item> elements inside <rss><channel>", line(root))
+    items = [el for el in channel if _local(el.tag) == "item"]
+    if not items:
+        raise ManifestError("empty-manifest", "the manifest has no <item>",
+                            "add one <item> per video", line(channel))
+    if any(_child(item, "brightcove") is not None for item in items):
+        return _brightcove(items, line)
+    return _ooyala(items, line)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _ns(tag: str) -> str:
+    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+
+
+def _child(el: ET.Element, local: str, ns: tuple[str, ...] | None = None) -> ET.Element | None:
+    for c in el:
+        if _local(c.tag) == local and (ns is None or _ns(c.tag) in ns):
+            return c
+    return None
+
+
+def _children(el: ET.Element, local: str, ns: tuple[str, ...] | None = None) -> list[ET.Element]:
+    return [c for c in el if _local(c.tag) == local and (ns is None or _ns(c.tag) in ns)]
+
+
+def _text(el: ET.Element | None) -> str | None:
+    return el.text.strip() if el is not None and el.text and el.text.strip() else None
+
+
+def _ooyala(items: list[ET.Element], line: LineOf) -> Manifest:
+    parsed = []
+    for index, item in enumerate(items):
+        refs: list[Reference] = []
+        content = _child(item, "content", MEDIA_NS)
+        remote = _child(item, "remoteasset", OOYALA_NS)
+        if content is not None:
+            refs.append(_ref(RefKind.MEDIA, content, "url", index, line))
+        elif remote is None:
+            raise ManifestError(
+                "missing-media", f"item {index + 1} has no <media:content url=...>",
+                "every item needs <media:content url=\"file name\"/> (or <ooyala:remoteasset>)",
+                line(item))
+        for thumb in _children(item, "thumbnail", MEDIA_NS):
+            refs.append(_ref(RefKind.THUMBNAIL, thumb, "url", index, line))
+        for sub in _children(item, "subTitle", MEDIA_NS):
+            refs.append(_ref(RefKind.CAPTION, sub, "href", index, line, lang=sub.get("lang")))
+        parsed.append(ManifestItem(
+            title=_text(_child(item, "title", MEDIA_NS)),
+            guid=_text(_child(item, "guid")),
+            references=tuple(refs),
+            remote_url=remote.get("url") if remote is not None else None,
+        ))
+    return Manifest(ManifestFormat.OOYALA_MRSS, tuple(parsed))
+
+
+def _brightcove(items: list[ET.Element], line: LineOf) -> Manifest:
+    if len(items) > BRIGHTCOVE_MAX_ITEMS:
+        raise ManifestError(
+            "too-many-items", f"{len(items)} videos in one Brightcove manifest (limit 100)",
+            "split it into several manifests of at most 100 items", line(items[0]))
+    parsed = []
+    for index, item in enumerate(items):
+        bc = _child(item, "brightcove")
+        if bc is None:
+            raise ManifestError("malformed-manifest", f"item {index + 1} has no <brightcove>",
+                                "wrap each item's tags in <brightcove>...</brightcove>",
+                                line(item))
+        refs: list[Reference] = []
+        master = _child(bc, "master")
+        if master is not None and master.get("url"):
+            refs.append(_ref(RefKind.MEDIA, master, "url", index, line))
+        images = _child(bc, "images")
+        for image in _children(images, "image") if images is not None else []:
+            refs.append(_ref(RefKind.THUMBNAIL, image, "url", index, line))
+        tracks = _child(bc, "text_tracks")
+        for track in _children(tracks, "text_track") if tracks is not None else []:
+            refs.append(_ref(RefKind.CAPTION, track, "url", index, line,
+                             lang=track.get("srclang") or track.get("language")))
+        parsed.append(ManifestItem(title=_text(_child(bc, "name")), guid=None,
+                                   references=tuple(refs)))
+    return Manifest(ManifestFormat.BRIGHTCOVE_MRSS, tuple(parsed))
+
+
+def _ref(kind: RefKind, el: ET.Element, attr: str, item: int, line: LineOf,
+         lang: str | None = None) -> Reference:
+    value = el.get(attr)
+    if value is None or not value.strip():
+        raise ManifestError(
+            "missing-reference", f"item {item + 1}: <{_local(el.tag)}> has no {attr}=\"...\"",
+            f"give the file name, e.g. {attr}=\"my_video.mov\"", line(el))
+    return Reference(kind, value, item, line(el), lang)
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+CSV_REFERENCES = {"video": RefKind.MEDIA, "thumbnail": RefKind.THUMBNAIL,
+                  "subtitle": RefKind.CAPTION}
+
+
+def _parse_csv(data: bytes) -> Manifest:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ManifestError("bad-encoding", f"the CSV is not UTF-8 (byte {err.start})",
+                            "save the manifest as UTF-8 (with or without BOM)") from err
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []  # (line the row starts on, cells)
+    start = 1
+    try:
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise ManifestError("malformed-manifest", f"the CSV cannot be read: {err}",
+                            "check the quotes on that line", reader.line_num) from err
+    if not rows:
+        raise ManifestError("empty-manifest", "the CSV is empty",
+                            "add a header row and a row per video")
+    header = [h.strip() for h in rows[0][1]]
+    columns = {h.lower(): i for i, h in enumerate(header)}
+    if "video" not in columns:
+        raise ManifestError("malformed-manifest", "the CSV has no 'video' column",
+                            f"the header row is: {', '.join(header)}; 'video' is required", 1)
+    video_rows = [(line, row) for line, row in rows[1:] if any(cell.strip() for cell in row)]
+    items = [_csv_item(i, row, columns, line) for i, (line, row) in enumerate(video_rows)]
+    if not items:
+        raise ManifestError("empty-manifest", "the CSV has a header but no video rows",
+                            "add one row per video")
+    return Manifest(ManifestFormat.OOYALA_CSV, tuple(items))
+
+
+def _csv_item(index: int, row: list[str], columns: dict[str, int], line: int) -> ManifestItem:
+    def cell(name: str) -> str | None:
+        i = columns.get(name)
+        return row[i].strip() or None if i is not None and i < len(row) else None
+
+    refs = []
+    is_remote = (cell("content_type") or "video").lower() == "remoteasset"
+    for column, kind in CSV_REFERENCES.items():
+        value = cell(column)
+        if value and not (is_remote and kind is RefKind.MEDIA):
+            lang = cell("subtitle:lang") if kind is RefKind.CAPTION else None
+            refs.append(Reference(kind, value, index, line, lang))
+    if cell("video") is None:
+        raise ManifestError("missing-media", f"row {index + 1} has an empty 'video' cell",
+                            "give the video's file name (or URL) in the 'video' column", line)
+    return ManifestItem(title=cell("title"), guid=None, references=tuple(refs),
+                        remote_url=cell("video") if is_remote else None)

@@ -1,0 +1,147 @@
+"""Plain data shared by every stage: file identities, manifests, submissions, states.
+
+This is the leaf module: it imports nothing from the package, so every other module may use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import PurePosixPath
+
+
+class State(StrEnum):
+    """A submission's life, named like the Aspera desktop client's states so operators know them."""
+
+    PENDING = "pending"  # seen: waiting for files or for them to settle
+    READY = "ready"  # every file present and stable
+    QUEUED = "queued"  # handed to a transfer worker
+    SENDING_MEDIA = "sending-media"  # session 1: everything but the manifest
+    MEDIA_SENT = "media-sent"  # session 1 confirmed; the manifest has not left yet
+    SENDING_MANIFEST = "sending-manifest"  # session 2: the manifest alone
+    COMPLETE = "complete"  # the manifest was delivered
+    FAILED = "failed"  # quarantined with a report
+    HELD = "held"  # needs an operator (e.g. delivery of the manifest cannot be proven)
+
+
+#: States in which the daemon owns the files and must not start the submission over.
+IN_FLIGHT = frozenset({State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT, State.SENDING_MANIFEST})
+#: States that end a submission: a rescan that finds the same manifest again leaves it alone.
+FINAL = frozenset({State.COMPLETE, State.FAILED, State.HELD})
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """What we compare to decide a file has not changed: any difference means 'still moving'."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class ManifestFormat(StrEnum):
+    OOYALA_MRSS = "ooyala-mrss"
+    OOYALA_CSV = "ooyala-csv"
+    BRIGHTCOVE_MRSS = "brightcove-mrss"
+
+
+class RefKind(StrEnum):
+    MEDIA = "media"
+    THUMBNAIL = "thumbnail"
+    CAPTION = "caption"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One file a manifest names, as written in the manifest."""
+
+    kind: RefKind
+    name: str  # exactly as written: checked for safety before it is turned into a path
+    item: int  # 0-based index of the manifest item that names it
+    line: int | None = None  # where the manifest says it, for the editor's report
+    lang: str | None = None  # captions only
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestItem:
+    title: str | None
+    guid: str | None
+    references: tuple[Reference, ...]
+    remote_url: str | None = None  # remote assets: nothing local to upload
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    format: ManifestFormat
+    items: tuple[ManifestItem, ...]
+
+    @property
+    def references(self) -> tuple[Reference, ...]:
+        return tuple(ref for item in self.items for ref in item.references)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionFile:
+    """A file of a submission: where it is in the watch folder and where it goes at the target."""
+
+    relpath: PurePosixPath  # relative to the watch folder
+    dest: PurePosixPath  # relative to the target root (i.e. to the manifest's own folder)
+    identity: FileIdentity
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One manifest and every local file it references, each pinned to the identity it settled at."""
+
+    id: str
+    watch: str
+    manifest: SubmissionFile
+    media: tuple[SubmissionFile, ...]
+    format: ManifestFormat
+
+    @property
+    def files(self) -> tuple[SubmissionFile, ...]:
+        return (*self.media, self.manifest)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.identity.size for f in self.files)
+
+
+def submission_id(watch: str, manifest_relpath: PurePosixPath, identity: FileIdentity) -> str:
+    """A stable id: the same manifest file (same place, same identity) is the same submission.
+
+    Readable at a glance (the manifest's stem) and unique (a hash of where and what it is), so a
+    restarted daemon recognises a submission it already delivered.
+    """
+    key = f"{watch}\0{manifest_relpath}\0{identity.size}\0{identity.mtime_ns}\0{identity.inode}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in manifest_relpath.stem)[:40]
+    return f"{stem}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A reason a submission cannot go, written for the editor who dropped it."""
+
+    code: str  # machine-readable, stable: e.g. "missing-file", "malformed-manifest"
+    message: str  # what is wrong
+    hint: str = ""  # what to do about it
+    path: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOutcome:
+    """What a finished transfer session reports back."""
+
+    files: tuple[str, ...]
+    bytes_sent: int
+    receipt: dict[str, object] = field(default_factory=dict)

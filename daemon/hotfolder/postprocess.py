@@ -1,0 +1,158 @@
+"""After a submission ends: archive or delete what was sent, quarantine what failed.
+
+Nothing here deletes or moves a file whose identity differs from the one that was sent: an
+editor who re-saved a file after it left keeps the new version where it is.
+Moves are idempotent, so a crash halfway through an archive is finished on the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from hotfolder.model import FileIdentity, Problem, Submission, SubmissionFile
+
+REPORT_TXT = "REPORT.txt"
+REPORT_JSON = "report.json"
+RECEIPT_JSON = "receipt.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    moved: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # changed since sending, or already gone
+    destination: Path | None = None
+
+
+def archive_folder(archive_dir: Path, when: datetime, sid: str) -> Path:
+    return archive_dir / when.strftime("%Y-%m-%d") / sid
+
+
+def after_success(sub: Submission, root: Path, action: str, archive_dir: Path,
+                  when: datetime) -> Outcome:
+    if action == "keep":
+        return Outcome(kept=tuple(str(f.relpath) for f in sub.files))
+    if action == "delete":
+        return _delete(sub, root)
+    folder = archive_folder(archive_dir, when, sub.id)
+    outcome = _move_all(sub.files, root, folder)
+    _write_json(folder / RECEIPT_JSON, {
+        "submission": sub.id, "watch": sub.watch, "format": str(sub.format),
+        "delivered_at": when.isoformat(),
+        "files": [{"name": str(f.dest), "bytes": f.identity.size} for f in sub.files],
+        "kept_in_drop_folder": list(outcome.kept),
+    })
+    return outcome
+
+
+def _delete(sub: Submission, root: Path) -> Outcome:
+    deleted, kept = [], []
+    for f in sub.files:
+        path = root / f.relpath
+        if _unchanged(path, f.identity):
+            path.unlink()
+            deleted.append(str(f.relpath))
+        else:
+            kept.append(str(f.relpath))
+    return Outcome(deleted=tuple(deleted), kept=tuple(kept))
+
+
+def _move_all(files: Iterable[SubmissionFile], root: Path, folder: Path) -> Outcome:
+    moved, kept = [], []
+    for f in files:
+        src, dest = root / f.relpath, folder / f.dest
+        if _unchanged(src, f.identity):
+            _move(src, dest)
+            moved.append(str(f.relpath))
+        elif not dest.exists():
+            kept.append(str(f.relpath))
+    return Outcome(moved=tuple(moved), kept=tuple(kept), destination=folder)
+
+
+def _move(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(src, dest)
+    except OSError:
+        # Another filesystem: copy under a temporary name, then rename, then remove the source,
+        # so a crash leaves either the source or a complete copy, never only half a file.
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+        src.unlink()
+
+
+def _unchanged(path: Path, identity: FileIdentity) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    # ctime moves on rename/link changes within the drop folder, so it is not compared here.
+    return (st.st_size, st.st_mtime_ns, st.st_ino) == (identity.size, identity.mtime_ns,
+                                                        identity.inode)
+
+
+# -- quarantine --------------------------------------------------------------------------------
+
+
+def quarantine(sid: str, watch: str, root: Path, manifest: PurePosixPath,
+               present: Iterable[PurePosixPath], problems: Iterable[Problem], failed_dir: Path,
+               when: datetime, extra: dict[str, Any] | None = None) -> Path:
+    """Move the manifest and its present files to failed_dir/<id>/ with REPORT.txt and
+    report.json. Nothing is deleted."""
+    folder = failed_dir / sid
+    problems = list(problems)
+    moved = []
+    for relpath in (*present, manifest):
+        src = root / relpath
+        if src.is_file() and not src.is_symlink():
+            _move(src, folder / relpath.relative_to(manifest.parent))
+            moved.append(str(relpath))
+    report = {
+        "submission": sid, "watch": watch, "manifest": str(manifest), "failed_at": when.isoformat(),
+        "problems": [{"code": p.code, "message": p.message, "hint": p.hint, "path": p.path,
+                      "line": p.line} for p in problems],
+        "files": moved, **(extra or {}),
+    }
+    _write_json(folder / REPORT_JSON, report)
+    _write_text(folder / REPORT_TXT, render_report(report))
+    return folder
+
+
+def render_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"Submission {report['submission']} was NOT sent.",
+        "",
+        f"Manifest:   {report['manifest']}",
+        f"Drop folder: {report['watch']}",
+        f"When:       {report['failed_at']}",
+        "",
+        "What is wrong:",
+    ]
+    for i, p in enumerate(report["problems"], 1):
+        where = f" (line {p['line']})" if p.get("line") else ""
+        lines.append(f"  {i}. {p['message']}{where}")
+        if p.get("hint"):
+            lines.append(f"     What to do: {p['hint']}")
+    lines += ["", "The files below were moved here unchanged; nothing was deleted:"]
+    lines += [f"  - {name}" for name in report["files"]] or ["  (none)"]
+    lines += ["", "When it is fixed, copy the files back into the drop folder, manifest last."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

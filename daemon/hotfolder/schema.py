@@ -1,0 +1,185 @@
+"""The one config schema. Every key has a description and an example; the reference in
+README/config docs is checked against it, and `check-config` validates against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+LOGGING: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Where log lines go and how many.",
+    "properties": {
+        "target": {
+            "enum": ["auto", "journald", "console", "json"],
+            "default": "auto",
+            "description": "auto: journald under systemd, pretty lines on a terminal, "
+            "JSON lines otherwise.",
+            "example": "auto",
+        },
+        "level": {
+            "enum": ["debug", "info", "warning", "error"],
+            "default": "info",
+            "description": "Lowest level written.",
+            "example": "info",
+        },
+    },
+}
+
+WATCH: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "path", "target"],
+    "description": "One drop folder.",
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.-]+$",
+            "description": "Short unique name, shown in logs (WATCH field) and status.",
+            "example": "ooyala",
+        },
+        "path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The drop folder. It must exist when the daemon starts.",
+            "example": "/srv/dropbox/ooyala",
+        },
+        "target": {
+            "type": "string",
+            "description": "Name of an entry under `targets:` that receives this folder's "
+            "submissions.",
+            "example": "nas",
+        },
+        "stability_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 5,
+            "description": "A file is ready when its size, mtime, ctime and inode have not "
+            "changed, and no event arrived, for this long.",
+            "example": 5,
+        },
+        "after_success": {
+            "enum": ["archive", "delete", "keep"],
+            "default": "archive",
+            "description": "What happens to the sources once the manifest is delivered.",
+            "example": "archive",
+        },
+        "archive_dir": {
+            "type": "string",
+            "description": "Where sent submissions go, as <archive_dir>/<YYYY-MM-DD>/<id>/. "
+            "Default: <state_dir>/archive/<watch name>.",
+            "example": "/srv/dropbox/archive",
+        },
+        "failed_dir": {
+            "type": "string",
+            "description": "Where failed submissions go, as <failed_dir>/<id>/ with REPORT.txt "
+            "and report.json. Default: <state_dir>/failed/<watch name>.",
+            "example": "/srv/dropbox/failed",
+        },
+        "incomplete_after": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 86400,
+            "description": "Seconds a manifest may wait for files it names before it fails "
+            "with the list of missing names (well under the ingest server's 7-day purge).",
+            "example": 86400,
+        },
+        "rescan_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 300,
+            "description": "A full rescan of the folder runs this often, catching what "
+            "events missed.",
+            "example": 300,
+        },
+        "max_manifest_bytes": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 10485760,
+            "description": "A larger manifest is refused unread.",
+            "example": 10485760,
+        },
+        "ignore": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Extra glob patterns (matched on file names) that are never content.",
+            "example": ["*.bak"],
+        },
+    },
+}
+
+LOCAL_TARGET: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "path"],
+    "properties": {
+        "type": {"const": "local", "description": "A destination folder.", "example": "local"},
+        "path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Destination folder (a NAS export, a transcoder's watch folder). "
+            "Files are written as <name>.partial and renamed when complete.",
+            "example": "/mnt/ingest",
+        },
+    },
+}
+
+TARGET_TYPES: dict[str, Schema] = {"local": LOCAL_TARGET}
+
+TARGET: Schema = {
+    "type": "object",
+    "required": ["type"],
+    "description": "A place submissions are sent to.",
+    "properties": {
+        "type": {
+            "enum": sorted(TARGET_TYPES),
+            "description": "The transfer backend.",
+            "example": "local",
+        }
+    },
+    "allOf": [
+        {"if": {"properties": {"type": {"const": name}}}, "then": schema}
+        for name, schema in TARGET_TYPES.items()
+    ],
+}
+
+CONFIG: Schema = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["state_dir", "watches", "targets"],
+    "properties": {
+        "state_dir": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Where the journal (SQLite) and transfer file lists live. Created if "
+            "missing. Never inside a watch folder.",
+            "example": "/var/lib/hotfolder",
+        },
+        "logging": LOGGING,
+        "workers": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 64,
+            "default": 2,
+            "description": "Submissions transferred at the same time.",
+            "example": 2,
+        },
+        "watches": {
+            "type": "array",
+            "minItems": 1,
+            "items": WATCH,
+            "description": "The drop folders.",
+        },
+        "targets": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": TARGET,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.-]+$"},
+            "description": "Named destinations that watches send to.",
+        },
+    },
+}

@@ -1,0 +1,16 @@
+"""Transfer backends. Each target sends one session (a batch of files) at a time and can say,
+after a crash, whether a session's files are provably at the destination."""
+
+from __future__ import annotations
+
+from hotfolder.config import TargetConfig
+from hotfolder.targets.base import Session, Target, TransferError
+from hotfolder.targets.local import LocalTarget
+
+__all__ = ["Session", "Target", "TransferError", "build"]
+
+
+def build(config: TargetConfig) -> Target:
+    if config.type == "local":
+        return LocalTarget(config.name, config.options["path"])
+    raise ValueError(f"unknown target type {config.type!r}")  # the schema makes this unreachable

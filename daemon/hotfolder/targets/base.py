@@ -1,0 +1,46 @@
+"""The interface every transfer backend implements."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+#: Called with the session's bytes done so far.
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One transfer session: the media batch, or the manifest alone."""
+
+    submission_id: str
+    label: str  # "media" or "manifest": the manifest never shares a session with its media
+    files: tuple[tuple[Path, PurePosixPath], ...]  # (source, destination relative to the root)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(src.stat().st_size for src, _ in self.files)
+
+
+class TransferError(Exception):
+    """A session failed. `retryable` says whether trying again can help."""
+
+    def __init__(self, message: str, code: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retryable = retryable
+
+
+class Target(Protocol):
+    name: str
+
+    def send(self, session: Session, progress: Progress, cancel: threading.Event) -> None:
+        """Deliver every file of the session or raise TransferError."""
+
+    def delivered(self, session: Session) -> bool | None:
+        """After a crash: True if the session's files provably arrived, False if provably
+        not, None if it cannot be told."""

@@ -1,0 +1,95 @@
+import pytest
+
+from hotfolder import manifest
+from hotfolder.model import ManifestFormat, RefKind
+from tests import manifests
+
+
+def test_ooyala_sample_lists_media_thumbnail_and_caption_with_lines() -> None:
+    m = manifest.parse(manifests.ooyala().encode(), "m.xml")
+    assert m.format is ManifestFormat.OOYALA_MRSS
+    refs = {(r.kind, r.name) for r in m.references}
+    assert refs == {(RefKind.MEDIA, "my_video.mov"), (RefKind.THUMBNAIL, "my_thumbnail.jpg"),
+                    (RefKind.CAPTION, "caption-1.dfxp")}
+    assert m.items[0].guid == "my_test_guid"
+    caption = next(r for r in m.references if r.kind is RefKind.CAPTION)
+    assert caption.lang == "en"
+    assert caption.line == 9
+
+
+def test_several_items() -> None:
+    m = manifest.parse(manifests.ooyala(manifests.ooyala_item("a.mov", guid="a"),
+                                        manifests.ooyala_item("b.mov", None, None, guid="b"))
+                       .encode(), "m.xml")
+    assert [i.guid for i in m.items] == ["a", "b"]
+    assert [r.item for r in m.references] == [0, 0, 0, 1]
+
+
+def test_remote_asset_has_no_local_media() -> None:
+    m = manifest.parse(manifests.REMOTE_ASSET.encode(), "remote.xml")
+    assert m.items[0].remote_url == "http://example.com/stream.m3u8"
+    assert [r.name for r in m.references] == ["http://example.com/thumb.jpg"]
+
+
+def test_csv_with_captions_quoted_newlines_and_bom() -> None:
+    data = b"\xef\xbb\xbf" + manifests.CSV_WITH_CAPTIONS.encode()
+    m = manifest.parse(data, "batch.csv")
+    assert m.format is ManifestFormat.OOYALA_CSV
+    assert [i.title for i in m.items] == ["Episode 1", "Episode 2"]
+    assert {(r.kind, r.name, r.lang) for r in m.references if r.item == 0} == {
+        (RefKind.MEDIA, "ep1.mp4", None), (RefKind.THUMBNAIL, "ep1.jpg", None),
+        (RefKind.CAPTION, "ep1.srt", "en")}
+    assert [r.line for r in m.references if r.item == 1] == [4]  # row 1 spans lines 2-3
+
+
+def test_brightcove_master_images_and_text_tracks() -> None:
+    m = manifest.parse(manifests.BRIGHTCOVE.encode(), "bc.xml")
+    assert m.format is ManifestFormat.BRIGHTCOVE_MRSS
+    assert [(r.kind, r.name) for r in m.references] == [
+        (RefKind.MEDIA, "bc_master.mp4"), (RefKind.THUMBNAIL, "bc_poster.jpg"),
+        (RefKind.THUMBNAIL, "bc_thumb.png"), (RefKind.CAPTION, "bc_captions.vtt")]
+
+
+def test_ttml_caption_is_not_a_manifest() -> None:
+    with pytest.raises(manifest.NotAManifest):
+        manifest.parse(b'<tt xmlns="http://www.w3.org/ns/ttml"><body/></tt>', "cap.xml")
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (manifests.ooyala().encode()[:200], "malformed-manifest"),
+    (b"<rss><channel></channel></rss>", "empty-manifest"),
+    (b"<rss><item/></rss>", "malformed-manifest"),
+    (b'<rss xmlns:media="http://search.yahoo.com/mrss/"><channel><item><media:title>x'
+     b"</media:title></item></channel></rss>", "missing-media"),
+    (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaa">]><rss>&a;</rss>',
+     "unsafe-manifest"),
+    (b'<?xml version="1.0" encoding="UTF-8"?><rss><channel>\xff\xfe</channel></rss>',
+     "malformed-manifest"),
+    (b"not xml at all", "malformed-manifest"),
+])
+def test_broken_xml_is_a_manifest_error_with_a_code(data: bytes, code: str) -> None:
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(data, "broken.xml")
+    assert err.value.code == code
+    assert err.value.hint
+
+
+def test_billion_laughs_is_refused_not_expanded() -> None:
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+            b"<rss>&lol2;</rss>")
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(bomb, "bomb.xml")
+    assert err.value.code == "unsafe-manifest"
+
+
+def test_csv_without_video_column() -> None:
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(b"title,file\nx,y.mp4\n", "m.csv")
+    assert "'video' column" in err.value.message
+
+
+def test_csv_not_utf8() -> None:
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse("video,title\nclip.mp4,Caf\u00e9\n".encode("latin-1"), "m.csv")
+    assert err.value.code == "bad-encoding"

@@ -1,0 +1,199 @@
+"""The watch tracker with a fake filesystem and explicit time: no sleeps, no real files."""
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from hotfolder.model import State
+from hotfolder.tracker import Failed, Gone, Ready, Waiting, WatchSettings, WatchTracker
+from tests import manifests
+from tests.fakes import FakeFileSystem
+
+ROOT = Path("/drop")
+WINDOW = 5.0
+
+
+@pytest.fixture
+def fs() -> FakeFileSystem:
+    return FakeFileSystem()
+
+
+def tracker(fs: FakeFileSystem, settled: set[str] | None = None, **kw: float) -> WatchTracker:
+    settings = WatchSettings("w", ROOT, WINDOW, **kw)  # type: ignore[arg-type]
+    return WatchTracker(settings, fs, (settled or set()).__contains__)
+
+
+def drop_all(fs: FakeFileSystem, t: WatchTracker, now: float) -> None:
+    fs.write(ROOT / "my_video.mov", b"v" * 100)
+    fs.write(ROOT / "my_thumbnail.jpg", b"j")
+    fs.write(ROOT / "caption-1.dfxp", b"<tt/>")
+    fs.write(ROOT / "m.xml", manifests.ooyala().encode())
+    for name in ("my_video.mov", "my_thumbnail.jpg", "caption-1.dfxp", "m.xml"):
+        t.on_event(PurePosixPath(name), now)
+
+
+def test_ready_after_one_window_with_every_file_pinned(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    drop_all(fs, t, now=0)
+    first = t.check(0)
+    assert isinstance(first[0], Waiting)
+    assert t.next_due() == WINDOW
+    assert t.check(WINDOW - 0.1) == []  # nothing due yet
+    (ready,) = t.check(WINDOW)
+    assert isinstance(ready, Ready)
+    sub = ready.submission
+    assert {str(f.relpath) for f in sub.media} == {"my_video.mov", "my_thumbnail.jpg",
+                                                  "caption-1.dfxp"}
+    assert sub.manifest.relpath == PurePosixPath("m.xml")
+    assert sub.media[0].identity == fs.identity(ROOT / sub.media[0].relpath)
+    assert t.check(100, everything=True) == []  # decided once, not again
+
+
+def test_slow_writer_keeps_the_submission_waiting(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    drop_all(fs, t, now=0)
+    t.check(0)
+    now = 0.0
+    for _ in range(10):  # a chunk every 3 s: always inside the window
+        now += 3
+        fs.append(ROOT / "my_video.mov", b"more")
+        t.on_event(PurePosixPath("my_video.mov"), now)
+        assert not any(isinstance(d, Ready) for d in t.check(now))
+    assert not any(isinstance(d, Ready) for d in t.check(now + WINDOW - 0.01, everything=True))
+    assert any(isinstance(d, Ready) for d in t.check(now + WINDOW, everything=True))
+
+
+def test_change_without_any_event_is_still_caught(fs: FakeFileSystem) -> None:
+    """A network share delivers no events: the re-stat at the deadline sees the change."""
+    t = tracker(fs)
+    drop_all(fs, t, now=0)
+    t.check(0)
+    fs.append(ROOT / "my_video.mov", b"late bytes")  # no on_event
+    decisions = t.check(WINDOW)
+    assert not any(isinstance(d, Ready) for d in decisions)
+    assert isinstance(t.check(2 * WINDOW)[0], Ready)
+
+
+def test_missing_file_waits_then_arrival_event_wakes_it(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item("a.mov", None, None)).encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    (waiting,) = t.check(WINDOW)
+    assert isinstance(waiting, Waiting)
+    assert waiting.missing == (PurePosixPath("a.mov"),)
+    fs.write(ROOT / "a.mov", b"x")
+    t.on_event(PurePosixPath("a.mov"), 6)
+    assert t.next_due() == 6
+    t.check(6)
+    assert isinstance(t.check(6 + WINDOW)[0], Ready)
+
+
+def test_files_that_never_arrive_fail_after_incomplete_after(fs: FakeFileSystem) -> None:
+    t = tracker(fs, incomplete_after=60)
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item("a.mov", None, None)).encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    assert isinstance(t.check(59, everything=True)[0], Waiting)
+    (failed,) = t.check(60, everything=True)
+    assert isinstance(failed, Failed)
+    assert failed.problems[0].code == "incomplete"
+    assert "a.mov" in failed.problems[0].message
+
+
+def test_malformed_manifest_fails_once_settled_not_while_being_written(
+        fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "m.xml", manifests.ooyala().encode()[:100])
+    t.on_event(PurePosixPath("m.xml"), 0)
+    assert isinstance(t.check(0)[0], Waiting)  # half-written: no verdict yet
+    (failed,) = t.check(WINDOW)
+    assert isinstance(failed, Failed)
+    assert failed.problems[0].code == "malformed-manifest"
+
+
+def test_rule_problems_fail_with_the_files_present(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "good.mov", b"x")
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item(
+        "good.mov", None, "c.dfxp", lang="xx")).encode())
+    t.on_scan([PurePosixPath("m.xml"), PurePosixPath("good.mov")], 0)
+    t.check(0)
+    (failed,) = t.check(WINDOW)
+    assert isinstance(failed, Failed)
+    assert failed.problems[0].code == "bad-caption-language"
+    assert failed.present == (PurePosixPath("good.mov"),)
+
+
+def test_symlink_out_of_the_folder_fails(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "a.mov", b"secret")
+    fs.links_outside.add(ROOT / "a.mov")
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item("a.mov", None, None)).encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    (failed,) = t.check(WINDOW)
+    assert isinstance(failed, Failed)
+    assert failed.problems[0].code == "path-escapes"
+
+
+def test_manifest_removed_while_waiting_is_gone(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "m.xml", manifests.ooyala().encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    (waiting,) = t.check(0)
+    fs.remove(ROOT / "m.xml")
+    t.on_event(PurePosixPath("m.xml"), 1)
+    (gone,) = t.check(1)
+    assert isinstance(gone, Gone)
+    assert gone.submission_id == waiting.submission_id
+
+
+def test_a_settled_submission_is_not_started_again(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    drop_all(fs, t, 0)
+    t.check(0)
+    (ready,) = t.check(WINDOW)
+    assert isinstance(ready, Ready)
+    again = tracker(fs, settled={ready.submission.id})  # a restarted daemon, journal says sent
+    again.on_scan([PurePosixPath("m.xml")], 100)
+    assert again.check(100) == []
+    assert again.check(200, everything=True) == []
+
+
+def test_a_rewritten_manifest_is_a_new_submission(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    drop_all(fs, t, 0)
+    t.check(0)
+    (first,) = t.check(WINDOW)
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item(guid="v2")).encode())
+    t.on_event(PurePosixPath("m.xml"), 20)
+    t.check(20)
+    (second,) = t.check(20 + WINDOW)
+    assert isinstance(first, Ready)
+    assert isinstance(second, Ready)
+    assert first.submission.id != second.submission.id
+
+
+def test_caption_xml_is_not_taken_for_a_manifest(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "captions.xml", b'<tt xmlns="http://www.w3.org/ns/ttml"/>')
+    t.on_event(PurePosixPath("captions.xml"), 0)
+    t.check(0)
+    assert t.check(WINDOW) == []
+    assert t.waiting == 0
+
+
+def test_ignored_names_are_never_candidates(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    for name in ("._m.xml", "m.xml.partial", ".hidden.xml", "aspera-transfer-1-manifest.txt"):
+        fs.write(ROOT / name, manifests.ooyala().encode())
+        t.on_event(PurePosixPath(name), 0)
+    assert t.check(0) == []
+    assert t.next_due() == float("inf")
+
+
+def test_states_are_named_like_the_aspera_client() -> None:
+    assert [s.value for s in State] == [
+        "pending", "ready", "queued", "sending-media", "media-sent", "sending-manifest",
+        "complete", "failed", "held"]
