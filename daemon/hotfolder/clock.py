@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -42,8 +42,6 @@ class FakeClock:
         return self._t
 
     def now(self) -> datetime:
-        from datetime import timedelta
-
         return self._wall0 + timedelta(seconds=self._t - self._start)
 
     def advance(self, seconds: float) -> None:

@@ -92,7 +92,8 @@ def load(file: Path) -> Config:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise InvalidConfig([ConfigError(str(file), None, (), f"cannot read config: {err}")]) from err
+        problem = ConfigError(str(file), None, (), f"cannot read config: {err}")
+        raise InvalidConfig([problem]) from err
     return parse(text, str(file))
 
 
@@ -178,7 +179,8 @@ def _schema_error(
 
 def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
     allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, dict) else set()
-    return sorted(k for k in error.instance if k not in allowed)
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    return sorted(k for k in instance if k not in allowed)
 
 
 def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
@@ -198,7 +200,8 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
         return (f"expected {_a(wanted)}, got {_a(_json_type(error.instance))} "
                 f"({error.instance!r})", _example_hint(error))
     if kind in ("enum", "const"):
-        choices = error.validator_value if kind == "enum" else [error.validator_value]
+        value: Any = error.validator_value
+        choices = value if kind == "enum" else [value]
         return (f"{error.instance!r} is not one of {', '.join(map(str, choices))}",
                 _example_hint(error))
     if kind in ("minimum", "exclusiveMinimum", "maximum", "minLength", "minItems",

@@ -205,8 +205,8 @@ class Daemon:
                 failed.submission_id, w.config.name, w.config.path, failed.manifest,
                 failed.present, failed.problems, w.config.failed_dir, now)
         except OSError as err:
-            log.error("cannot quarantine: files left in place", submission_id=failed.submission_id,
-                      watch=w.config.name, error=str(err))
+            log.exception("cannot quarantine: files left in place",
+                          submission_id=failed.submission_id, watch=w.config.name, error=str(err))
             return
         first = failed.problems[0]
         log.error("submission rejected", submission_id=failed.submission_id, watch=w.config.name,

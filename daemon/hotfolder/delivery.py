@@ -103,7 +103,6 @@ class Delivery:
             attempt += 1
             try:
                 self.target.send(session, lambda done: None, self.cancel)
-                return
             except TransferError as err:
                 if self.cancel.is_set():
                     raise Cancelled(session.submission_id) from err
@@ -116,6 +115,8 @@ class Delivery:
                             code=err.code, error=err.message, attempt=attempt, retry_in=delay)
                 if self.clock.wait(self.cancel, delay):
                     raise Cancelled(session.submission_id) from err
+            else:
+                return
 
     def _check_unchanged(self, sub: Submission, manifest_only: bool = False) -> None:
         files = (sub.manifest,) if manifest_only else sub.files

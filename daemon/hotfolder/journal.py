@@ -80,9 +80,9 @@ class Row:
 
     def submission(self) -> Submission:
         files = [_file_from_json(f) for f in self.files]
-        media = tuple(f for f, raw in zip(files, self.files, strict=True) if raw["role"] != "manifest")
-        manifest = next(f for f, raw in zip(files, self.files, strict=True)
-                        if raw["role"] == "manifest")
+        roles = [raw["role"] for raw in self.files]
+        media = tuple(f for f, role in zip(files, roles, strict=True) if role != "manifest")
+        manifest = next(f for f, role in zip(files, roles, strict=True) if role == "manifest")
         return Submission(self.id, self.watch, manifest, media,
                           ManifestFormat(self.format or ManifestFormat.OOYALA_MRSS))
 
@@ -101,7 +101,8 @@ def _file_from_json(raw: dict[str, Any]) -> SubmissionFile:
 
 
 def files_json(sub: Submission) -> list[dict[str, Any]]:
-    return [*(_file_to_json(f, "media") for f in sub.media), _file_to_json(sub.manifest, "manifest")]
+    media = [_file_to_json(f, "media") for f in sub.media]
+    return [*media, _file_to_json(sub.manifest, "manifest")]
 
 
 class Journal:
@@ -239,10 +240,10 @@ class Journal:
             sets.append(f"{key} = ?")
             args.append(json.dumps(value) if key == "detail" else value)
         with self._tx() as db:
-            cur = db.execute(
-                f"UPDATE submissions SET {', '.join(sets)} WHERE id = ? AND state IN "
-                f"({','.join('?' * len(allowed))})",
-                (*args, sid, *(str(s) for s in allowed)))
+            # Column names come from UPDATABLE (checked above); every value is a bound parameter.
+            sql = (f"UPDATE submissions SET {', '.join(sets)} WHERE id = ? AND state IN "  # noqa: S608
+                   f"({','.join('?' * len(allowed))})")
+            cur = db.execute(sql, (*args, sid, *(str(s) for s in allowed)))
             if cur.rowcount != 1:
                 raise StaleTransition(f"{sid}: cannot move to {to} from {self._state(db, sid)}")
             _log(db, sid, now, to, note)

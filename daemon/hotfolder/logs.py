@@ -39,7 +39,7 @@ class JournaldRenderer:
 
     def __init__(self, send: Any = None) -> None:
         if send is None:
-            from systemd import journal
+            from systemd import journal  # noqa: PLC0415 - only loaded when journald is used
 
             send = journal.send
         self._send = send

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET  # only for types and the TreeBuilder; parsin
 from collections.abc import Callable
 
 import defusedxml
-import defusedxml.ElementTree as DET
+from defusedxml import ElementTree as DefusedET
 
 from hotfolder.model import Manifest, ManifestFormat, ManifestItem, Reference, RefKind
 
@@ -76,15 +76,15 @@ class _LineRecorder(ET.TreeBuilder):
 
 def _parse_xml(data: bytes) -> Manifest:
     recorder = _LineRecorder()
-    parser = DET.DefusedXMLParser(target=recorder, forbid_dtd=True)
+    parser = DefusedET.DefusedXMLParser(target=recorder, forbid_dtd=True)
     recorder.expat = parser.parser
     try:
         parser.feed(data)
         root = parser.close()
     except ET.ParseError as err:
-        line = err.position[0] if err.position else None
+        at = err.position[0] if err.position else None
         raise ManifestError("malformed-manifest", f"the XML is not well-formed: {err}",
-                            "the file may be truncated or hand-edited; re-export it", line) from err
+                            "the file may be truncated or hand-edited; re-export it", at) from err
     except (defusedxml.DTDForbidden, defusedxml.EntitiesForbidden,
             defusedxml.ExternalReferenceForbidden) as err:
         raise ManifestError("unsafe-manifest", f"the XML uses a DTD or entities ({err})",

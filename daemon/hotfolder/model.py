@@ -98,7 +98,7 @@ class SubmissionFile:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One manifest and every local file it references, each pinned to the identity it settled at."""
+    """One manifest and every local file it references, each pinned to its settled identity."""
 
     id: str
     watch: str
@@ -121,7 +121,8 @@ def submission_id(watch: str, manifest_relpath: PurePosixPath, identity: FileIde
     Readable at a glance (the manifest's stem) and unique (a hash of where and what it is), so a
     restarted daemon recognises a submission it already delivered.
     """
-    key = f"{watch}\0{manifest_relpath}\0{identity.size}\0{identity.mtime_ns}\0{identity.inode}"
+    i = identity
+    key = f"{watch}\0{manifest_relpath}\0{i.size}\0{i.mtime_ns}\0{i.inode}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in manifest_relpath.stem)[:40]
     return f"{stem}-{digest}"

@@ -196,6 +196,10 @@ class WatchTracker:
         if self.is_settled(sid):
             self._settle(cand, ident)
             return None
+        return self._decide(cand, ident, sid, now)
+
+    def _decide(self, cand: _Candidate, ident: FileIdentity, sid: str,
+                now: float) -> Decision | None:
         if not self.stability.is_stable(cand.relpath, now):
             return self._peek(cand, ident, sid, now)
         if cand.plan_identity != ident:

@@ -71,8 +71,11 @@ class Watcher:
         self.observer.join(timeout=10)
 
 
+TOP = PurePosixPath()
+
+
 def scan(root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = (),
-         below: PurePosixPath = PurePosixPath()) -> Iterator[PurePosixPath]:
+         below: PurePosixPath = TOP) -> Iterator[PurePosixPath]:
     """Every regular file under root/below, relative to root, minus ignored names and folders.
 
     `skip` holds folders never to enter (the archive and failed folders, when they live inside

@@ -142,6 +142,7 @@ def test_manifest_removed_while_waiting_is_gone(fs: FakeFileSystem) -> None:
     fs.write(ROOT / "m.xml", manifests.ooyala().encode())
     t.on_event(PurePosixPath("m.xml"), 0)
     (waiting,) = t.check(0)
+    assert isinstance(waiting, Waiting)
     fs.remove(ROOT / "m.xml")
     t.on_event(PurePosixPath("m.xml"), 1)
     (gone,) = t.check(1)

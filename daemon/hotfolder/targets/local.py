@@ -54,8 +54,7 @@ class LocalTarget:
         try:
             with open(src, "rb") as fin, open(partial, "wb") as fout:
                 while True:
-                    if cancel.is_set():
-                        raise TransferError("cancelled", "cancelled", retryable=True)
+                    _raise_if_cancelled(cancel)
                     sent = os.sendfile(fout.fileno(), fin.fileno(), None, CHUNK)
                     if sent == 0:
                         break
@@ -68,6 +67,11 @@ class LocalTarget:
             raise
         _fsync_dir(dest.parent)
         return done
+
+
+def _raise_if_cancelled(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise TransferError("cancelled", "cancelled", retryable=True)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,7 @@
+"""`python3 -m hotfolder`: what the systemd unit runs."""
+
+import sys
+
+from hotfolder.cli import main
+
+sys.exit(main())
