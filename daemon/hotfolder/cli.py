@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -14,7 +15,7 @@ from types import FrameType
 import structlog
 
 from hotfolder import config as configuration
-from hotfolder import demo, logs, startup
+from hotfolder import demo, logs, startup, survey
 from hotfolder.daemon import JOURNAL_FILE, Daemon
 from hotfolder.journal import Journal
 
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "demo": cmd_demo,
         "status": cmd_status,
+        "scan": cmd_scan,
     }[args.command]
     return handler(args)
 
@@ -47,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     dem = sub.add_parser("demo", help="drop a sample submission into the demo folder and run")
     dem.add_argument("--config", "-c", type=Path, default=Path("config/demo.yaml"))
     dem.add_argument("--once", action="store_true", help="exit once the sample is delivered")
+    scan = sub.add_parser("scan", help="show what the daemon would do now, sending nothing")
+    scan.add_argument("--config", "-c", type=Path, required=True)
+    scan.add_argument("--watch", help="only this watch")
+    scan.add_argument("--json", action="store_true", help="machine-readable output")
     status = sub.add_parser("status", help="list recent submissions from the journal")
     status.add_argument("--config", "-c", type=Path, required=True)
     status.add_argument("--json", action="store_true")
@@ -116,6 +122,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"delivering to {cfg.targets[cfg.watches[0].target].options.get('path')}. "
           + ("" if args.once else "Ctrl-C to stop."), file=sys.stderr)
     return run_daemon(cfg, once=args.once)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    watches = [w for w in cfg.watches if args.watch in (None, w.name)]
+    if not watches:
+        print(f"no watch named {args.watch!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    journal_path = cfg.state_dir / JOURNAL_FILE
+    journal = Journal(journal_path) if journal_path.exists() else None
+    try:
+        found = {w.name: survey.survey(w, journal, time.time()) for w in watches}
+    finally:
+        if journal:
+            journal.close()
+    if args.json:
+        print(json.dumps({name: [look.as_json() for look in looks]
+                          for name, looks in found.items()}, indent=2, default=str))
+    else:
+        for name, looks in found.items():
+            sys.stdout.write(survey.render(name, looks))
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

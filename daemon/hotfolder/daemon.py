@@ -17,12 +17,13 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from hotfolder import postprocess, targets
+from hotfolder import postprocess, rules, targets
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import Config, WatchConfig
 from hotfolder.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
 from hotfolder.journal import Journal, Row, StaleTransition
-from hotfolder.model import IN_FLIGHT, State
+from hotfolder.model import IN_FLIGHT, Problem, State
+from hotfolder.schema import COMMON_TARGET_PROPERTIES
 from hotfolder.tracker import (
     Decision,
     Failed,
@@ -41,6 +42,7 @@ log = structlog.get_logger()
 MAX_SLEEP = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
+DEFAULT_QUOTA: int = COMMON_TARGET_PROPERTIES["quota_bytes"]["default"]
 
 
 @dataclass(slots=True)
@@ -66,6 +68,7 @@ class Daemon:
     _changes: queue.SimpleQueue[Change] = field(default_factory=queue.SimpleQueue)
     _watches: dict[str, _Watch] = field(default_factory=dict)
     _running: dict[str, Future[None]] = field(default_factory=dict)
+    _deferred: set[str] = field(default_factory=set)  # ready, waiting for quota
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,7 +127,8 @@ class Daemon:
         log.info("stopped")
 
     def _idle(self) -> bool:
-        return not self._running and all(w.tracker.waiting == 0 for w in self._watches.values())
+        trackers_idle = all(w.tracker.waiting == 0 for w in self._watches.values())
+        return not self._running and not self._deferred and trackers_idle
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -177,7 +181,8 @@ class Daemon:
         now = self.clock.now()
         if isinstance(decision, Waiting):
             detail = {"missing": [str(p) for p in decision.missing],
-                      "unsettled": [str(p) for p in decision.unsettled]}
+                      "unsettled": [str(p) for p in decision.unsettled],
+                      "conflicts": [str(p) for p in decision.conflicts]}
             if self.journal.record_pending(decision.submission_id, w.config.name,
                                            decision.manifest, now, detail):
                 log.info("manifest seen, waiting for files", submission_id=decision.submission_id,
@@ -217,6 +222,8 @@ class Daemon:
         row = self.journal.get(sid)
         if row is None or sid in self._running:
             return
+        if row.state is State.READY and not self._fits_quota(row):
+            return
         if row.state is State.READY:
             self.journal.transition(sid, State.QUEUED, self.clock.now())
             row = self.journal.get(sid)
@@ -227,6 +234,43 @@ class Daemon:
                         watch=row.watch)
             return
         self._running[sid] = self._pool.submit(self._deliver, w, row)
+
+    def _fits_quota(self, row: Row) -> bool:
+        """Keep what is in flight to one target under its account's quota (ingest rule)."""
+        w = self._watches.get(row.watch)
+        if w is None:
+            return False
+        limit = int(self.config.targets[w.config.target].options.get("quota_bytes",
+                                                                     DEFAULT_QUOTA))
+        same_target = {n for n, o in self._watches.items() if o.config.target == w.config.target}
+        in_flight = sum(r.bytes_total for r in self.journal.rows(IN_FLIGHT)
+                        if r.watch in same_target)
+        verdict = rules.quota(row.bytes_total, in_flight, limit)
+        if verdict is True:
+            self._deferred.discard(row.id)
+            return True
+        if verdict is False:
+            if row.id not in self._deferred:
+                log.info("waiting for quota", submission_id=row.id, watch=row.watch,
+                         state=str(State.READY), bytes=row.bytes_total, in_flight=in_flight,
+                         quota=limit)
+            self._deferred.add(row.id)
+            return False
+        self._deferred.discard(row.id)
+        self._reject(w, row, verdict)
+        return False
+
+    def _reject(self, w: _Watch, row: Row, problem: Problem) -> None:
+        now = self.clock.now()
+        self.journal.transition(row.id, State.FAILED, now, note=problem.message,
+                                error_code=problem.code, error_message=problem.message)
+        sub = row.submission()
+        folder = postprocess.quarantine(row.id, row.watch, w.config.path, sub.manifest.relpath,
+                                        [f.relpath for f in sub.media], [problem],
+                                        w.config.failed_dir, now)
+        log.error("submission rejected", submission_id=row.id, watch=row.watch,
+                  state=str(State.FAILED), code=problem.code, reason=problem.message,
+                  report=str(folder / postprocess.REPORT_TXT))
 
     def _deliver(self, w: _Watch, row: Row) -> None:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,
@@ -244,9 +288,12 @@ class Daemon:
             log.exception("delivery crashed", submission_id=row.id, watch=row.watch)
 
     def _reap(self) -> None:
-        for sid, future in list(self._running.items()):
-            if future.done():
-                del self._running[sid]
+        finished = [sid for sid, future in self._running.items() if future.done()]
+        for sid in finished:
+            del self._running[sid]
+        if finished:
+            for sid in sorted(self._deferred):
+                self._dispatch(sid)
 
     # -- crash recovery -------------------------------------------------------------------
 

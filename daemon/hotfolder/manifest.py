@@ -202,6 +202,8 @@ def _ref(kind: RefKind, el: ET.Element, attr: str, item: int, line: LineOf,
 
 CSV_REFERENCES = {"video": RefKind.MEDIA, "thumbnail": RefKind.THUMBNAIL,
                   "subtitle": RefKind.CAPTION}
+CSV_KNOWN = frozenset({*CSV_REFERENCES, "title", "description", "content_type", "hosted_at",
+                       "subtitle:lang", "subtitle:framerate"})
 
 
 def _parse_csv(data: bytes) -> Manifest:
@@ -251,5 +253,7 @@ def _csv_item(index: int, row: list[str], columns: dict[str, int], line: int) ->
     if cell("video") is None:
         raise ManifestError("missing-media", f"row {index + 1} has an empty 'video' cell",
                             "give the video's file name (or URL) in the 'video' column", line)
+    metadata = tuple((name, value) for name in columns
+                     if name not in CSV_KNOWN and (value := cell(name)) is not None)
     return ManifestItem(title=cell("title"), guid=None, references=tuple(refs),
-                        remote_url=cell("video") if is_remote else None)
+                        remote_url=cell("video") if is_remote else None, metadata=metadata)

@@ -75,6 +75,7 @@ class ManifestItem:
     guid: str | None
     references: tuple[Reference, ...]
     remote_url: str | None = None  # remote assets: nothing local to upload
+    metadata: tuple[tuple[str, str], ...] = ()  # custom fields (CSV columns we do not know)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,3 +115,13 @@ def _check_captions_per_item(manifest: Manifest) -> Iterator[Problem]:
 
 def _problem(ref: Reference, code: str, message: str, hint: str) -> Problem:
     return Problem(code, message, hint, path=ref.name, line=ref.line)
+
+
+def quota(total: int, in_flight: int, limit: int) -> Problem | bool:
+    """True if the submission fits now, False if it must wait for what is in flight, or a
+    Problem if it can never fit."""
+    if total > limit:
+        return Problem("over-quota",
+                       f"the submission is {total:,} bytes, more than the account holds at once "
+                       f"({limit:,} bytes)", "split it into several smaller manifests")
+    return total + in_flight <= limit

@@ -111,11 +111,25 @@ WATCH: Schema = {
     },
 }
 
+#: Keys every target type takes.
+COMMON_TARGET_PROPERTIES: Schema = {
+    "quota_bytes": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 100_000_000_000,
+        "description": "The most this target's account may hold at once (Ooyala/Brightcove "
+        "ingest: 100 GB). A submission larger than this fails; one that would push what is in "
+        "flight over it waits.",
+        "example": 100_000_000_000,
+    },
+}
+
 LOCAL_TARGET: Schema = {
     "type": "object",
     "additionalProperties": False,
     "required": ["type", "path"],
     "properties": {
+        **COMMON_TARGET_PROPERTIES,
         "type": {"const": "local", "description": "A destination folder.", "example": "local"},
         "path": {
             "type": "string",

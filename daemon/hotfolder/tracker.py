@@ -76,6 +76,7 @@ class Waiting:
     missing: tuple[PurePosixPath, ...] = ()
     unsettled: tuple[PurePosixPath, ...] = ()
     format: ManifestFormat | None = None
+    conflicts: tuple[PurePosixPath, ...] = ()  # other waiting manifests naming the same files
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,26 +282,48 @@ class WatchTracker:
                 Problem("path-escapes", f"'{p}' is a link to a place outside the drop folder",
                         "copy the file itself into the drop folder", path=str(p))
                 for p in escaping))
-        if missing and now - cand.first_seen >= self.settings.incomplete_after:
-            return self._fail(cand, ident, sid, (Problem(
+        conflicts = self._conflicts(cand)
+        if (missing or conflicts) and now - cand.first_seen >= self.settings.incomplete_after:
+            # Files another manifest also names stay in the drop folder for that manifest.
+            return self._fail(cand, ident, sid, (self._incomplete(missing, conflicts),),
+                              keep_files=bool(conflicts))
+        if missing or unsettled or conflicts:
+            soonest = [t for p in unsettled if (t := self.stability.stable_at(p)) is not None]
+            cand.next_check = (now + min(MAX_RECHECK, self.settings.stability_seconds)
+                               if missing or conflicts
+                               else max(soonest, default=now + MAX_RECHECK))
+            return self._wait(cand, sid, tuple(missing), tuple(unsettled), conflicts)
+        return self._ready(cand, ident, sid)
+
+    def _conflicts(self, cand: _Candidate) -> tuple[PurePosixPath, ...]:
+        """Other manifests, not yet sent, that name one of this manifest's files: sending
+        either would take the file from the other, so both wait until one is withdrawn."""
+        others = {o for ref in cand.refs for o in self._referenced_by.get(ref, ())
+                  if o != cand.relpath}
+        return tuple(sorted(others))
+
+    @staticmethod
+    def _incomplete(missing: list[PurePosixPath],
+                    conflicts: tuple[PurePosixPath, ...]) -> Problem:
+        if missing:
+            return Problem(
                 "incomplete", "files named in the manifest never arrived: "
                 + ", ".join(str(p) for p in missing),
                 "copy the missing files into the drop folder next to the manifest, then drop "
-                "the manifest again"),))
-        if missing or unsettled:
-            soonest = [t for p in unsettled if (t := self.stability.stable_at(p)) is not None]
-            cand.next_check = (now + min(MAX_RECHECK, self.settings.stability_seconds)
-                               if missing else max(soonest, default=now + MAX_RECHECK))
-            return self._wait(cand, sid, tuple(missing), tuple(unsettled))
-        return self._ready(cand, ident, sid)
+                "the manifest again")
+        return Problem(
+            "conflict", "files are also named by other manifests: "
+            + ", ".join(str(p) for p in conflicts),
+            "a file can go with one manifest only; remove or fix one of the manifests")
 
     # -- outcomes -------------------------------------------------------------------------
 
     def _wait(self, cand: _Candidate, sid: str, missing: tuple[PurePosixPath, ...],
-              unsettled: tuple[PurePosixPath, ...]) -> Waiting:
+              unsettled: tuple[PurePosixPath, ...],
+              conflicts: tuple[PurePosixPath, ...] = ()) -> Waiting:
         cand.waiting_id = sid
         fmt = cand.plan.manifest.format if cand.plan else None
-        return Waiting(sid, cand.relpath, missing, unsettled, fmt)
+        return Waiting(sid, cand.relpath, missing, unsettled, fmt, conflicts)
 
     def _ready(self, cand: _Candidate, ident: FileIdentity, sid: str) -> Ready:
         assert cand.plan is not None
@@ -318,8 +341,8 @@ class WatchTracker:
         return ident
 
     def _fail(self, cand: _Candidate, ident: FileIdentity, sid: str,
-              problems: tuple[Problem, ...]) -> Failed:
-        present = tuple(
+              problems: tuple[Problem, ...], keep_files: bool = False) -> Failed:
+        present = () if keep_files else tuple(
             f.relpath for f in (cand.plan.files if cand.plan else ())
             if self.stability.identity(f.relpath) is not None
         )

@@ -165,3 +165,18 @@ def test_a_destination_that_refuses_fails_with_a_report_and_keeps_the_sources(
     assert (failed / "m.xml").exists()
     assert "failed" in (failed / "REPORT.txt").read_text()
     assert not (ingest / "m.xml").exists(), "the manifest must never go after failed media"
+
+
+def test_a_submission_over_the_account_quota_fails_with_a_reason(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("type: local", "type: local\n    quota_bytes: 1000"))
+    cfg = config.load(path)
+    drop = tmp_path / "drop"
+    (drop / "big.mov").write_bytes(b"b" * 2000)
+    (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("big.mov", None, None)))
+    with running(cfg) as daemon:
+        wait_until(lambda: daemon.journal.counts().get(State.FAILED) == 1)
+    (failed,) = (tmp_path / "failed").iterdir()
+    assert "more than the account holds" in (failed / "REPORT.txt").read_text()
+    assert (failed / "big.mov").exists()
+    assert list((tmp_path / "ingest").iterdir()) == []

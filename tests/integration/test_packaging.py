@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests import manifests
 from tests.helpers import write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,3 +94,29 @@ def test_demo_delivers_the_sample_manifest_last_and_archives_it(tmp_path: Path) 
     assert list((tmp_path / "demo" / "drop").iterdir()) == []
     assert len(list((tmp_path / "demo" / "archive").glob("*/*/receipt.json"))) == 1
     assert '"state": "sending-manifest"' in out.stderr
+
+
+def test_scan_reports_each_submission_without_sending(tmp_path: Path) -> None:
+    path = write_config(tmp_path, stability_seconds=0.05)
+    drop = tmp_path / "drop"
+    (drop / "a.mov").write_bytes(b"a" * 10)
+    (drop / "good.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+    (drop / "waits.xml").write_text(manifests.ooyala(manifests.ooyala_item("b.mov", None, None)))
+    (drop / "bad.xml").write_text(manifests.ooyala(manifests.ooyala_item("../x.mov", None, None)))
+    out = hotfolder("scan", "--config", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    looks = {look["manifest"]: look for look in json.loads(out.stdout)["w"]}
+    assert looks["waits.xml"]["verdict"] == "wait"
+    assert any("b.mov (missing)" in w for w in looks["waits.xml"]["waiting_for"])
+    assert looks["bad.xml"]["verdict"] == "fail"
+    assert looks["bad.xml"]["problems"][0]["code"] == "path-escapes"
+    assert looks["good.xml"]["verdict"] == "send"
+    assert looks["good.xml"]["format"] == "ooyala-mrss"
+    media = looks["good.xml"]["files"][1]
+    assert (media["path"], media["role"], media["size"], media["settled"]) == (
+        "a.mov", "media", 10, True)
+    text = hotfolder("scan", "--config", str(path))
+    assert "would FAIL" in text.stdout
+    assert "what to do:" in text.stdout
+    assert list((tmp_path / "ingest").iterdir()) == []
+    assert (drop / "bad.xml").exists()

@@ -2,7 +2,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from hotfolder import grouping, manifest
+from hotfolder import grouping, manifest, rules
 from tests import manifests
 
 
@@ -73,3 +73,11 @@ def test_brightcove_uri_unsafe_names() -> None:
     p = plan_for(xml)
     assert "bad-file-name" in {x.code for x in p.problems}
     assert plan_for(manifests.BRIGHTCOVE).problems == ()
+
+
+def test_quota_fits_waits_or_never_fits() -> None:
+    assert rules.quota(40, 50, 100) is True
+    assert rules.quota(60, 50, 100) is False  # waits for what is in flight
+    problem = rules.quota(101, 0, 100)
+    assert not isinstance(problem, bool)
+    assert problem.code == "over-quota"

@@ -93,3 +93,18 @@ def test_csv_not_utf8() -> None:
     with pytest.raises(manifest.ManifestError) as err:
         manifest.parse("video,title\nclip.mp4,Caf\u00e9\n".encode("latin-1"), "m.csv")
     assert err.value.code == "bad-encoding"
+
+
+def test_csv_keeps_unknown_columns_as_metadata() -> None:
+    m = manifest.parse(manifests.CSV_WITH_CAPTIONS.encode(), "batch.csv")
+    assert m.items[0].metadata == (("season", "1"),)
+
+
+def test_brightcove_limit_is_100_items() -> None:
+    item = manifests.BRIGHTCOVE.split("<item>")[1].split("</item>")[0]
+    head, tail = manifests.BRIGHTCOVE.split("<item>")[0], "</channel></rss>"
+    ok = head + f"<item>{item}</item>" * 100 + tail
+    assert len(manifest.parse(ok.encode(), "bc.xml").items) == 100
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse((head + f"<item>{item}</item>" * 101 + tail).encode(), "bc.xml")
+    assert err.value.code == "too-many-items"

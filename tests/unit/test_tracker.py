@@ -198,3 +198,51 @@ def test_states_are_named_like_the_aspera_client() -> None:
     assert [s.value for s in State] == [
         "pending", "ready", "queued", "sending-media", "media-sent", "sending-manifest",
         "complete", "failed", "held"]
+
+
+def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
+        fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "shared.mov", b"x")
+    for name in ("one.xml", "two.xml"):
+        fs.write(ROOT / name, manifests.ooyala(manifests.ooyala_item("shared.mov", None, None,
+                                                                     guid=name)).encode())
+        t.on_event(PurePosixPath(name), 0)
+    t.check(0)
+    decisions = t.check(WINDOW + 1, everything=True)
+    assert len(decisions) == 2
+    for d in decisions:
+        assert isinstance(d, Waiting)
+        assert d.conflicts, "each manifest must say which other manifest blocks it"
+    assert {str(d.conflicts[0]) for d in decisions if isinstance(d, Waiting)} == {
+        "one.xml", "two.xml"}
+    fs.remove(ROOT / "two.xml")
+    t.on_event(PurePosixPath("two.xml"), 7)
+    results = t.check(7, everything=True)
+    assert any(isinstance(d, Gone) for d in results)
+    ready = [d for d in results + t.check(7 + WINDOW, everything=True) if isinstance(d, Ready)]
+    assert [str(r.submission.manifest.relpath) for r in ready] == ["one.xml"]
+
+
+def test_an_unresolved_conflict_fails_after_incomplete_after(fs: FakeFileSystem) -> None:
+    t = tracker(fs, incomplete_after=30)
+    fs.write(ROOT / "shared.mov", b"x")
+    for name in ("one.xml", "two.xml"):
+        fs.write(ROOT / name, manifests.ooyala(manifests.ooyala_item("shared.mov", None, None,
+                                                                     guid=name)).encode())
+        t.on_event(PurePosixPath(name), 0)
+    t.check(0)
+    failed = [d for d in t.check(30, everything=True) if isinstance(d, Failed)]
+    assert failed
+    assert failed[0].problems[0].code == "conflict"
+    assert failed[0].present == (), "a shared file must stay for the other manifest"
+
+
+def test_an_oversized_manifest_is_refused_unread(fs: FakeFileSystem) -> None:
+    t = tracker(fs, max_manifest_bytes=1000)
+    fs.write(ROOT / "huge.xml", b"<rss>" + b" " * 5000)
+    t.on_event(PurePosixPath("huge.xml"), 0)
+    t.check(0)
+    (failed,) = t.check(WINDOW)
+    assert isinstance(failed, Failed)
+    assert failed.problems[0].code == "manifest-too-large"
