@@ -192,6 +192,11 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
         close = difflib.get_close_matches(extra[0], allowed, n=1) if extra else []
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
         return f"unknown key '{', '.join(extra)}'", hint
+    options: Any = error.validator_value
+    if kind == "oneOf" and all(set(s) == {"required"} for s in options):
+        keys = [s["required"][0] for s in options]
+        return (f"give exactly one of {', '.join(keys)}",
+                "the password (a file or a systemd credential) or an SSH key")
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return f"missing required key '{missing}'", _describe(sch, missing)
@@ -340,6 +345,7 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
 
 def _resolve_target(t: dict[str, Any], base: Path) -> dict[str, Any]:
     options = {k: v for k, v in t.items() if k != "type"}
-    if "path" in options:
-        options["path"] = _resolve(options["path"], base)
+    for key in ("path", "password_file", "key_file"):
+        if key in options:
+            options[key] = _resolve(options[key], base)
     return options

@@ -75,7 +75,8 @@ class Daemon:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.config.state_dir / JOURNAL_FILE)
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="transfer")
-        built = {name: targets.build(t) for name, t in self.config.targets.items()}
+        built = {name: targets.build(t, self.config.state_dir)
+                 for name, t in self.config.targets.items()}
         now = self.clock.monotonic()
         for w in self.config.watches:
             settings = WatchSettings(w.name, w.path, w.stability_seconds, w.incomplete_after,
@@ -272,9 +273,16 @@ class Daemon:
                   state=str(State.FAILED), code=problem.code, reason=problem.message,
                   report=str(folder / postprocess.REPORT_TXT))
 
+    def _retry_for(self, w: _Watch) -> RetryPolicy:
+        raw = self.config.targets[w.config.target].options.get("retry")
+        if not raw:
+            return self.retry
+        return RetryPolicy(raw.get("tries", 7), raw.get("initial_delay", 2.0),
+                           raw.get("factor", 2.0), raw.get("max_delay", 60.0))
+
     def _deliver(self, w: _Watch, row: Row) -> None:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,
-                            self.retry)
+                            self._retry_for(w))
         try:
             delivery.run(row)
         except Cancelled:

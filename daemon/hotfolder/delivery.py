@@ -37,6 +37,38 @@ class RetryPolicy:
             delay *= self.factor
 
 
+class ProgressLog:
+    """Byte progress into the journal (at most once a second, for `hotfolder status`) and the
+    log (at most every 10 % or 30 s, so journald is not flooded by STATS at 10/s)."""
+
+    JOURNAL_EVERY = 1.0
+    LOG_EVERY = 30.0
+    LOG_STEP = 0.10
+
+    def __init__(self, journal: Journal, sid: str, total: int, offset: int, clock: Clock,
+                 log: structlog.typing.FilteringBoundLogger) -> None:
+        self.journal, self.sid, self.total, self.offset = journal, sid, max(total, 1), offset
+        self.clock, self.log = clock, log
+        self.started = self.last_write = self.last_log = clock.monotonic()
+        self.last_fraction = 0.0
+
+    def __call__(self, session_bytes: int) -> None:
+        now = self.clock.monotonic()
+        done = self.offset + session_bytes
+        if now - self.last_write >= self.JOURNAL_EVERY:
+            self.last_write = now
+            self.journal.progress(self.sid, done)
+        fraction = done / self.total
+        if fraction - self.last_fraction >= self.LOG_STEP or now - self.last_log >= self.LOG_EVERY:
+            elapsed = max(now - self.started, 1e-6)
+            rate = session_bytes / elapsed
+            eta = (self.total - done) / rate if rate > 0 else None
+            self.log.info("progress", percent=round(100 * fraction), bytes_done=done,
+                          bytes_total=self.total, rate_bytes_s=round(rate),
+                          eta_s=round(eta) if eta is not None else None)
+            self.last_fraction, self.last_log = fraction, now
+
+
 class Cancelled(Exception):
     """Shutdown asked the transfer to stop; the journal state stays for the next start."""
 
@@ -82,13 +114,14 @@ class Delivery:
     def _media(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
         self._check_unchanged(sub)
         self._step(sub.id, State.SENDING_MEDIA, log, f"{len(sub.media)} files")
-        self._send(media_session(sub, self.watch.path), log)
+        self._send(media_session(sub, self.watch.path), log, sub)
         self._step(sub.id, State.MEDIA_SENT, log, "media delivered")
 
     def _manifest(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
         self._check_unchanged(sub, manifest_only=True)
         self._step(sub.id, State.SENDING_MANIFEST, log, str(sub.manifest.dest))
-        self._send(manifest_session(sub, self.watch.path), log)
+        self._send(manifest_session(sub, self.watch.path), log, sub)
+        self.journal.progress(sub.id, sub.total_bytes)
         self._step(sub.id, State.COMPLETE, log, "manifest delivered")
 
     def _step(self, sid: str, state: State, log: structlog.typing.FilteringBoundLogger,
@@ -96,13 +129,16 @@ class Delivery:
         self.journal.transition(sid, state, self.clock.now(), note=note)
         log.info(f"{state}", state=str(state), detail=note)
 
-    def _send(self, session: Session, log: structlog.typing.FilteringBoundLogger) -> None:
+    def _send(self, session: Session, log: structlog.typing.FilteringBoundLogger,
+              sub: Submission) -> None:
         delays = self.retry.delays()
         attempt = 0
+        offset = sub.total_bytes - sub.manifest.identity.size if session.label == "manifest" else 0
         while True:
             attempt += 1
+            progress = ProgressLog(self.journal, sub.id, sub.total_bytes, offset, self.clock, log)
             try:
-                self.target.send(session, lambda done: None, self.cancel)
+                self.target.send(session, progress, self.cancel)
             except TransferError as err:
                 if self.cancel.is_set():
                     raise Cancelled(session.submission_id) from err

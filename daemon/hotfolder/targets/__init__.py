@@ -3,14 +3,20 @@ after a crash, whether a session's files are provably at the destination."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hotfolder.config import TargetConfig
+from hotfolder.targets.ascp import AscpSettings, AscpTarget
 from hotfolder.targets.base import Session, Target, TransferError
 from hotfolder.targets.local import LocalTarget
 
 __all__ = ["Session", "Target", "TransferError", "build"]
 
 
-def build(config: TargetConfig) -> Target:
+def build(config: TargetConfig, state_dir: Path) -> Target:
     if config.type == "local":
         return LocalTarget(config.name, config.options["path"])
+    if config.type == "ascp":
+        work_dir = state_dir / "ascp" / config.name
+        return AscpTarget(AscpSettings.from_options(config.name, config.options, work_dir))
     raise ValueError(f"unknown target type {config.type!r}")  # the schema makes this unreachable

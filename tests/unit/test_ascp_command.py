@@ -1,0 +1,115 @@
+import base64
+import json
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from hotfolder import faspmgr
+from hotfolder.targets import Session, TransferError
+from hotfolder.targets.ascp import (
+    AscpSettings,
+    build_argv,
+    build_env,
+    classify,
+    pair_list_text,
+)
+
+SECRET = "s3cr3t-pw"
+
+
+def settings(**kw: object) -> AscpSettings:
+    base: dict[str, object] = {"name": "ooyala", "host": "transfer.example.com",
+                               "user": "editor", "work_dir": Path("/var/lib/hotfolder/ascp")}
+    return AscpSettings(**{**base, **kw})  # type: ignore[arg-type]
+
+
+SESSION = Session("m-abc", "media", ((Path("/drop/a.mov"), PurePosixPath("a.mov")),))
+
+
+def test_argv_is_the_documented_unattended_command_line() -> None:
+    argv = build_argv(settings(target_rate="100m", min_rate="1m", cipher="aes-128"), SESSION,
+                      4242, Path("/state/m.list"))
+    assert argv[:3] == ("ascp", "-q", "--mode=send")
+    joined = " ".join(argv)
+    for part in ("--host=transfer.example.com", "--user=editor", "-P 33001", "-O 33001",
+                 "-l 100m", "-m 1m", "--policy=fair", "-k 2", "--overwrite=diff", "-d",
+                 "-c aes-128", "--file-pair-list=/state/m.list", "-M 4242"):
+        assert part in joined
+    assert argv[-2] == "--dest64"
+    assert base64.b64decode(argv[-1]) == b"/"
+    tags = next(a for a in argv if a.startswith("--tags="))
+    assert json.loads(tags.split("=", 1)[1]) == {"hotfolder": {"submission": "m-abc",
+                                                               "session": "media"}}
+    assert "--file-manifest=text" not in argv
+
+
+def test_the_manifest_session_asks_for_a_receipt() -> None:
+    argv = build_argv(settings(), Session("m", "manifest", ()), 1, Path("/l"), Path("/r"))
+    assert "--file-manifest=text" in argv
+    assert "--file-manifest-path=/r" in argv
+
+
+def test_no_secret_on_the_command_line_and_the_password_in_the_environment() -> None:
+    argv = build_argv(settings(password_file=Path("/etc/pw")), SESSION, 1, Path("/l"))
+    assert SECRET not in " ".join(argv)
+    env = build_env({"PATH": "/bin", "ASPERA_SCP_TOKEN": "stale"}, SECRET)
+    assert env["ASPERA_SCP_PASS"] == SECRET
+    assert "ASPERA_SCP_TOKEN" not in env
+    assert env["PATH"] == "/bin"
+
+
+def test_key_and_host_fingerprint() -> None:
+    argv = build_argv(settings(key_file=Path("/k/id_rsa"), sshfp="SHA256:abc"), SESSION, 1,
+                      Path("/l"))
+    assert ("-i", "/k/id_rsa") == argv[argv.index("-i"):argv.index("-i") + 2]
+    assert "--check-sshfp=SHA256:abc" in argv
+
+
+def test_pair_list_alternates_source_and_destination() -> None:
+    s = Session("m", "media", ((Path("/d/a b.mov"), PurePosixPath("clips/a b.mov")),
+                               (Path("/d/t.jpg"), PurePosixPath("t.jpg"))))
+    assert pair_list_text(s) == "/d/a b.mov\nclips/a b.mov\n/d/t.jpg\nt.jpg\n"
+    with pytest.raises(TransferError):
+        pair_list_text(Session("m", "media", ((Path("/d/a\nb"), PurePosixPath("a\nb")),)))
+
+
+def frame(**fields: object) -> faspmgr.Frame:
+    return faspmgr.Frame({k: str(v) for k, v in fields.items()})
+
+
+def test_classify_success_needs_done_and_exit_zero() -> None:
+    assert classify(frame(Type="DONE"), 0, [], True) is None
+    bad = classify(frame(Type="DONE"), 1, [], True)
+    assert bad is not None
+    assert bad.retryable
+
+
+@pytest.mark.parametrize(("code", "description", "retryable"), [
+    (19, "failed to authenticate", False),
+    (44, "Failed to open TCP connection for SSH", True),
+    (16, "connection lost", True),
+    (41, "path outside docroot", False),
+    (14, "Target address not available", False),
+])
+def test_classify_error_frames_by_code(code: int, description: str, retryable: bool) -> None:
+    err = classify(frame(Type="ERROR", Code=code, Description=description), 1, [], True)
+    assert err is not None
+    assert err.code == f"fasp-{code}"
+    assert err.retryable is retryable
+    assert description in err.message
+
+
+def test_classify_exits_without_a_verdict() -> None:
+    usage = classify(None, 1, ["unrecognized option `--bogus'"], connected=False)
+    assert usage is not None
+    assert usage.code == "fasp-8"
+    assert not usage.retryable
+    early = classify(None, 1, ["ascp: failed to connect to management socket"], False)
+    assert early is not None
+    assert early.retryable
+    after_init = classify(frame(Type="INIT"), 1, [], True)
+    assert after_init is not None
+    assert after_init.code == "early-exit"
+    killed = classify(frame(Type="SESSION"), -9, [], True)
+    assert killed is not None
+    assert killed.retryable
