@@ -112,7 +112,7 @@ class Session:
         self.opts = opts
         self.root = Path(os.environ["ASCP_SIM_ROOT"])
         self.state = Path(os.environ["ASCP_SIM_STATE"])
-        self.rate = float(os.environ.get("ASCP_SIM_RATE", 50e6))
+        self.rate = float(os.environ.get("ASCP_SIM_RATE", "50e6"))
         self.id = str(uuid.uuid4())
         self.number = self._next_number()
         self.faults = [f for f in json.loads(os.environ.get("ASCP_SIM_FAULTS", "[]"))
@@ -222,10 +222,10 @@ class Session:
         receipt = self._open_receipt()
         started = time.monotonic()
         for src, dest in self.pairs:
-            if self._send_file(Path(src), self.dest / dest, dest, started):
-                if receipt is not None:
-                    receipt.write(f"{self.dest / dest}\n")
-                    receipt.flush()
+            self._send_file(Path(src), self.dest / dest, dest, started)
+            if receipt is not None:
+                receipt.write(f"{self.dest / dest}\n")
+                receipt.flush()
         if receipt is not None:
             receipt.close()
             inprogress = Path(receipt.name)
@@ -238,7 +238,7 @@ class Session:
         folder.mkdir(parents=True, exist_ok=True)
         return open(folder / f"aspera-transfer-{self.id}-manifest.txt.aspera-inprogress", "w")
 
-    def _send_file(self, src: Path, target: Path, name: str, started: float) -> bool:
+    def _send_file(self, src: Path, target: Path, name: str, started: float) -> None:
         assert self.mgmt is not None
         if not src.is_file():
             self.mgmt.send(Type="FILEERROR", File=str(src), Code=4,
@@ -252,7 +252,7 @@ class Session:
             self.skipped += 1
             self.mgmt.send(Type="STOP", File=str(target), Size=size, Written=0, Bytescont=size,
                            SessionId=self.id)
-            return True
+            return
         partial = target.with_name(target.name + ".partial")
         target.parent.mkdir(parents=True, exist_ok=True)
         offset = 0
@@ -263,7 +263,6 @@ class Session:
         self.passed += 1
         self.mgmt.send(Type="STOP", File=str(target), Size=size, Written=size - offset,
                        Bytescont=size, StartByte=offset, SessionId=self.id)
-        return True
 
     def _copy(self, src: Path, partial: Path, offset: int, size: int, name: str,
               started: float) -> None:

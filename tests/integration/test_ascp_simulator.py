@@ -73,7 +73,7 @@ def test_a_retryable_error_mid_file_resumes_and_completes(tmp_path: Path) -> Non
 
 def test_authentication_failure_is_not_retried_and_the_manifest_never_goes(
         tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    secret = "Wr0ng-Pa55word-7f3a"  # noqa: S105 - a test secret that must never be echoed
+    secret = "Wr0ng-Pa55word-7f3a"
     (row,) = run_until(tmp_path, State.FAILED, password=secret)
     sessions = sim_sessions(tmp_path)
     assert len(sessions) == 1

@@ -37,7 +37,7 @@ def test_native_fields_reach_the_journal() -> None:
     try:
         logs.configure("journald", "debug")
         structlog.get_logger().warning("media sent", submission_id=sid, watch="ooyala",
-                                       state="media-sent", password="hunter2")  # noqa: S106
+                                       state="media-sent", password="hunter2")
     finally:
         logs.configure("json", "debug", stream=sys.stderr)
     (entry,) = wait_until(lambda: journal_entries(SUBMISSION_ID=sid), what="the journal entry")

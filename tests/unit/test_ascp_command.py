@@ -61,7 +61,7 @@ def test_no_secret_on_the_command_line_and_the_password_in_the_environment() -> 
 def test_key_and_host_fingerprint() -> None:
     argv = build_argv(settings(key_file=Path("/k/id_rsa"), sshfp="SHA256:abc"), SESSION, 1,
                       Path("/l"))
-    assert ("-i", "/k/id_rsa") == argv[argv.index("-i"):argv.index("-i") + 2]
+    assert argv[argv.index("-i"):argv.index("-i") + 2] == ("-i", "/k/id_rsa")
     assert "--check-sshfp=SHA256:abc" in argv
 
 
