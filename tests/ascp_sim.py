@@ -181,8 +181,9 @@ class Session:
             self.log(result="exit_after_init")
             return 1
         try:
+            self._session_frame()  # real ascp 3.9: INIT, SESSION, then the login's verdict
             self._authenticate()
-            self._session_frame()
+            self._notification()
             self._transfer()
         except Stop as stop:
             self.mgmt.send(Type="ERROR", Loss=0, Code=stop.code, Description=stop.description,
@@ -214,6 +215,9 @@ class Session:
             OverwritePolicy=f"overwrite_{self.opts.get('--overwrite', 'diff')}",
             ManifestPolicy=f"manifest_{self.opts.get('--file-manifest', 'none')}",
             Precalc="Yes", Keepalive="No")
+
+    def _notification(self) -> None:
+        assert self.mgmt is not None
         total = sum(Path(src).stat().st_size for src, _ in self.pairs if Path(src).exists())
         self.mgmt.send(Type="NOTIFICATION", PreTransferFiles=len(self.pairs),
                        PreTransferDirs=0, PreTransferBytes=total, SessionId=self.id)
