@@ -95,8 +95,14 @@ class Delivery:
         """Take the submission from its journal state to complete (or failed); return the end
         state. Raises Cancelled on shutdown, leaving the state for the next start."""
         sub = row.submission()
-        log = structlog.get_logger().bind(submission_id=sub.id, watch=sub.watch)
-        state = row.state
+        log = structlog.get_logger()
+        # Bound for the whole delivery, so the target's own lines carry them too.
+        with structlog.contextvars.bound_contextvars(submission_id=sub.id, watch=sub.watch,
+                                                     state=str(row.state)):
+            return self._run(sub, row.state, log)
+
+    def _run(self, sub: Submission, state: State,
+             log: structlog.typing.FilteringBoundLogger) -> State:
         try:
             if state is State.QUEUED and sub.media:
                 self._media(sub, log)
@@ -127,7 +133,8 @@ class Delivery:
     def _step(self, sid: str, state: State, log: structlog.typing.FilteringBoundLogger,
               note: str) -> None:
         self.journal.transition(sid, state, self.clock.now(), note=note)
-        log.info(f"{state}", state=str(state), detail=note)
+        structlog.contextvars.bind_contextvars(state=str(state))
+        log.info(f"state: {state}", detail=note)
 
     def _send(self, session: Session, log: structlog.typing.FilteringBoundLogger,
               sub: Submission) -> None:
