@@ -165,7 +165,26 @@ class Session:
 
     # -- the session ------------------------------------------------------------------
 
+    def record_start(self) -> None:
+        """Before anything else: what this session is about to send, and what the server
+        already holds complete. The torture test reads it to find duplicates and disorder."""
+        if not os.environ.get("ASCP_SIM_RECORD_STARTS"):
+            return
+        def complete(src: Path, dest: Path) -> bool:
+            return dest.is_file() and src.is_file() and dest.read_bytes() == src.read_bytes()
+        server = {p.name: True for p in self.dest.glob("*") if not p.name.endswith(".partial")}
+        entry = {"session": self.number, "pid": os.getpid(), "at": time.time(),
+                 "files": [d for _, d in self.pairs],
+                 "already_complete": {d: complete(Path(s), self.dest / d) for s, d in self.pairs},
+                 "server_complete": server}
+        with open(self.state / "starts.jsonl", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
     def run(self) -> int:
+        self.record_start()
         if self.fault("exit_before_connect"):
             print("ascp: failed to connect to management socket, exiting.", file=sys.stderr)
             self.log(result="exit_before_connect")

@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import structlog
 
 from hotfolder import config as configuration
-from hotfolder import demo, logs, startup, survey
+from hotfolder import demo, logs, ops, startup, survey
 from hotfolder.daemon import JOURNAL_FILE, Daemon
 from hotfolder.journal import Journal
 
@@ -32,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "status": cmd_status,
         "scan": cmd_scan,
+        "retry": cmd_operator,
+        "hold": cmd_operator,
+        "forget": cmd_operator,
     }[args.command]
     return handler(args)
 
@@ -53,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--config", "-c", type=Path, required=True)
     scan.add_argument("--watch", help="only this watch")
     scan.add_argument("--json", action="store_true", help="machine-readable output")
+    for name, text in (("retry", "release a held submission, or put a failed one back"),
+                       ("hold", "keep a pending or ready submission from being sent"),
+                       ("forget", "remove a submission from the journal")):
+        op = sub.add_parser(name, help=text)
+        op.add_argument("id")
+        op.add_argument("--config", "-c", type=Path, required=True)
+        if name == "forget":
+            op.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     status = sub.add_parser("status", help="list recent submissions from the journal")
     status.add_argument("--config", "-c", type=Path, required=True)
     status.add_argument("--json", action="store_true")
@@ -94,7 +106,7 @@ def run_daemon(cfg: configuration.Config, once: bool = False) -> int:
         for p in problems:
             log.error("cannot start", reason=p.message, hint=p.hint)
         return EXIT_CONFIG
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, shutdown_grace=cfg.shutdown_grace)
     _install_signals(daemon)
     daemon.run(once=once)
     return EXIT_OK
@@ -112,6 +124,7 @@ def _install_signals(daemon: Daemon) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: daemon.request_reload())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -148,6 +161,40 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    logs.configure(cfg.logging.target, cfg.logging.level)
+    if args.command == "forget" and not args.yes and not _confirm(
+            f"Forget {args.id}? If its files are still in the drop folder it will be sent "
+            "again. [y/N] "):
+        print("nothing done", file=sys.stderr)
+        return EXIT_FAILURE
+    journal = Journal(cfg.state_dir / JOURNAL_FILE)
+    now = datetime.now(UTC)
+    try:
+        if args.command == "retry":
+            message = ops.retry(journal, cfg, args.id, now)
+        elif args.command == "hold":
+            message = ops.hold(journal, args.id, now)
+        else:
+            message = ops.forget(journal, args.id)
+    except ops.OperatorError as err:
+        print(f"hotfolder {args.command}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        journal.close()
+    print(message)
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(question).strip().lower() in ("y", "yes")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
@@ -164,11 +211,36 @@ def cmd_status(args: argparse.Namespace) -> int:
             "attempts": r.attempts, "error_code": r.error_code, "error": r.error_message,
             "updated_at": r.updated_at} for r in rows], indent=2))
         return EXIT_OK
+    now = datetime.now(UTC)
     for r in rows:
-        err = f"  {r.error_code}: {r.error_message}" if r.error_code else ""
-        print(f"{r.id:<40} {r.watch:<12} {r.state:<17} {len(r.files):>3} files "
-              f"{r.bytes_total:>12} B  {r.updated_at}{err}")
+        err = f"  last error {r.error_code}: {r.error_message}" if r.error_code else ""
+        print(f"{r.id:<36} {r.watch:<10} {r.state:<16} {len(r.files):>3} files "
+              f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}  "
+              f"age {_age(now, r.created_at):>6}  tries {r.attempts + 1}{err}")
     return EXIT_OK
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    fraction = min(done / total, 1.0) if total else 0.0
+    filled = round(fraction * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:3.0f}%"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def _age(now: datetime, created: str) -> str:
+    seconds = (now - datetime.fromisoformat(created)).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 if __name__ == "__main__":

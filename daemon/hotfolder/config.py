@@ -78,6 +78,7 @@ class Config:
     workers: int
     watches: tuple[WatchConfig, ...]
     targets: dict[str, TargetConfig]
+    shutdown_grace: float = 30.0
 
 
 def format_path(path: KeyPath) -> str:
@@ -318,6 +319,8 @@ def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
         state_dir=state_dir,
         logging=LoggingConfig(log.get("target", "auto"), log.get("level", "info")),
         workers=data.get("workers", _default(schema.CONFIG, "workers")),
+        shutdown_grace=float(data.get("shutdown_grace",
+                                      _default(schema.CONFIG, "shutdown_grace"))),
         watches=watches,
         targets=targets,
     )

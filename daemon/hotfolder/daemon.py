@@ -17,12 +17,14 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
+from hotfolder import config as config_module
 from hotfolder import postprocess, rules, targets
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import Config, WatchConfig
 from hotfolder.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
 from hotfolder.journal import Journal, Row, StaleTransition
 from hotfolder.model import IN_FLIGHT, Problem, State
+from hotfolder.notify import Notifier, status_line
 from hotfolder.schema import COMMON_TARGET_PROPERTIES
 from hotfolder.tracker import (
     Decision,
@@ -40,6 +42,7 @@ from hotfolder.watch import Change, Watcher, scan
 log = structlog.get_logger()
 
 MAX_SLEEP = 1.0
+REPORT_EVERY = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
 DEFAULT_QUOTA: int = COMMON_TARGET_PROPERTIES["quota_bytes"]["default"]
@@ -62,6 +65,7 @@ class Daemon:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     use_observer: bool = True
     shutdown_grace: float = 30.0
+    notifier: Notifier = field(default_factory=Notifier)
     stop_event: threading.Event = field(default_factory=threading.Event)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     journal: Journal = field(init=False)
@@ -69,6 +73,8 @@ class Daemon:
     _watches: dict[str, _Watch] = field(default_factory=dict)
     _running: dict[str, Future[None]] = field(default_factory=dict)
     _deferred: set[str] = field(default_factory=set)  # ready, waiting for quota
+    _last_report: float = float("-inf")
+    _reload_requested: threading.Event = field(default_factory=threading.Event)
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,16 +105,73 @@ class Daemon:
             for w in self._watches.values():
                 self._rescan(w)
             log.info("ready", watches=[w.config.name for w in self._watches.values()])
+            self.notifier.ready(status_line(self.journal.counts()))
             if on_ready:
                 on_ready()
             while not self.stop_event.is_set():
                 self._tick()
+                self._report()
+                if self._reload_requested.is_set():
+                    self._reload()
                 if once and self._idle():
                     break
         finally:
+            self.notifier.stopping()
             if watcher is not None:
                 watcher.stop()
             self._shutdown()
+
+    def _report(self) -> None:
+        """Once a second at most: STATUS= for systemctl status, and the watchdog, fed only
+        from here, so a loop that stops turning stops feeding it."""
+        now = self.clock.monotonic()
+        if now - self._last_report < REPORT_EVERY:
+            return
+        self._last_report = now
+        self.notifier.status(status_line(self.journal.counts()))
+        self.notifier.watchdog()
+        self._pick_up_released()
+
+    def _pick_up_released(self) -> None:
+        """Submissions an operator released (`hotfolder retry`) come back as ready."""
+        for row in self.journal.rows(frozenset({State.READY}), limit=50):
+            if row.id not in self._running and row.id not in self._deferred:
+                log.info("released by an operator", submission_id=row.id, watch=row.watch,
+                         state=str(State.READY))
+                self._dispatch(row.id)
+
+    def request_reload(self) -> None:
+        """From a signal handler: the main loop re-reads the config at its next turn."""
+        self._reload_requested.set()
+        self._changes.put(Change("", PurePosixPath(), False))
+
+    def _reload(self) -> None:
+        """Re-read the config and credentials. Transfers in flight keep the target they
+        started with; an invalid config is refused and the running one stays."""
+        self._reload_requested.clear()
+        try:
+            new = config_module.load(self.config.source)
+        except config_module.InvalidConfig as err:
+            log.error(  # noqa: TRY400 - the errors say it all; a traceback would not help
+                "reload refused: the new config is invalid; keeping the running one",
+                      errors=[str(e) for e in err.errors])
+            return
+        if {w.name for w in new.watches} != set(self._watches):
+            log.warning("reload: adding or removing watches needs a restart; other changes "
+                        "are applied")
+        built = {name: targets.build(t, new.state_dir) for name, t in new.targets.items()}
+        for w in new.watches:
+            current = self._watches.get(w.name)
+            if current is None:
+                continue
+            current.config = w
+            current.target = built[w.target]
+            current.tracker.settings = WatchSettings(
+                w.name, w.path, w.stability_seconds, w.incomplete_after, w.max_manifest_bytes,
+                w.ignore)
+            current.tracker.stability.window = w.stability_seconds
+        self.config = new
+        log.info("config reloaded", source=str(new.source))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -336,6 +399,13 @@ class Daemon:
             self.journal.transition(row.id, State.COMPLETE, self.clock.now(),
                                     note="manifest found delivered after restart")
             self._finish_again(w, self.journal.get(row.id) or row)
+            return
+        if delivered is False:
+            self.journal.transition(row.id, State.MEDIA_SENT, self.clock.now(),
+                                    note="restart: the manifest session never started")
+            log.info("resuming submission", submission_id=row.id, watch=row.watch,
+                     state=str(State.MEDIA_SENT))
+            self._dispatch(row.id)
             return
         reason = ("the daemon stopped while the manifest was being sent and its delivery "
                   "cannot be proven; sending it again could create a duplicate asset")

@@ -289,7 +289,8 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
                             State.FAILED}),
     State.QUEUED: frozenset({State.READY}),
     State.SENDING_MEDIA: frozenset({State.QUEUED}),
-    State.MEDIA_SENT: frozenset({State.SENDING_MEDIA}),
+    # back from sending-manifest only in recovery, when no manifest byte ever left
+    State.MEDIA_SENT: frozenset({State.SENDING_MEDIA, State.SENDING_MANIFEST}),
     State.SENDING_MANIFEST: frozenset({State.MEDIA_SENT, State.QUEUED}),
     State.COMPLETE: frozenset({State.SENDING_MANIFEST}),
     State.FAILED: frozenset({State.PENDING, State.READY, State.QUEUED, State.SENDING_MEDIA,

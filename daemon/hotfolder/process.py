@@ -7,6 +7,8 @@ collected on a thread and only the tail is kept, for error messages. Callers log
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -15,6 +17,14 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 
 OUTPUT_TAIL_LINES = 50
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: if the daemon is killed (kill -9), take ascp with it, so no
+    orphaned session can finish a delivery that the restarted daemon does not know about."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 SECRET_OPTIONS = ("--password", "-W", "--token")
 
 
@@ -42,7 +52,8 @@ class Child:
         self._tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
         self._proc = subprocess.Popen(
             self.argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only, no locks taken
         self._reader = threading.Thread(target=self._read, name=f"output-{self._proc.pid}",
                                         daemon=True)
         self._reader.start()

@@ -261,6 +261,15 @@ CONFIG: Schema = {
             "description": "Submissions transferred at the same time.",
             "example": 2,
         },
+        "shutdown_grace": {
+            "type": "number",
+            "minimum": 0,
+            "default": 30,
+            "description": "On SIGTERM, running transfers get this many seconds to finish "
+            "before they are cancelled (resumed at the next start). Keep it below the unit's "
+            "TimeoutStopSec.",
+            "example": 30,
+        },
         "watches": {
             "type": "array",
             "minItems": 1,

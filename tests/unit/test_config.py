@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder import config
+from hotfolder import config, schema
 
 GOOD = """\
 state_dir: {tmp}/state
@@ -135,3 +135,17 @@ def test_example_and_demo_configs_are_valid(tmp: Path, monkeypatch: pytest.Monke
         text = text.replace(p, str(tmp / p.strip("/")))
         (tmp / p.strip("/")).mkdir(parents=True, exist_ok=True)
     config.parse(text, "example.yaml")
+
+
+def test_the_example_documents_every_key_of_the_schema() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "config" / "hotfolder.example.yaml").read_text()
+    sections = [schema.CONFIG, schema.LOGGING, schema.WATCH, schema.RETRY,
+                *schema.TARGET_TYPES.values()]
+    keys = {key for section in sections for key in section["properties"]}
+    missing = sorted(k for k in keys if f"{k}:" not in text)
+    assert missing == [], f"config/hotfolder.example.yaml does not document {missing}"
+    for section in sections:
+        for key, spec in section["properties"].items():
+            if isinstance(spec, dict) and "properties" not in spec:
+                assert spec.get("description"), f"{key} has no description"

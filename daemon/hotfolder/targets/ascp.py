@@ -26,7 +26,7 @@ import structlog
 
 from hotfolder import faspmgr
 from hotfolder.process import Child, masked
-from hotfolder.targets.base import Progress, Session, TransferError
+from hotfolder.targets.base import Progress, Session, TransferError, durable_write
 
 RECEIPT_GLOB = "aspera-transfer-*-manifest.txt"
 INPROGRESS_SUFFIX = ".aspera-inprogress"
@@ -164,14 +164,18 @@ class AscpTarget:
         receipts = self.receipt_dir(session) if session.label == "manifest" else None
         if receipts is not None:
             receipts.mkdir(parents=True, exist_ok=True)
+            durable_write(self._attempt(session), "")  # from here on, it may have left
         try:
             _Run(s, session, pair_list, receipts, self._password(), progress, cancel).run()
         finally:
             pair_list.unlink(missing_ok=True)
 
     def delivered(self, session: Session) -> bool | None:
-        """A finished ascp receipt naming every file of the session proves delivery."""
+        """A finished ascp receipt naming every file of the session proves delivery; no
+        attempt marker proves ascp never ran for it."""
         folder = self.receipt_dir(session)
+        if not self._attempt(session).exists():
+            return False
         names = {str(dest) for _, dest in session.files}
         for receipt in folder.glob(RECEIPT_GLOB) if folder.is_dir() else ():
             text = receipt.read_text(encoding="utf-8", errors="replace")
@@ -179,6 +183,9 @@ class AscpTarget:
                    for name in names):
                 return True
         return None
+
+    def _attempt(self, session: Session) -> Path:
+        return self.receipt_dir(session) / f"{session.label}.attempt"
 
     def receipt_dir(self, session: Session) -> Path:
         return self.settings.work_dir / "receipts" / session.submission_id
@@ -222,6 +229,7 @@ class _Run:
                                                session=session.label, target=s.name)
         self.last: faspmgr.Frame | None = None
         self.file_errors: list[str] = []
+        self.arrived: set[str] = set()  # destination paths whose STOP frame came in
 
     def run(self) -> None:
         with socket.create_server(("127.0.0.1", 0), backlog=1) as listener:
@@ -234,6 +242,12 @@ class _Run:
             finally:
                 exit_code = child.stop()
         verdict = error or classify(self.last, exit_code, child.output(), connected=True)
+        if verdict is not None and verdict.code != "cancelled" and self._all_arrived():
+            # Every file's STOP came in before the failure: it arrived. Retrying would send
+            # the manifest twice, which an ingest server takes as a second asset.
+            self.log.warning("session failed after every file arrived; counted as sent",
+                             code=verdict.code, error=verdict.message)
+            return
         if verdict is not None and self.file_errors:
             verdict.message += "; files: " + "; ".join(self.file_errors[:5])
         if verdict is not None:
@@ -301,6 +315,7 @@ class _Run:
             self.log.warning("file failed", file=frame.get("File"), code=frame.get("Code"),
                              error=frame.get("Description"))
         elif frame.type == "STOP":
+            self.arrived.add(frame.get("File"))
             self.log.debug("file sent", file=frame.get("File"), bytes=frame.get("Size"))
         elif frame.type == "DONE":
             self.log.info("ascp session done", files=frame.get("TransfersPassed"),
@@ -309,6 +324,11 @@ class _Run:
             self.log.warning("ascp session error", code=frame.get("Code"),
                              error=frame.get("Description"))
         return 0
+
+    def _all_arrived(self) -> bool:
+        return bool(self.session.files) and all(
+            any(path.endswith(str(dest)) for path in self.arrived)
+            for _, dest in self.session.files)
 
     def _send_cancel(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):  # ascp may be gone already; signals follow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,22 @@ class TransferError(Exception):
         self.retryable = retryable
 
 
+def durable_write(path: Path, text: str) -> None:
+    """Write, fsync, rename, fsync the folder: after this returns, a crash cannot undo it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Target(Protocol):
     name: str
 
@@ -43,4 +60,4 @@ class Target(Protocol):
 
     def delivered(self, session: Session) -> bool | None:
         """After a crash: True if the session's files provably arrived, False if provably
-        not, None if it cannot be told."""
+        not (nothing was ever sent for it), None if it cannot be told."""

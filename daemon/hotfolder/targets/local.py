@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from hotfolder.targets.base import Progress, Session, TransferError
+from hotfolder.targets.base import Progress, Session, TransferError, durable_write
 
 CHUNK = 8 * 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
@@ -23,11 +23,13 @@ RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ETIME
 
 
 class LocalTarget:
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, receipts: Path | None = None) -> None:
         self.name = name
         self.root = root
+        self.receipts = receipts  # in the state dir: proof of delivery that survives a crash
 
     def send(self, session: Session, progress: Progress, cancel: threading.Event) -> None:
+        self._mark_attempt(session)
         done = 0
         for src, rel in session.files:
             dest = self.root / rel
@@ -35,10 +37,16 @@ class LocalTarget:
                 done = self._copy(src, dest, done, progress, cancel)
             except OSError as err:
                 raise _error(err, src, dest) from err
+        self._write_receipt(session)
 
     def delivered(self, session: Session) -> bool | None:
-        """Same bytes at the destination prove delivery; their absence proves nothing, since
-        the consumer of the folder may already have taken the file."""
+        """Our receipt, or the same bytes at the destination, prove delivery. Their absence
+        proves nothing: the folder's consumer may already have taken the file."""
+        receipt = self._receipt(session)
+        if receipt is not None and receipt.is_file():
+            return True
+        if receipt is not None and not self._attempt(session).exists():
+            return False  # no byte ever left for this session
         for src, rel in session.files:
             dest = self.root / rel
             if not dest.is_file():
@@ -46,6 +54,24 @@ class LocalTarget:
             if _digest(src) != _digest(dest):
                 return None
         return True
+
+    def _receipt(self, session: Session) -> Path | None:
+        if self.receipts is None:
+            return None
+        return self.receipts / f"{session.submission_id}.{session.label}.done"
+
+    def _attempt(self, session: Session) -> Path:
+        assert self.receipts is not None
+        return self.receipts / f"{session.submission_id}.{session.label}.attempt"
+
+    def _mark_attempt(self, session: Session) -> None:
+        if self.receipts is not None:
+            durable_write(self._attempt(session), "")
+
+    def _write_receipt(self, session: Session) -> None:
+        receipt = self._receipt(session)
+        if receipt is not None:
+            durable_write(receipt, "".join(f"{rel}\n" for _, rel in session.files))
 
     def _copy(self, src: Path, dest: Path, done: int, progress: Progress,
               cancel: threading.Event) -> int:

@@ -1,0 +1,251 @@
+"""kill -9 torture: the daemon is SIGKILLed at random moments (and right at chosen state
+changes) while it delivers submissions through the ascp simulator, restarted each time, then
+left to settle. Then, from the simulator's records and the file system:
+
+- out_of_order: a manifest session started while a file the manifest names was not yet
+  completely at the server;
+- duplicated: a manifest session started for a manifest that had already fully arrived
+  (an ingest server would have ingested it twice);
+- lost: a submission neither delivered nor held/failed with a reason, or a source deleted
+  from the drop folder whose bytes are not at the server.
+
+    .venv/bin/python -m bench.torture [--submissions 12] [--kills 100] [--seed 1]
+
+Prints `runs, kills, lost, duplicated, out_of_order` (all three counts must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.common import REPO
+
+SIMULATOR = REPO / "tests" / "ascp_sim.py"
+FINAL_STATES = ("complete", "failed", "held")
+#: States worth killing the daemon in, right as they are committed.
+TARGET_STATES = ("sending-media", "media-sent", "sending-manifest", "complete")
+MANIFEST = """<?xml version="1.0"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><item>
+<media:content url="{video}"/><media:thumbnail url="{thumb}"/><guid>{name}</guid>
+</item></channel></rss>
+"""
+
+
+@dataclass
+class Result:
+    runs: int = 0
+    kills: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    held: int = 0
+    complete: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"runs={self.runs} kills={self.kills} lost={self.lost} "
+                f"duplicated={self.duplicated} out_of_order={self.out_of_order} "
+                f"(complete={self.complete} held={self.held})")
+
+
+def setup(root: Path, rate: float) -> Path:
+    for folder in ("drop", "server", "state", "sim", "bin"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "pw").write_text("pw\n")
+    env = {"ASCP_SIM_ROOT": str(root / "server"), "ASCP_SIM_STATE": str(root / "sim"),
+           "ASCP_SIM_RATE": str(rate), "ASCP_SIM_PASSWORD": "pw",
+           "ASCP_SIM_RECORD_STARTS": "1"}
+    exports = " ".join(f"{k}='{v}'" for k, v in env.items())
+    wrapper = root / "bin" / "ascp"
+    wrapper.write_text(f"#!/bin/sh\nexport {exports}\nexec '{sys.executable}' '{SIMULATOR}' "
+                       '"$@"\n')
+    wrapper.chmod(0o755)
+    config = {
+        "state_dir": str(root / "state"), "logging": {"target": "json", "level": "info"},
+        "watches": [{"name": "torture", "path": str(root / "drop"), "target": "aspera",
+                     "stability_seconds": 0.3, "after_success": "delete"}],
+        "targets": {"aspera": {"type": "ascp", "host": "127.0.0.1", "user": "t",
+                               "password_file": str(root / "pw"), "ascp_path": str(wrapper),
+                               "retry": {"tries": 20, "initial_delay": 0.05, "factor": 2,
+                                         "max_delay": 0.5}}},
+    }
+    path = root / "hotfolder.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def drop_submissions(root: Path, count: int, rng: random.Random,
+                     offset: int = 0) -> dict[str, dict[str, str]]:
+    """Media first, manifest last; returns each manifest's files and their sha256."""
+    expected = {}
+    for i in range(offset, offset + count):
+        name = f"sub{i:03}"
+        files = {f"{name}.mp4": rng.randbytes(rng.randint(200_000, 1_500_000)),
+                 f"{name}.jpg": rng.randbytes(rng.randint(1_000, 20_000))}
+        for fname, data in files.items():
+            (root / "drop" / fname).write_bytes(data)
+        manifest = MANIFEST.format(video=f"{name}.mp4", thumb=f"{name}.jpg", name=name)
+        (root / "drop" / f"{name}.xml").write_text(manifest)
+        files[f"{name}.xml"] = manifest.encode()
+        expected[f"{name}.xml"] = {f: hashlib.sha256(d).hexdigest() for f, d in files.items()}
+    return expected
+
+
+def start(config: Path, root: Path, run: int) -> subprocess.Popen[bytes]:
+    with open(root / f"daemon-{run:03}.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "hotfolder", "run", "--config",
+                                 str(config)], stdout=log, stderr=subprocess.STDOUT)
+
+
+def states(root: Path) -> dict[str, str]:
+    db = root / "state" / "journal.sqlite"
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return dict(conn.execute("SELECT manifest, state FROM submissions").fetchall())
+    except sqlite3.Error:
+        return {}
+
+
+def kill_at_random(rng: random.Random) -> None:
+    time.sleep(rng.uniform(0.05, 1.2))
+
+
+def kill_at_state(daemon: subprocess.Popen[bytes], root: Path, state: str,
+                  timeout: float = 3.0) -> None:
+    """Kill right after some submission is committed in `state` (polls the journal)."""
+    before = {k for k, v in states(root).items() if v == state}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.poll() is None:
+        now = {k for k, v in states(root).items() if v == state}
+        if now - before:
+            return
+        time.sleep(0.002)
+
+
+def settled(root: Path, expected: dict[str, dict[str, str]]) -> bool:
+    current = states(root)
+    return all(current.get(m) in FINAL_STATES for m in expected)
+
+
+def torture(root: Path, submissions: int, kills: int, seed: int,
+            rate: float = 8e6, settle_timeout: float = 300) -> Result:
+    rng = random.Random(seed)
+    config = setup(root, rate)
+    expected = drop_submissions(root, submissions, rng)
+    result = Result()
+    for run in range(kills):
+        if settled(root, expected):
+            # Everything is delivered already: drop more work so the kills keep biting.
+            expected.update(drop_submissions(root, 3, rng, offset=len(expected)))
+        daemon = start(config, root, run)
+        result.runs += 1
+        if run % 2:
+            kill_at_state(daemon, root, rng.choice(TARGET_STATES))
+        else:
+            kill_at_random(rng)
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGKILL)
+            result.kills += 1
+        daemon.wait()
+    daemon = start(config, root, kills)
+    result.runs += 1
+    deadline = time.monotonic() + settle_timeout
+    while not settled(root, expected):
+        if time.monotonic() > deadline:
+            result.notes.append("did not settle in time")
+            break
+        time.sleep(0.1)
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(60)
+    check(root, expected, result)
+    return result
+
+
+def sim_starts(root: Path) -> list[dict[str, Any]]:
+    log = root / "sim" / "starts.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+def check(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
+    server = root / "server"
+    final = states(root)
+    for start in sim_starts(root):
+        for name, present in start["already_complete"].items():
+            if name.endswith(".xml") and present:
+                result.duplicated += 1
+                result.notes.append(f"session {start['session']} re-sent {name}")
+        manifests = [n for n in start["files"] if n.endswith(".xml")]
+        for m in manifests:
+            if len(start["files"]) > 1:
+                result.out_of_order += 1
+                result.notes.append(f"session {start['session']}: {m} shared a session")
+            for media in expected.get(m, {}):
+                if media != m and not start["server_complete"].get(media, False):
+                    result.out_of_order += 1
+                    result.notes.append(f"session {start['session']}: {m} before {media}")
+    for manifest, files in expected.items():
+        state = final.get(manifest)
+        result.complete += state == "complete"
+        result.held += state == "held"
+        if state not in ("complete", "held", "failed"):
+            result.lost += 1
+            result.notes.append(f"{manifest}: ended {state}")
+            continue
+        for fname, digest in files.items():
+            at_server = server / fname
+            gone = not (root / "drop" / fname).exists()
+            arrived = at_server.exists() and _sha(at_server) == digest
+            if gone and not arrived and state != "failed":
+                result.lost += 1
+                result.notes.append(f"{fname}: source deleted but not at the server")
+            if state == "complete" and not arrived:
+                result.lost += 1
+                result.notes.append(f"{fname}: complete but not at the server")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--submissions", type=int, default=12)
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hotfolder-torture-") as tmp:
+        started = time.monotonic()
+        result = torture(Path(tmp), args.submissions, args.kills, args.seed)
+    print(result.line())
+    print(f"runs, kills, lost, duplicated, out_of_order = {result.runs}, {result.kills}, "
+          f"{result.lost}, {result.duplicated}, {result.out_of_order}")
+    for note in result.notes[:20]:
+        print("  note:", note)
+    print(f"wall: {time.monotonic() - started:.0f} s, cores: {os.cpu_count()}")
+    out = REPO / "bench" / "results" / "torture.json"
+    out.write_text(json.dumps({**result.__dict__, "seed": args.seed,
+                               "submissions": args.submissions}, indent=2) + "\n")
+    sys.exit(0 if result.lost == result.duplicated == result.out_of_order == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,87 @@
+"""Operator actions on the journal: retry, hold, forget. Each is logged; a running daemon
+picks the change up from the journal within a second."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import PurePosixPath
+
+import structlog
+
+from hotfolder import postprocess
+from hotfolder.config import Config
+from hotfolder.journal import Journal, Row
+from hotfolder.model import State
+
+log = structlog.get_logger()
+
+
+class OperatorError(Exception):
+    """The action does not apply to the submission as it is now."""
+
+
+def retry(journal: Journal, cfg: Config, sid: str, now: datetime) -> str:
+    row = _row(journal, sid)
+    if row.state is State.HELD:
+        journal.transition(sid, State.READY, now, note="released by an operator")
+        log.info("operator: retry", submission_id=sid, watch=row.watch, state=str(State.READY))
+        return f"{sid}: released; it is sent again (resume skips what already arrived)"
+    if row.state is State.FAILED:
+        moved = _unquarantine(row, cfg)
+        journal.forget(sid)
+        log.info("operator: retry", submission_id=sid, watch=row.watch, files=len(moved))
+        return (f"{sid}: {len(moved)} files moved back to the drop folder; the daemon takes "
+                "them as a new drop")
+    raise OperatorError(f"{sid} is {row.state}: only held or failed submissions can be retried")
+
+
+def hold(journal: Journal, sid: str, now: datetime) -> str:
+    row = _row(journal, sid)
+    if row.state not in (State.PENDING, State.READY):
+        raise OperatorError(f"{sid} is {row.state}: only pending or ready submissions can be "
+                            "held")
+    journal.transition(sid, State.HELD, now, note="held by an operator",
+                       error_code="held", error_message="held by an operator")
+    log.info("operator: hold", submission_id=sid, watch=row.watch, state=str(State.HELD))
+    return f"{sid}: held; release it with: hotfolder retry {sid}"
+
+
+def forget(journal: Journal, sid: str) -> str:
+    row = _row(journal, sid)
+    journal.forget(sid)
+    log.info("operator: forget", submission_id=sid, watch=row.watch, state=str(row.state))
+    return f"{sid}: forgotten"
+
+
+def _row(journal: Journal, sid: str) -> Row:
+    row = journal.get(sid)
+    if row is None:
+        raise OperatorError(f"no submission {sid!r} in the journal (see: hotfolder status)")
+    return row
+
+
+def _unquarantine(row: Row, cfg: Config) -> list[str]:
+    watch = next((w for w in cfg.watches if w.name == row.watch), None)
+    if watch is None:
+        raise OperatorError(f"watch {row.watch!r} is no longer configured")
+    folder = watch.failed_dir / row.id
+    if not folder.is_dir():
+        raise OperatorError(f"{folder} is gone: copy the files back into the drop folder by hand")
+    base = watch.path / PurePosixPath(row.manifest).parent
+    moved = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.parent == folder and path.name in (postprocess.REPORT_TXT,
+                                                  postprocess.REPORT_JSON):
+            continue
+        dest = base / path.relative_to(folder)
+        if dest.exists():
+            raise OperatorError(f"{dest} exists in the drop folder already; nothing was moved")
+        moved.append((path, dest))
+    for path, dest in moved:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, dest)
+    shutil.rmtree(folder)
+    return [str(dest) for _, dest in moved]
+
+

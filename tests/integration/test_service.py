@@ -1,0 +1,103 @@
+"""The daemon as systemd sees it: a real process, a NOTIFY_SOCKET the test binds, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import manifests
+from tests.helpers import wait_until, write_config
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.path = path
+        self.messages: list[str] = []
+
+    def drain(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                return self.messages
+
+    def saw(self, text: str) -> bool:
+        return any(text in m for m in self.drain())
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.sock.close()
+
+
+def start(config: Path, notify: NotifySocket) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}
+    with open(config.parent / "daemon.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hotfolder", "run", "--config", str(config)], env=env,
+            stdout=subprocess.DEVNULL, stderr=log)
+
+
+def log_of(config: Path) -> str:
+    return (config.parent / "daemon.log").read_text()
+
+
+def test_ready_status_watchdog_and_stopping(tmp_path: Path, notify: NotifySocket) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "drop" / "a.mov").write_bytes(b"a")
+    (tmp_path / "drop" / "m.xml").write_text(
+        manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+    daemon = start(config, notify)
+    try:
+        wait_until(lambda: notify.saw("READY=1"), what="READY=1")
+        wait_until(lambda: notify.saw("1 complete"), what="STATUS= with the completed one")
+        wait_until(lambda: sum("WATCHDOG=1" in m for m in notify.drain()) >= 2,
+                   what="the watchdog being fed")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    messages = notify.drain()
+    ready = next(m for m in messages if "READY=1" in m)
+    assert "STATUS=" in ready
+    assert any(m.startswith("STATUS=") and "sending" in m and "held" in m for m in messages)
+    assert "STOPPING=1" in messages[-1]
+
+
+def test_sighup_reloads_and_refuses_an_invalid_config(tmp_path: Path,
+                                                      notify: NotifySocket) -> None:
+    config = write_config(tmp_path)
+    daemon = start(config, notify)
+    try:
+        wait_until(lambda: notify.saw("READY=1"), what="READY=1")
+        good = config.read_text()
+        config.write_text(good.replace("stability_seconds: 0.5", "stability_seconds: oops"))
+        daemon.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in log_of(config), what="the refusal")
+        config.write_text(good.replace("stability_seconds: 0.5", "stability_seconds: 0.2"))
+        # the refused reload must not have killed it: a valid one still works
+        daemon.send_signal(signal.SIGHUP)
+        wait_until(lambda: "config reloaded" in log_of(config), what="the reload")
+        (tmp_path / "drop" / "a.mov").write_bytes(b"a")
+        (tmp_path / "drop" / "m.xml").write_text(
+            manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+        wait_until(lambda: notify.saw("1 complete"), what="a delivery after the reloads")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert "stability_seconds" in log_of(config), "the refusal must say what is wrong"
