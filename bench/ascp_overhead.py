@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from bench.common import (
     count_state,
     cpu_seconds,
     rss_mb,
+    simulator_wrapper,
     start_daemon,
     summary,
     table,
@@ -43,7 +42,6 @@ from bench.common import (
 )
 from hotfolder.faspmgr import FrameParser
 
-SIMULATOR = REPO / "tests" / "ascp_sim.py"
 MANIFEST = """<?xml version="1.0"?>
 <rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><item>
 <media:content url="{video}"/><guid>{video}</guid></item></channel></rss>
@@ -61,13 +59,7 @@ def setup(root: Path, rate: float) -> Path:
     (root / "pw").write_text("pw\n")
     env = {"ASCP_SIM_ROOT": str(root / "server"), "ASCP_SIM_STATE": str(root / "sim"),
            "ASCP_SIM_RATE": str(rate), "ASCP_SIM_PASSWORD": "pw"}
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    wrapper = root / "bin" / "ascp"
-    # The wrapper stamps the spawn time before the simulator's interpreter starts.
-    wrapper.write_text(
-        f"#!/bin/sh\necho $(date +%s.%N) >> {root}/spawns.log\nexport {exports}\n"
-        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} \"$@\"\n")
-    wrapper.chmod(0o755)
+    wrapper = simulator_wrapper(root, env, stamp_spawns=True)
     config = {
         "state_dir": str(root / "state"), "logging": {"target": "json", "level": "warning"},
         "watches": [{"name": "bench", "path": str(root / "drop"), "target": "aspera",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import statistics
 import subprocess
@@ -71,3 +72,20 @@ def count_state(state_dir: Path, state: str) -> int:
 def table(rows: list[tuple[str, str, str]]) -> str:
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value:>14}  {goal}" for name, value, goal in rows)
+
+
+SIMULATOR = REPO / "tests" / "ascp_sim.py"
+
+
+def simulator_wrapper(root: Path, env: dict[str, str], stamp_spawns: bool = False) -> Path:
+    """An `ascp` that runs the simulator with `env`. With stamp_spawns, each spawn's time is
+    appended to root/spawns.log before the simulator's interpreter starts."""
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    stamp = f"echo $(date +%s.%N) >> {shlex.quote(str(root / 'spawns.log'))}\n" \
+        if stamp_spawns else ""
+    wrapper = root / "bin" / "ascp"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(f"#!/bin/sh\n{stamp}export {exports}\n"
+                       f"exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return wrapper

@@ -33,9 +33,8 @@ from typing import Any
 
 import yaml
 
-from bench.common import REPO
+from bench.common import REPO, simulator_wrapper
 
-SIMULATOR = REPO / "tests" / "ascp_sim.py"
 FINAL_STATES = ("complete", "failed", "held")
 #: States worth killing the daemon in, right as they are committed.
 TARGET_STATES = ("sending-media", "media-sent", "sending-manifest", "complete")
@@ -70,11 +69,7 @@ def setup(root: Path, rate: float) -> Path:
     env = {"ASCP_SIM_ROOT": str(root / "server"), "ASCP_SIM_STATE": str(root / "sim"),
            "ASCP_SIM_RATE": str(rate), "ASCP_SIM_PASSWORD": "pw",
            "ASCP_SIM_RECORD_STARTS": "1"}
-    exports = " ".join(f"{k}='{v}'" for k, v in env.items())
-    wrapper = root / "bin" / "ascp"
-    wrapper.write_text(f"#!/bin/sh\nexport {exports}\nexec '{sys.executable}' '{SIMULATOR}' "
-                       '"$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = simulator_wrapper(root, env)
     config = {
         "state_dir": str(root / "state"), "logging": {"target": "json", "level": "info"},
         "watches": [{"name": "torture", "path": str(root / "drop"), "target": "aspera",

@@ -22,28 +22,30 @@ def test_kill_9_torture_short(tmp_path: Path) -> None:
     assert result.complete + result.held >= 4
 
 
-def journal_of(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "state" / "journal.sqlite")
-
-
-def test_restart_in_sending_manifest_without_any_attempt_sends_the_manifest(
-        tmp_path: Path) -> None:
-    """The daemon died after committing sending-manifest but before any byte left."""
+def delivered_then_rewound(tmp_path: Path, unarchive: bool = False) -> str:
+    """Deliver one submission (sources kept), then put its journal row back to the crash
+    point: sending-manifest committed. The caller decides what evidence is left."""
     cfg = config.load(write_config(tmp_path, after_success="keep"))
     drop = tmp_path / "drop"
     (drop / "a.mov").write_bytes(b"a")
     (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
     with running(cfg) as daemon:
-        sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                       if r.state is State.COMPLETE), None))
-    # Rewind to the crash point: manifest session committed, nothing delivered, no attempt.
+        sid: str = wait_until(lambda: next((r.id for r in daemon.journal.rows()
+                                            if r.state is State.COMPLETE), None))
     (tmp_path / "ingest" / "m.xml").unlink()
+    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    journal._db.execute("UPDATE submissions SET state = 'sending-manifest', "
+                        "postprocessed = postprocessed AND NOT ? WHERE id = ?", (unarchive, sid))
+    journal.close()
+    return sid
+
+
+def test_restart_in_sending_manifest_without_any_attempt_sends_the_manifest(
+        tmp_path: Path) -> None:
+    """The daemon died after committing sending-manifest but before any byte left."""
+    sid = delivered_then_rewound(tmp_path, unarchive=True)
     for marker in (tmp_path / "state" / "receipts" / "nas").glob(f"{sid}.manifest.*"):
-        marker.unlink()
-    j = journal_of(tmp_path)
-    j._db.execute("UPDATE submissions SET state = 'sending-manifest', postprocessed = 0 "
-                  "WHERE id = ?", (sid,))
-    j.close()
+        marker.unlink()  # no receipt, no attempt: nothing ever left
     with running(config.load(tmp_path / "hotfolder.yaml")) as daemon:
         wait_until(lambda: daemon.journal.state_of(sid) is State.COMPLETE)
     assert (tmp_path / "ingest" / "m.xml").exists()
@@ -51,20 +53,10 @@ def test_restart_in_sending_manifest_without_any_attempt_sends_the_manifest(
 
 def test_restart_in_sending_manifest_after_an_unproven_attempt_holds_it(
         tmp_path: Path) -> None:
-    cfg = config.load(write_config(tmp_path, after_success="keep"))
-    drop = tmp_path / "drop"
-    (drop / "a.mov").write_bytes(b"a")
-    (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
-    with running(cfg) as daemon:
-        sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                       if r.state is State.COMPLETE), None))
+    sid = delivered_then_rewound(tmp_path)
     # The attempt marker stays; the receipt and the delivered file are gone (a consumer
     # took the file): delivery can be neither proven nor ruled out.
-    (tmp_path / "ingest" / "m.xml").unlink()
     (tmp_path / "state" / "receipts" / "nas" / f"{sid}.manifest.done").unlink()
-    j = journal_of(tmp_path)
-    j._db.execute("UPDATE submissions SET state = 'sending-manifest' WHERE id = ?", (sid,))
-    j.close()
     with running(config.load(tmp_path / "hotfolder.yaml")) as daemon:
         wait_until(lambda: daemon.journal.state_of(sid) is State.HELD)
         row = daemon.journal.get(sid)

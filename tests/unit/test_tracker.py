@@ -200,15 +200,19 @@ def test_states_are_named_like_the_aspera_client() -> None:
         "complete", "failed", "held"]
 
 
-def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
-        fs: FakeFileSystem) -> None:
-    t = tracker(fs)
+def two_manifests_sharing_a_file(fs: FakeFileSystem, t: WatchTracker) -> None:
     fs.write(ROOT / "shared.mov", b"x")
     for name in ("one.xml", "two.xml"):
         fs.write(ROOT / name, manifests.ooyala(manifests.ooyala_item("shared.mov", None, None,
                                                                      guid=name)).encode())
         t.on_event(PurePosixPath(name), 0)
     t.check(0)
+
+
+def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
+        fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    two_manifests_sharing_a_file(fs, t)
     decisions = t.check(WINDOW + 1, everything=True)
     assert len(decisions) == 2
     for d in decisions:
@@ -226,12 +230,7 @@ def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
 
 def test_an_unresolved_conflict_fails_after_incomplete_after(fs: FakeFileSystem) -> None:
     t = tracker(fs, incomplete_after=30)
-    fs.write(ROOT / "shared.mov", b"x")
-    for name in ("one.xml", "two.xml"):
-        fs.write(ROOT / name, manifests.ooyala(manifests.ooyala_item("shared.mov", None, None,
-                                                                     guid=name)).encode())
-        t.on_event(PurePosixPath(name), 0)
-    t.check(0)
+    two_manifests_sharing_a_file(fs, t)
     failed = [d for d in t.check(30, everything=True) if isinstance(d, Failed)]
     assert failed
     assert failed[0].problems[0].code == "conflict"
