@@ -15,8 +15,9 @@ from types import FrameType
 
 import structlog
 
+from hotfolder import backlot, demo, logs, ops, startup, survey, verify
 from hotfolder import config as configuration
-from hotfolder import demo, logs, ops, startup, survey
+from hotfolder.credentials import CredentialError
 from hotfolder.daemon import JOURNAL_FILE, Daemon
 from hotfolder.journal import Journal
 
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "retry": cmd_operator,
         "hold": cmd_operator,
         "forget": cmd_operator,
+        "backlot": cmd_backlot,
     }[args.command]
     return handler(args)
 
@@ -65,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
         op.add_argument("--config", "-c", type=Path, required=True)
         if name == "forget":
             op.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    bl = sub.add_parser("backlot", help="Backlot V2 API: look up assets, fetch a source file")
+    bl.add_argument("--config", "-c", type=Path, required=True)
+    bl.add_argument("--account", help="a name under `backlot:` (default: the only one)")
+    bl_sub = bl.add_subparsers(dest="backlot_command", required=True)
+    asset = bl_sub.add_parser("asset", help="print an asset as JSON")
+    asset.add_argument("embed_code")
+    source = bl_sub.add_parser("source", help="download an asset's source file")
+    source.add_argument("embed_code")
+    source.add_argument("-o", "--output", type=Path, default=Path("."))
+    find = bl_sub.add_parser("find", help="query assets, e.g. --where \"labels INCLUDES 'x'\"")
+    find.add_argument("--where", required=True)
+    find.add_argument("--limit", type=int, default=100)
     status = sub.add_parser("status", help="list recent submissions from the journal")
     status.add_argument("--config", "-c", type=Path, required=True)
     status.add_argument("--json", action="store_true")
@@ -189,6 +203,33 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backlot(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    names = sorted(cfg.backlot)
+    name = args.account or (names[0] if len(names) == 1 else None)
+    if name not in cfg.backlot:
+        print(f"hotfolder backlot: say which account with --account (configured: "
+              f"{', '.join(names) or 'none'})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        client = verify.client_for(cfg.backlot[name])
+        if args.backlot_command == "asset":
+            print(json.dumps(client.asset(args.embed_code), indent=2, sort_keys=True))
+        elif args.backlot_command == "find":
+            for item in client.find(args.where, args.limit):
+                print(json.dumps(item, sort_keys=True))
+        else:
+            path = client.download_source(args.embed_code, args.output,
+                                          backlot.terminal_progress)
+            print(path)
+    except (backlot.BacklotError, CredentialError) as err:
+        print(f"hotfolder backlot: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -209,11 +250,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             "id": r.id, "watch": r.watch, "state": str(r.state), "manifest": r.manifest,
             "files": len(r.files), "bytes_total": r.bytes_total, "bytes_done": r.bytes_done,
             "attempts": r.attempts, "error_code": r.error_code, "error": r.error_message,
+            "verify": r.detail.get("verify"),
             "updated_at": r.updated_at} for r in rows], indent=2))
         return EXIT_OK
     now = datetime.now(UTC)
     for r in rows:
         err = f"  last error {r.error_code}: {r.error_message}" if r.error_code else ""
+        checked = r.detail.get("verify", {}).get("result")
+        err = f"  backlot: {checked}{err}" if checked else err
         print(f"{r.id:<36} {r.watch:<10} {r.state:<16} {len(r.files):>3} files "
               f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}  "
               f"age {_age(now, r.created_at):>6}  tries {r.attempts + 1}{err}")

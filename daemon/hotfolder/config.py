@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ class Config:
     watches: tuple[WatchConfig, ...]
     targets: dict[str, TargetConfig]
     shutdown_grace: float = 30.0
+    backlot: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def format_path(path: KeyPath) -> str:
@@ -280,6 +281,10 @@ def _cross_checks(
             yield err(("state_dir",), f"state_dir {state_dir} is inside watch folder {path}",
                       "its files would be picked up as drops; move it elsewhere")
     for name, target in targets.items():
+        account = (target.get("verify") or {}).get("backlot")
+        if account is not None and account not in (data.get("backlot") or {}):
+            yield err(("targets", name, "verify", "backlot"), f"no backlot account '{account}'",
+                      "define it under 'backlot:' with api_key and api_secret_file")
         if target.get("type") == "local":
             dest = _resolve(target["path"], base)
             for i, watch in enumerate(data["watches"]):
@@ -321,6 +326,8 @@ def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
         workers=data.get("workers", _default(schema.CONFIG, "workers")),
         shutdown_grace=float(data.get("shutdown_grace",
                                       _default(schema.CONFIG, "shutdown_grace"))),
+        backlot={name: _resolve_target(account, base)
+                 for name, account in (data.get("backlot") or {}).items()},
         watches=watches,
         targets=targets,
     )
@@ -348,7 +355,7 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
 
 def _resolve_target(t: dict[str, Any], base: Path) -> dict[str, Any]:
     options = {k: v for k, v in t.items() if k != "type"}
-    for key in ("path", "password_file", "key_file"):
+    for key in ("path", "password_file", "key_file", "api_secret_file"):
         if key in options:
             options[key] = _resolve(options[key], base)
     return options

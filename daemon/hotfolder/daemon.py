@@ -37,6 +37,7 @@ from hotfolder.tracker import (
     WatchSettings,
     WatchTracker,
 )
+from hotfolder.verify import AssetKey, Verifier
 from hotfolder.watch import Change, Watcher, scan
 
 log = structlog.get_logger()
@@ -75,11 +76,14 @@ class Daemon:
     _deferred: set[str] = field(default_factory=set)  # ready, waiting for quota
     _last_report: float = float("-inf")
     _reload_requested: threading.Event = field(default_factory=threading.Event)
+    _verifier: Verifier | None = field(init=False, default=None)
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.config.state_dir / JOURNAL_FILE)
+        self._verifier = (Verifier(self.journal, self.config.backlot, self.clock,
+                                   self.stop_event) if self.config.backlot else None)
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="transfer")
         built = {name: targets.build(t, self.config.state_dir)
                  for name, t in self.config.targets.items()}
@@ -101,6 +105,8 @@ class Daemon:
                 for w in self._watches.values():
                     watcher.add(w.config.name, w.config.path, w.skip)
                 watcher.start()
+            if self._verifier is not None:
+                self._verifier.start()
             self._recover()
             for w in self._watches.values():
                 self._rescan(w)
@@ -116,6 +122,7 @@ class Daemon:
                 if once and self._idle():
                     break
         finally:
+            self.stop_event.set()  # with --once the loop ends by itself: stop the helpers too
             self.notifier.stopping()
             if watcher is not None:
                 watcher.stop()
@@ -187,6 +194,8 @@ class Daemon:
             futures.wait(self._running.values(), timeout=self.shutdown_grace)
         self.cancel_event.set()
         self._pool.shutdown(wait=True)
+        if self._verifier is not None:
+            self._verifier.join()
         self.journal.close()
         log.info("stopped")
 
@@ -260,6 +269,8 @@ class Daemon:
             self._quarantine(w, decision)
         elif isinstance(decision, Ready):
             self.journal.record_ready(decision.submission, now)
+            self.journal.set_assets(decision.submission.id,
+                                    [{"guid": g, "title": t} for g, t in decision.assets])
             log.info("submission ready", submission_id=decision.submission.id,
                      watch=w.config.name, state=str(State.READY),
                      files=len(decision.submission.files), bytes=decision.submission.total_bytes)
@@ -347,7 +358,8 @@ class Daemon:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,
                             self._retry_for(w))
         try:
-            delivery.run(row)
+            if delivery.run(row) is State.COMPLETE:
+                self._verify(w, row.id)
         except Cancelled:
             log.warning("transfer interrupted by shutdown; it resumes on next start",
                         submission_id=row.id, watch=row.watch)
@@ -357,6 +369,16 @@ class Daemon:
             # One bad submission must not take the daemon down: log it and leave the journal
             # state, which the next start resumes from.
             log.exception("delivery crashed", submission_id=row.id, watch=row.watch)
+
+    def _verify(self, w: _Watch, sid: str) -> None:
+        """Hand a completed submission to the Backlot check, if its target asks for one."""
+        spec = self.config.targets[w.config.target].options.get("verify")
+        row = self.journal.get(sid)
+        if not spec or row is None or self._verifier is None:
+            return
+        keys = [AssetKey(a.get("guid"), a.get("title")) for a in row.detail.get("assets", [])]
+        self._verifier.add(sid, spec["backlot"], keys, float(spec.get("timeout", 7200)),
+                           float(spec.get("poll_interval", 60)))
 
     def _reap(self) -> None:
         finished = [sid for sid, future in self._running.items() if future.done()]

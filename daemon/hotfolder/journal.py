@@ -269,6 +269,27 @@ class Journal:
                        (now.isoformat(), sid))
             _log(db, sid, now, State.COMPLETE, note)
 
+    def record_verify(self, sid: str, result: str, assets: dict[str, str]) -> None:
+        """The Backlot check's outcome, kept in the submission's detail for `status`."""
+        with self._tx() as db:
+            raw = db.execute("SELECT detail FROM submissions WHERE id = ?", (sid,)).fetchone()
+            if raw is None:
+                return
+            detail = json.loads(raw[0])
+            detail["verify"] = {"result": result, "assets": assets}
+            db.execute("UPDATE submissions SET detail = ? WHERE id = ?",
+                       (json.dumps(detail), sid))
+
+    def set_assets(self, sid: str, assets: list[dict[str, str | None]]) -> None:
+        with self._tx() as db:
+            raw = db.execute("SELECT detail FROM submissions WHERE id = ?", (sid,)).fetchone()
+            if raw is None:
+                return
+            detail = json.loads(raw[0])
+            detail["assets"] = assets
+            db.execute("UPDATE submissions SET detail = ? WHERE id = ?",
+                       (json.dumps(detail), sid))
+
     def forget(self, sid: str) -> bool:
         with self._tx() as db:
             cur = db.execute("DELETE FROM submissions WHERE id = ?", (sid,))

@@ -111,8 +111,48 @@ WATCH: Schema = {
     },
 }
 
+VERIFY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["backlot"],
+    "description": "After a submission completes, poll Backlot until each manifest item's "
+    "asset exists (live or processing) or reports an error. Never blocks uploads.",
+    "properties": {
+        "backlot": {"type": "string", "description": "A name under `backlot:`.",
+                    "example": "main"},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 7200,
+                    "description": "Seconds to keep looking before 'not-found'.",
+                    "example": 7200},
+        "poll_interval": {"type": "number", "exclusiveMinimum": 0, "default": 60,
+                          "description": "Seconds between two looks.", "example": 60},
+    },
+}
+
+BACKLOT_ACCOUNT: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["api_key"],
+    "oneOf": [{"required": ["api_secret_file"]}, {"required": ["api_secret_credential"]}],
+    "description": "Backlot V2 API credentials (Backlot > ACCOUNT > Developers).",
+    "properties": {
+        "api_key": {"type": "string", "minLength": 1, "description": "The API key "
+                    "(<pcode>.<suffix>).", "example": "7ab06...xyz"},
+        "api_secret_file": {"type": "string", "description": "A file holding the 40-character "
+                            "API secret.", "example": "/etc/hotfolder/backlot.secret"},
+        "api_secret_credential": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$",
+                                  "description": "A systemd credential holding the secret.",
+                                  "example": "backlot-secret"},
+        "api_host": {"type": "string", "default": "https://api.ooyala.com",
+                     "description": "Where writes go.", "example": "https://api.ooyala.com"},
+        "read_host": {"type": "string", "default": "https://cdn-api.ooyala.com",
+                      "description": "Where GETs go (the SDK's cache host).",
+                      "example": "https://cdn-api.ooyala.com"},
+    },
+}
+
 #: Keys every target type takes.
 COMMON_TARGET_PROPERTIES: Schema = {
+    "verify": VERIFY,
     "quota_bytes": {
         "type": "integer",
         "minimum": 1,
@@ -275,6 +315,12 @@ CONFIG: Schema = {
             "minItems": 1,
             "items": WATCH,
             "description": "The drop folders.",
+        },
+        "backlot": {
+            "type": "object",
+            "additionalProperties": BACKLOT_ACCOUNT,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.-]+$"},
+            "description": "Named Backlot API accounts, for `verify:` and `hotfolder backlot`.",
         },
         "targets": {
             "type": "object",

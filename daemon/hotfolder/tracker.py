@@ -82,6 +82,7 @@ class Waiting:
 @dataclass(frozen=True, slots=True)
 class Ready:
     submission: Submission
+    assets: tuple[tuple[str | None, str | None], ...] = ()  # (guid, title) per item
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,9 +332,10 @@ class WatchTracker:
             SubmissionFile(f.relpath, f.dest, self._identity(f.relpath)) for f in cand.plan.files
         )
         manifest_file = SubmissionFile(cand.relpath, PurePosixPath(cand.relpath.name), ident)
+        assets = tuple((item.guid, item.title) for item in cand.plan.manifest.items)
+        fmt = cand.plan.manifest.format
         self._settle(cand, ident)
-        return Ready(Submission(sid, self.settings.name, manifest_file, media,
-                                cand.plan.manifest.format))
+        return Ready(Submission(sid, self.settings.name, manifest_file, media, fmt), assets)
 
     def _identity(self, relpath: PurePosixPath) -> FileIdentity:
         ident = self.stability.identity(relpath)

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from hotfolder import faspmgr
+from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.process import Child, masked
 from hotfolder.targets.base import Progress, Session, TransferError, durable_write
 
@@ -191,25 +192,10 @@ class AscpTarget:
         return self.settings.work_dir / "receipts" / session.submission_id
 
     def _password(self) -> str | None:
-        s = self.settings
-        if s.password_file is not None:
-            return _read_secret(s.password_file)
-        if s.password_credential is not None:
-            folder = os.environ.get("CREDENTIALS_DIRECTORY")
-            if not folder:
-                raise TransferError("the password credential is not available: "
-                                    "$CREDENTIALS_DIRECTORY is not set (LoadCredential= in "
-                                    "the unit?)", "no-credential", retryable=False)
-            return _read_secret(Path(folder) / s.password_credential)
-        return None
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as err:
-        raise TransferError(f"cannot read the password from {path}: {err.strerror}",
-                            "no-credential", retryable=False) from err
+        try:
+            return read_secret(self.settings.password_file, self.settings.password_credential)
+        except CredentialError as err:
+            raise TransferError(str(err), "no-credential", retryable=False) from err
 
 
 class _Run:

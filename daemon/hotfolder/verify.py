@@ -1,0 +1,146 @@
+"""Did the ingest land? After a submission completes, poll Backlot for each manifest item's
+asset until it is live or processing (verified), reports an error (ingest-error), or the
+timeout passes (not-found). Runs on its own thread: it never holds up an upload.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from hotfolder.backlot import BacklotError, Client, Credentials
+from hotfolder.clock import Clock
+from hotfolder.credentials import read_secret
+from hotfolder.journal import Journal
+
+log = structlog.get_logger()
+
+GOOD = frozenset({"live", "processing", "uploaded", "paused"})
+BAD = frozenset({"error", "failed", "ingest_error"})
+
+
+@dataclass(frozen=True, slots=True)
+class AssetKey:
+    guid: str | None
+    title: str | None
+
+    def where(self) -> str | None:
+        """The query-API condition that finds this item's asset. The guid is looked for as
+        custom metadata (how Backlot keeps it is UNCONFIRMED); else the title as name."""
+        if self.guid:
+            return f"metadata.guid='{_quote(self.guid)}'"
+        if self.title:
+            return f"name='{_quote(self.title)}'"
+        return None
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def verdict(asset: dict[str, Any] | None) -> str | None:
+    """'verified', 'ingest-error', or None while there is nothing to say yet."""
+    if asset is None:
+        return None
+    status = str(asset.get("status", "")).lower()
+    if status in BAD:
+        return "ingest-error"
+    if status in GOOD:
+        return "verified"
+    return None
+
+
+@dataclass(slots=True)
+class _Job:
+    submission_id: str
+    account: str
+    keys: list[AssetKey]
+    deadline: float
+    poll_interval: float
+    next_look: float
+    results: dict[str, str] = field(default_factory=dict)
+
+
+def client_for(account: dict[str, Any]) -> Client:
+    secret = read_secret(account.get("api_secret_file"), account.get("api_secret_credential"))
+    assert secret is not None  # the schema requires one of the two
+    return Client(Credentials(account["api_key"], secret),
+                  account.get("api_host", "https://api.ooyala.com"),
+                  account.get("read_host", "https://cdn-api.ooyala.com"))
+
+
+class Verifier:
+    def __init__(self, journal: Journal, accounts: dict[str, dict[str, Any]], clock: Clock,
+                 stop: threading.Event) -> None:
+        self.journal = journal
+        self.accounts = accounts
+        self.clock = clock
+        self.stop = stop
+        self._jobs: list[_Job] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="verify", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def add(self, sid: str, account: str, keys: list[AssetKey], timeout: float,
+            poll_interval: float) -> None:
+        now = self.clock.monotonic()
+        with self._lock:
+            self._jobs.append(_Job(sid, account, keys, now + timeout, poll_interval, now))
+        self.journal.record_verify(sid, "pending", {})
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with self._lock:
+                jobs = list(self._jobs)
+            now = self.clock.monotonic()
+            for job in jobs:
+                if now >= job.next_look:
+                    self._look(job, now)
+            with self._lock:
+                soonest = min((j.next_look for j in self._jobs), default=now + 5)
+            self._wake.wait(max(0.01, min(soonest - self.clock.monotonic(), 5)))
+            self._wake.clear()
+
+    def _look(self, job: _Job, now: float) -> None:
+        job.next_look = now + job.poll_interval
+        try:
+            client = client_for(self.accounts[job.account])
+            for key in job.keys:
+                where = key.where()
+                if where is None or key.guid in job.results or key.title in job.results:
+                    continue
+                found = next(client.find(where, limit=1), None)
+                result = verdict(found)
+                if result is not None:
+                    job.results[key.guid or key.title or "?"] = result
+        except (BacklotError, OSError, KeyError) as err:
+            log.warning("verify: Backlot query failed, will look again",
+                        submission_id=job.submission_id, error=str(err))
+            return
+        keys = [k for k in job.keys if k.where() is not None]
+        if any(r == "ingest-error" for r in job.results.values()):
+            self._finish(job, "ingest-error")
+        elif len(job.results) == len(keys):
+            self._finish(job, "verified")
+        elif now >= job.deadline:
+            self._finish(job, "not-found")
+
+    def _finish(self, job: _Job, result: str) -> None:
+        with self._lock:
+            self._jobs.remove(job)
+        self.journal.record_verify(job.submission_id, result, job.results)
+        level = log.info if result == "verified" else log.warning
+        level("ingest verified" if result == "verified" else "ingest not verified",
+              submission_id=job.submission_id, verify=result, assets=job.results)
