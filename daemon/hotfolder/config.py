@@ -61,6 +61,9 @@ class WatchConfig:
     rescan_seconds: float
     max_manifest_bytes: int
     ignore: tuple[str, ...]
+    mode: str = "auto"
+    poll_interval: float = 2.0
+    max_settle: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +353,9 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
         rescan_seconds=float(get("rescan_seconds")),
         max_manifest_bytes=int(get("max_manifest_bytes")),
         ignore=tuple(get("ignore")),
+        mode=get("mode"),
+        poll_interval=float(get("poll_interval")),
+        max_settle=float(get("max_settle")),
     )
 
 

@@ -7,6 +7,8 @@ sleeps until the next event or the next moment a tracker said something can chan
 
 from __future__ import annotations
 
+import errno
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -38,11 +40,12 @@ from hotfolder.tracker import (
     WatchTracker,
 )
 from hotfolder.verify import AssetKey, Verifier
-from hotfolder.watch import Change, Watcher, scan
+from hotfolder.watch import Change, DirPoller, Watcher, choose_mode, scan
 
 log = structlog.get_logger()
 
 MAX_SLEEP = 1.0
+MAX_PROBE_BACKOFF = 60.0
 REPORT_EVERY = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
@@ -56,6 +59,13 @@ class _Watch:
     target: targets.Target
     next_rescan: float
     skip: tuple[Path, ...] = ()
+    mode: str = "inotify"
+    poller: DirPoller | None = None
+    next_poll: float = 0.0
+    available: bool = True
+    next_probe: float = 0.0
+    backoff: float = 1.0
+    warned_slow: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -77,6 +87,7 @@ class Daemon:
     _last_report: float = float("-inf")
     _reload_requested: threading.Event = field(default_factory=threading.Event)
     _verifier: Verifier | None = field(init=False, default=None)
+    _watcher: Watcher | None = field(init=False, default=None)
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,12 +110,11 @@ class Daemon:
 
     def run(self, once: bool = False, on_ready: Callable[[], None] | None = None) -> None:
         """Run until stop() (or, with once, until nothing is left to do)."""
-        watcher = Watcher(self._changes) if self.use_observer else None
+        watcher = self._watcher = Watcher(self._changes)
         try:
-            if watcher is not None:
-                for w in self._watches.values():
-                    watcher.add(w.config.name, w.config.path, w.skip)
-                watcher.start()
+            watcher.start()
+            for w in self._watches.values():
+                self._start_watching(w)
             if self._verifier is not None:
                 self._verifier.start()
             self._recover()
@@ -124,8 +134,7 @@ class Daemon:
         finally:
             self.stop_event.set()  # with --once the loop ends by itself: stop the helpers too
             self.notifier.stopping()
-            if watcher is not None:
-                watcher.stop()
+            watcher.stop()
             self._shutdown()
 
     def _report(self) -> None:
@@ -205,14 +214,70 @@ class Daemon:
 
     # -- the loop -------------------------------------------------------------------------
 
+    def _start_watching(self, w: _Watch) -> None:
+        """inotify where events arrive, polling where they do not (or the kernel refuses)."""
+        mode = choose_mode(w.config.mode, w.config.path) if self.use_observer else "poll"
+        if mode == "inotify":
+            assert self._watcher is not None
+            try:
+                self._watcher.add(w.config.name, w.config.path, w.skip)
+            except OSError as err:
+                mode = "poll"
+                log.warning(
+                    "inotify refused this folder; polling it instead", watch=w.config.name,
+                    error=str(err), hint="raise the limit: sysctl -w "
+                    "fs.inotify.max_user_watches=1048576 fs.inotify.max_user_instances=1024"
+                    if err.errno in (errno.ENOSPC, errno.EMFILE) else None)
+        if mode == "poll":
+            w.poller = DirPoller(w.config.path, w.config.ignore, w.skip)
+            w.poller.poll()  # remembers the folders as they are; the rescan sees the files
+        else:
+            w.poller = None
+        w.mode = mode
+        log.info("watching", watch=w.config.name, path=str(w.config.path), mode=mode)
+
+    def _available(self, w: _Watch, now: float, probe: bool = False) -> bool:
+        """Is the watch folder there? An unmounted share is reported once and probed with
+        backoff; meanwhile nothing in it is treated as deleted."""
+        if w.available and now < w.next_probe and not probe:
+            return True
+        root = w.config.path
+        ok = root.is_dir() and os.access(root, os.R_OK | os.X_OK)
+        if ok:
+            w.next_probe, w.backoff = now + 1.0, 1.0
+            if not w.available:
+                w.available = True
+                log.info("watch folder is back; rescanning", watch=w.config.name)
+                self._start_watching(w)
+                self._rescan(w)
+            return True
+        if w.available:
+            w.available = False
+            log.warning("watch folder unavailable; waiting for it (nothing is treated as "
+                        "deleted)", watch=w.config.name, path=str(root),
+                        hint="check the share is mounted and readable by this user")
+        w.next_probe = now + w.backoff
+        w.backoff = min(w.backoff * 2, MAX_PROBE_BACKOFF)
+        return False
+
     def _tick(self) -> None:
         now = self.clock.monotonic()
-        due = min((w.tracker.next_due() for w in self._watches.values()), default=now + 1)
-        rescan_due = min((w.next_rescan for w in self._watches.values()), default=now + 1)
-        timeout = min(max(min(due, rescan_due) - now, MIN_SLEEP), MAX_SLEEP)
+        moments = [now + MAX_SLEEP]
+        for w in self._watches.values():
+            moments += [w.next_rescan, w.next_probe]
+            if w.available:
+                moments.append(w.tracker.next_due())
+            if w.poller is not None:
+                moments.append(w.next_poll)
+        timeout = min(max(min(moments) - now, MIN_SLEEP), MAX_SLEEP)
         self._take_changes(timeout)
         now = self.clock.monotonic()
         for w in self._watches.values():
+            if not self._available(w, now):
+                continue
+            if w.poller is not None and now >= w.next_poll:
+                w.tracker.on_scan(w.poller.poll(), now)
+                w.next_poll = now + w.config.poll_interval
             if now >= w.next_rescan:
                 self._rescan(w)
             for decision in w.tracker.check(now):
@@ -256,12 +321,15 @@ class Daemon:
             detail = {"missing": [str(p) for p in decision.missing],
                       "unsettled": [str(p) for p in decision.unsettled],
                       "conflicts": [str(p) for p in decision.conflicts]}
+            self._warn_if_slow(w, decision)
             if self.journal.record_pending(decision.submission_id, w.config.name,
                                            decision.manifest, now, detail):
                 log.info("manifest seen, waiting for files", submission_id=decision.submission_id,
                          watch=w.config.name, state=str(State.PENDING),
                          manifest=str(decision.manifest), **detail)
         elif isinstance(decision, Gone):
+            if not self._available(w, self.clock.monotonic(), probe=True):
+                return  # the whole folder went away (a share unmounted): nothing was deleted
             self.journal.forget_pending(decision.submission_id)
             log.info("manifest removed before sending", submission_id=decision.submission_id,
                      watch=w.config.name, manifest=str(decision.manifest))
@@ -275,6 +343,16 @@ class Daemon:
                      watch=w.config.name, state=str(State.READY),
                      files=len(decision.submission.files), bytes=decision.submission.total_bytes)
             self._dispatch(decision.submission.id)
+
+    def _warn_if_slow(self, w: _Watch, waiting: Waiting) -> None:
+        waited = self.clock.monotonic() - waiting.since
+        if waiting.unsettled and waited > w.config.max_settle and \
+                waiting.submission_id not in w.warned_slow:
+            w.warned_slow.add(waiting.submission_id)
+            log.warning("files still changing", submission_id=waiting.submission_id,
+                        watch=w.config.name, state=str(State.PENDING),
+                        files=[str(p) for p in waiting.unsettled], waited_s=round(waited),
+                        hint="a copy may be stuck, or something keeps rewriting the file")
 
     def _quarantine(self, w: _Watch, failed: Failed) -> None:
         now = self.clock.now()

@@ -94,6 +94,30 @@ WATCH: Schema = {
             "events missed.",
             "example": 300,
         },
+        "mode": {
+            "enum": ["auto", "inotify", "poll"],
+            "default": "auto",
+            "description": "How changes are noticed. auto: polling on network file systems "
+            "(cifs, nfs, sshfs, 9p, ...; read from the mount table), inotify elsewhere. "
+            "inotify falls back to polling when the kernel's watch limit is reached.",
+            "example": "auto",
+        },
+        "poll_interval": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 2,
+            "description": "Seconds between two polls in poll mode (one stat per folder; "
+            "only changed folders are listed again).",
+            "example": 2,
+        },
+        "max_settle": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 3600,
+            "description": "A file still changing after this many seconds is reported (once); "
+            "the submission keeps waiting.",
+            "example": 3600,
+        },
         "max_manifest_bytes": {
             "type": "integer",
             "minimum": 1,

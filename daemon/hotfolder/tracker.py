@@ -77,6 +77,7 @@ class Waiting:
     unsettled: tuple[PurePosixPath, ...] = ()
     format: ManifestFormat | None = None
     conflicts: tuple[PurePosixPath, ...] = ()  # other waiting manifests naming the same files
+    since: float = 0.0  # when the manifest was first seen (monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +325,7 @@ class WatchTracker:
               conflicts: tuple[PurePosixPath, ...] = ()) -> Waiting:
         cand.waiting_id = sid
         fmt = cand.plan.manifest.format if cand.plan else None
-        return Waiting(sid, cand.relpath, missing, unsettled, fmt, conflicts)
+        return Waiting(sid, cand.relpath, missing, unsettled, fmt, conflicts, cand.first_seen)
 
     def _ready(self, cand: _Candidate, ident: FileIdentity, sid: str) -> Ready:
         assert cand.plan is not None

@@ -7,6 +7,7 @@ down), so scans at start-up and at intervals are the ground truth and events onl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from hotfolder.ignore import is_ignored
 
@@ -56,12 +57,22 @@ class Watcher:
     def __init__(self, sink: queue.SimpleQueue[Change]) -> None:
         self.sink = sink
         self.observer: BaseObserver = Observer()
+        self._watches: dict[str, ObservedWatch] = {}
 
     def add(self, watch: str, root: Path, skip: tuple[Path, ...] = ()) -> None:
+        """Start watching; raises OSError (ENOSPC: the inotify watch limit) if the kernel
+        refuses, so the caller can poll that folder instead."""
+        self.remove(watch)
         inside = tuple(PurePosixPath(p.relative_to(root).as_posix()) for p in skip
                        if root in p.parents)
         handler = _Handler(watch, root, self.sink, inside)
-        self.observer.schedule(handler, str(root), recursive=True)
+        self._watches[watch] = self.observer.schedule(handler, str(root), recursive=True)
+
+    def remove(self, watch: str) -> None:
+        old = self._watches.pop(watch, None)
+        if old is not None:
+            with contextlib.suppress(KeyError, OSError):
+                self.observer.unschedule(old)
 
     def start(self) -> None:
         self.observer.start()
@@ -100,3 +111,95 @@ def scan(root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = (),
                     yield PurePosixPath(Path(entry.path).relative_to(root).as_posix())
             except OSError:
                 continue
+
+
+# -- how to watch: inotify where events arrive, polling where they do not ---------------------
+
+#: File systems whose changes made elsewhere never reach local inotify (ingest-facts §6).
+NETWORK_FS = frozenset({
+    "cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "ceph", "glusterfs", "fuse.glusterfs",
+    "fuse.sshfs", "sshfs", "afs", "davfs", "fuse.davfs2", "fuse.rclone", "lustre", "gpfs",
+    "beegfs", "ocfs2", "gfs2", "fuse.s3fs", "fuse.mergerfs",
+})
+
+
+def fs_type(path: Path, mountinfo: str) -> str:
+    """The file-system type of the mount holding `path`, from /proc/self/mountinfo text."""
+    best, kind = "", "unknown"
+    target = os.path.realpath(path)
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        mount_point = fields[4].replace("\\040", " ")
+        fstype = line.split(" - ", 1)[1].split()[0]
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, fstype
+    return kind
+
+
+def choose_mode(mode: str, path: Path, mountinfo: str | None = None) -> str:
+    """'inotify' or 'poll' for a watch configured as auto, inotify or poll."""
+    if mode != "auto":
+        return mode
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return "poll"  # cannot tell: polling is slower but never misses a change
+    return "poll" if fs_type(path, mountinfo) in NETWORK_FS else "inotify"
+
+
+class DirPoller:
+    """Polling without stat-ing every file: a folder's mtime changes when an entry is added,
+    removed or renamed in it, so only changed folders are listed again. Files that change in
+    place are the tracker's business (it re-stats what it waits for)."""
+
+    def __init__(self, root: Path, ignore: tuple[str, ...] = (),
+                 skip: tuple[Path, ...] = ()) -> None:
+        self.root = root
+        self.ignore = ignore
+        self.skip = {os.path.normpath(p) for p in skip}
+        self._known: dict[str, tuple[int, list[str]]] = {}  # folder -> (mtime, subfolders)
+
+    def poll(self) -> list[PurePosixPath]:
+        """Files in folders that are new or changed since the last poll. An unchanged folder
+        costs one stat: its subfolders are remembered, not listed again."""
+        found: list[PurePosixPath] = []
+        known: dict[str, tuple[int, list[str]]] = {}
+        stack = [str(self.root)]
+        while stack:
+            folder = stack.pop()
+            try:
+                mtime = os.stat(folder).st_mtime_ns
+            except OSError:
+                continue
+            cached = self._known.get(folder)
+            if cached is not None and cached[0] == mtime:
+                subfolders = cached[1]
+            else:
+                subfolders = self._list(folder, found)
+            known[folder] = (mtime, subfolders)
+            stack.extend(subfolders)
+        self._known = known
+        return found
+
+    def _list(self, folder: str, found: list[PurePosixPath]) -> list[str]:
+        subfolders = []
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return []
+        for entry in entries:
+            if is_ignored(entry.name, self.ignore):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if os.path.normpath(entry.path) not in self.skip:
+                        subfolders.append(entry.path)
+                elif entry.is_file():
+                    found.append(PurePosixPath(os.path.relpath(entry.path, self.root)))
+            except OSError:
+                continue
+        return subfolders

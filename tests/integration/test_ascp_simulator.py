@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from hotfolder import config
 from hotfolder.model import State
@@ -72,19 +73,21 @@ def test_a_retryable_error_mid_file_resumes_and_completes(tmp_path: Path) -> Non
 
 
 def test_authentication_failure_is_not_retried_and_the_manifest_never_goes(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    secret = "Wr0ng-Pa55word-7f3a"
-    (row,) = run_until(tmp_path, State.FAILED, password=secret)
+        tmp_path: Path) -> None:
+    secret = "Wr0ng-Pa55word-7f3a"  # a test secret that must never be echoed
+    with capture_logs() as logs:
+        (row,) = run_until(tmp_path, State.FAILED, password=secret)
     sessions = sim_sessions(tmp_path)
     assert len(sessions) == 1
     assert row["code"] == "fasp-19"
     (failed,) = (tmp_path / "failed").iterdir()
     report = (failed / "REPORT.txt").read_text()
     assert "failed to authenticate" in report
-    out, err = capfd.readouterr()
-    for text in (report, (failed / "report.json").read_text(), out, err):
+    logged = repr(logs)
+    assert "ascp starting" in logged, "the capture must have seen the daemon's lines"
+    for text in (report, (failed / "report.json").read_text(), logged):
         assert secret not in text, "the password leaked"
-    assert "ASPERA_SCP_PASS" not in err
+    assert "ASPERA_SCP_PASS" not in logged
     assert not (tmp_path / "server" / "incoming" / "m.xml").exists()
     assert (failed / "my_video.mov").exists(), "sources are quarantined, not lost"
 
