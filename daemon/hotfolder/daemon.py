@@ -119,7 +119,8 @@ class Daemon:
                 self._verifier.start()
             self._recover()
             for w in self._watches.values():
-                self._rescan(w)
+                if w.poller is None:
+                    self._rescan(w)
             log.info("ready", watches=[w.config.name for w in self._watches.values()])
             self.notifier.ready(status_line(self.journal.counts()))
             if on_ready:
@@ -145,7 +146,7 @@ class Daemon:
             return
         self._last_report = now
         self.notifier.status(status_line(self.journal.counts()))
-        self.notifier.watchdog()
+        self.notifier.watchdog(now)
         self._pick_up_released()
 
     def _pick_up_released(self) -> None:
@@ -230,7 +231,10 @@ class Daemon:
                     if err.errno in (errno.ENOSPC, errno.EMFILE) else None)
         if mode == "poll":
             w.poller = DirPoller(w.config.path, w.config.ignore, w.skip)
-            w.poller.poll()  # remembers the folders as they are; the rescan sees the files
+            # Its first poll lists everything: that is the rescan, no need to walk twice.
+            now = self.clock.monotonic()
+            w.tracker.on_scan(w.poller.poll(), now)
+            w.next_rescan = now + w.config.rescan_seconds
         else:
             w.poller = None
         w.mode = mode

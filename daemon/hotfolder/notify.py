@@ -30,6 +30,7 @@ class Notifier:
         # Feed at half the interval systemd expects, as sd_watchdog_enabled(3) advises.
         self.watchdog_interval = usec / 2e6 if usec > 0 else None
         self._last_status = ""
+        self._last_fed = float("-inf")
 
     def _notify(self, message: str) -> None:
         if self.enabled:
@@ -44,7 +45,11 @@ class Notifier:
             self._notify(f"STATUS={status}")
             self._last_status = status
 
-    def watchdog(self) -> None:
+    def watchdog(self, now: float) -> None:
+        """Feed the watchdog if systemd set one (WATCHDOG_USEC), at half its interval."""
+        if self.watchdog_interval is None or now - self._last_fed < self.watchdog_interval:
+            return
+        self._last_fed = now
         self._notify("WATCHDOG=1")
 
     def stopping(self) -> None:

@@ -14,7 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
@@ -26,6 +38,15 @@ class Change:
     watch: str
     relpath: PurePosixPath
     is_dir: bool  # a folder appeared or moved in: its contents need a scan
+
+
+#: The changes that matter. Leaving out opens, reads and directory-modified events keeps them
+#: out of the inotify mask altogether: every scan opens every folder, and on a big tree those
+#: events alone kept watchdog's reader thread busy.
+WANTED_EVENTS = (
+    FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, FileMovedEvent, DirMovedEvent,
+    FileDeletedEvent, DirDeletedEvent, FileClosedEvent, FileAttribEvent,
+)
 
 
 class _Handler(FileSystemEventHandler):
@@ -66,7 +87,8 @@ class Watcher:
         inside = tuple(PurePosixPath(p.relative_to(root).as_posix()) for p in skip
                        if root in p.parents)
         handler = _Handler(watch, root, self.sink, inside)
-        self._watches[watch] = self.observer.schedule(handler, str(root), recursive=True)
+        self._watches[watch] = self.observer.schedule(handler, str(root), recursive=True,
+                                                      event_filter=list(WANTED_EVENTS))
 
     def remove(self, watch: str) -> None:
         old = self._watches.pop(watch, None)
