@@ -89,3 +89,12 @@ def simulator_wrapper(root: Path, env: dict[str, str], stamp_spawns: bool = Fals
                        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} \"$@\"\n")
     wrapper.chmod(0o755)
     return wrapper
+
+
+def idle_cost(pid: int, seconds: float, settle: float = 5.0) -> tuple[float, float]:
+    """(% of one core, RSS MB) of a process left alone for `seconds`, after `settle`."""
+    time.sleep(settle)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    cpu = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    return cpu, rss_mb(pid)

@@ -31,7 +31,7 @@ import yaml
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from bench.common import REPO, count_state, cpu_seconds, rss_mb, summary, table, wait_for
+from bench.common import REPO, count_state, idle_cost, summary, table, wait_for
 
 STABILITY = 1.0
 POLL_INTERVAL = 2.0
@@ -136,11 +136,8 @@ def big_tree(root: Path, mode: str, tree: Path, idle: float) -> dict[str, float]
         ready = time.monotonic() - started
         # Keep reading, as systemd does: a full datagram queue would block sd_notify.
         threading.Thread(target=_drain, args=(sock,), daemon=True).start()
-        time.sleep(5)  # let the start-up work (the 100 real submissions) settle
-        cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
-        time.sleep(idle)
-        cpu = 100 * (cpu_seconds(daemon.pid) - cpu0) / (time.monotonic() - t0)
-        rss = rss_mb(daemon.pid)
+        # the settle lets the start-up work (the 100 real submissions) finish first
+        cpu, rss = idle_cost(daemon.pid, idle)
     finally:
         daemon.terminate()
         try:
@@ -182,11 +179,7 @@ def baseline(tree: Path, idle: float) -> dict[str, float]:
         assert proc.stdout is not None
         proc.stdout.readline()
         ready = time.monotonic() - started
-        time.sleep(5)
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-        time.sleep(idle)
-        cpu = 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
-        rss = rss_mb(proc.pid)
+        cpu, rss = idle_cost(proc.pid, idle)
     finally:
         proc.terminate()
         proc.wait(30)
