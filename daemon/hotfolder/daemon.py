@@ -46,6 +46,7 @@ log = structlog.get_logger()
 
 MAX_SLEEP = 1.0
 MAX_PROBE_BACKOFF = 60.0
+WATCH_JOIN_TIMEOUT = 10.0
 REPORT_EVERY = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
@@ -66,6 +67,9 @@ class _Watch:
     next_probe: float = 0.0
     backoff: float = 1.0
     warned_slow: set[str] = field(default_factory=set)
+    changes: queue.SimpleQueue[Change] = field(default_factory=queue.SimpleQueue)
+    deciding: bool = False  # between a tracker check and its decisions being applied
+    thread: threading.Thread | None = None
 
 
 @dataclass(slots=True)
@@ -80,7 +84,8 @@ class Daemon:
     stop_event: threading.Event = field(default_factory=threading.Event)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     journal: Journal = field(init=False)
-    _changes: queue.SimpleQueue[Change] = field(default_factory=queue.SimpleQueue)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # _running, _deferred
     _watches: dict[str, _Watch] = field(default_factory=dict)
     _running: dict[str, Future[None]] = field(default_factory=dict)
     _deferred: set[str] = field(default_factory=set)  # ready, waiting for quota
@@ -110,7 +115,7 @@ class Daemon:
 
     def run(self, once: bool = False, on_ready: Callable[[], None] | None = None) -> None:
         """Run until stop() (or, with once, until nothing is left to do)."""
-        watcher = self._watcher = Watcher(self._changes)
+        watcher = self._watcher = Watcher()
         try:
             watcher.start()
             for w in self._watches.values():
@@ -125,8 +130,14 @@ class Daemon:
             self.notifier.ready(status_line(self.journal.counts()))
             if on_ready:
                 on_ready()
+            for w in self._watches.values():
+                w.thread = threading.Thread(target=self._watch_loop, args=(w,), daemon=True,
+                                            name=f"watch-{w.config.name}")
+                w.thread.start()
             while not self.stop_event.is_set():
-                self._tick()
+                self._wake.wait(MAX_SLEEP)
+                self._wake.clear()
+                self._reap()
                 self._report()
                 if self._reload_requested.is_set():
                     self._reload()
@@ -135,8 +146,19 @@ class Daemon:
         finally:
             self.stop_event.set()  # with --once the loop ends by itself: stop the helpers too
             self.notifier.stopping()
+            self._stop_watch_threads()
             watcher.stop()
             self._shutdown()
+
+    def _stop_watch_threads(self) -> None:
+        for w in self._watches.values():
+            w.changes.put(Change("", PurePosixPath(), False))  # wakes it at once
+        for w in self._watches.values():
+            if w.thread is not None:
+                w.thread.join(WATCH_JOIN_TIMEOUT)
+                if w.thread.is_alive():
+                    log.warning("a watch is stuck (a hung file system?); leaving it behind",
+                                watch=w.config.name)
 
     def _report(self) -> None:
         """Once a second at most: STATUS= for systemctl status, and the watchdog, fed only
@@ -151,8 +173,10 @@ class Daemon:
 
     def _pick_up_released(self) -> None:
         """Submissions an operator released (`hotfolder retry`) come back as ready."""
+        with self._lock:
+            busy = set(self._running) | self._deferred
         for row in self.journal.rows(frozenset({State.READY}), limit=50):
-            if row.id not in self._running and row.id not in self._deferred:
+            if row.id not in busy:
                 log.info("released by an operator", submission_id=row.id, watch=row.watch,
                          state=str(State.READY))
                 self._dispatch(row.id)
@@ -160,7 +184,7 @@ class Daemon:
     def request_reload(self) -> None:
         """From a signal handler: the main loop re-reads the config at its next turn."""
         self._reload_requested.set()
-        self._changes.put(Change("", PurePosixPath(), False))
+        self._wake.set()
 
     def _reload(self) -> None:
         """Re-read the config and credentials. Transfers in flight keep the target they
@@ -192,16 +216,18 @@ class Daemon:
 
     def stop(self) -> None:
         self.stop_event.set()
-        self._changes.put(Change("", PurePosixPath(), False))  # wakes the loop at once
+        self._wake.set()
 
     def _shutdown(self) -> None:
         """Warm stop: running transfers get `shutdown_grace` seconds to finish, then they are
         cancelled; the journal keeps their state and the next start resumes them."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._running:
-            log.info("waiting for running transfers", count=len(self._running),
+        with self._lock:
+            running = list(self._running.values())
+        if running:
+            log.info("waiting for running transfers", count=len(running),
                      grace_seconds=self.shutdown_grace)
-            futures.wait(self._running.values(), timeout=self.shutdown_grace)
+            futures.wait(running, timeout=self.shutdown_grace)
         self.cancel_event.set()
         self._pool.shutdown(wait=True)
         if self._verifier is not None:
@@ -210,8 +236,10 @@ class Daemon:
         log.info("stopped")
 
     def _idle(self) -> bool:
-        trackers_idle = all(w.tracker.waiting == 0 for w in self._watches.values())
-        return not self._running and not self._deferred and trackers_idle
+        watches_idle = all(not w.deciding and not w.tracker.busy
+                           for w in self._watches.values())
+        with self._lock:
+            return not self._running and not self._deferred and watches_idle
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -221,7 +249,7 @@ class Daemon:
         if mode == "inotify":
             assert self._watcher is not None
             try:
-                self._watcher.add(w.config.name, w.config.path, w.skip)
+                self._watcher.add(w.config.name, w.config.path, w.changes, w.skip)
             except OSError as err:
                 mode = "poll"
                 log.warning(
@@ -264,41 +292,50 @@ class Daemon:
         w.backoff = min(w.backoff * 2, MAX_PROBE_BACKOFF)
         return False
 
-    def _tick(self) -> None:
+    def _watch_loop(self, w: _Watch) -> None:
+        """One thread per watch: a share whose stat hangs holds up only its own watch."""
+        while not self.stop_event.is_set():
+            try:
+                self._tick_watch(w)
+            except Exception:
+                # A bug or an odd file system must not end watching: log it, go on.
+                log.exception("watch loop error", watch=w.config.name)
+                self.stop_event.wait(1.0)
+
+    def _tick_watch(self, w: _Watch) -> None:
         now = self.clock.monotonic()
-        moments = [now + MAX_SLEEP]
-        for w in self._watches.values():
-            moments += [w.next_rescan, w.next_probe]
-            if w.available:
-                moments.append(w.tracker.next_due())
-            if w.poller is not None:
-                moments.append(w.next_poll)
-        timeout = min(max(min(moments) - now, MIN_SLEEP), MAX_SLEEP)
-        self._take_changes(timeout)
+        moments = [now + MAX_SLEEP, w.next_rescan, w.next_probe]
+        if w.available:
+            moments.append(w.tracker.next_due())
+        if w.poller is not None:
+            moments.append(w.next_poll)
+        self._take_changes(w, min(max(min(moments) - now, MIN_SLEEP), MAX_SLEEP))
         now = self.clock.monotonic()
-        for w in self._watches.values():
-            if not self._available(w, now):
-                continue
-            if w.poller is not None and now >= w.next_poll:
-                w.tracker.on_scan(w.poller.poll(), now)
-                w.next_poll = now + w.config.poll_interval
-            if now >= w.next_rescan:
-                self._rescan(w)
+        if self.stop_event.is_set() or not self._available(w, now):
+            return
+        if w.poller is not None and now >= w.next_poll:
+            w.tracker.on_scan(w.poller.poll(), now)
+            w.next_poll = now + w.config.poll_interval
+        if now >= w.next_rescan:
+            self._rescan(w)
+        w.deciding = True
+        try:
             for decision in w.tracker.check(now):
                 self._apply(w, decision)
-            w.tracker.stability.prune_events(now - 3 * w.config.stability_seconds - 1)
-        self._reap()
+        finally:
+            w.deciding = False
+        w.tracker.stability.prune_events(now - 3 * w.config.stability_seconds - 1)
 
-    def _take_changes(self, timeout: float) -> None:
+    def _take_changes(self, w: _Watch, timeout: float) -> None:
         try:
-            change = self._changes.get(timeout=timeout)
+            change = w.changes.get(timeout=timeout)
         except queue.Empty:
             return
         now = self.clock.monotonic()
         while True:
             self._on_change(change, now)
             try:
-                change = self._changes.get_nowait()
+                change = w.changes.get_nowait()
             except queue.Empty:
                 return
 
@@ -376,6 +413,10 @@ class Daemon:
                   problems=len(failed.problems), report=str(folder / postprocess.REPORT_TXT))
 
     def _dispatch(self, sid: str) -> None:
+        with self._lock:  # watch threads, the main loop and recovery all dispatch
+            self._dispatch_locked(sid)
+
+    def _dispatch_locked(self, sid: str) -> None:
         row = self.journal.get(sid)
         if row is None or sid in self._running:
             return
@@ -390,7 +431,9 @@ class Daemon:
             log.warning("submission's watch is no longer configured", submission_id=sid,
                         watch=row.watch)
             return
-        self._running[sid] = self._pool.submit(self._deliver, w, row)
+        future = self._pool.submit(self._deliver, w, row)
+        future.add_done_callback(lambda _f: self._wake.set())  # reap it, maybe free quota
+        self._running[sid] = future
 
     def _fits_quota(self, row: Row) -> bool:
         """Keep what is in flight to one target under its account's quota (ingest rule)."""
@@ -463,12 +506,13 @@ class Daemon:
                            float(spec.get("poll_interval", 60)))
 
     def _reap(self) -> None:
-        finished = [sid for sid, future in self._running.items() if future.done()]
-        for sid in finished:
-            del self._running[sid]
-        if finished:
-            for sid in sorted(self._deferred):
-                self._dispatch(sid)
+        with self._lock:
+            finished = [sid for sid, future in self._running.items() if future.done()]
+            for sid in finished:
+                del self._running[sid]
+            if finished:
+                for sid in sorted(self._deferred):
+                    self._dispatch(sid)
 
     # -- crash recovery -------------------------------------------------------------------
 

@@ -166,6 +166,11 @@ class WatchTracker:
         return min((c.next_check for c in self._candidates.values()), default=float("inf"))
 
     @property
+    def busy(self) -> bool:
+        """Some manifest still needs a look (not yet decided, or waiting for files)."""
+        return self.next_due() != float("inf")
+
+    @property
     def waiting(self) -> int:
         return sum(1 for c in self._candidates.values() if c.waiting_id is not None)
 

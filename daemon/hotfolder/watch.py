@@ -75,18 +75,18 @@ class _Handler(FileSystemEventHandler):
 class Watcher:
     """One observer thread for all watches (watchdog multiplexes inotify itself)."""
 
-    def __init__(self, sink: queue.SimpleQueue[Change]) -> None:
-        self.sink = sink
+    def __init__(self) -> None:
         self.observer: BaseObserver = Observer()
         self._watches: dict[str, ObservedWatch] = {}
 
-    def add(self, watch: str, root: Path, skip: tuple[Path, ...] = ()) -> None:
-        """Start watching; raises OSError (ENOSPC: the inotify watch limit) if the kernel
-        refuses, so the caller can poll that folder instead."""
+    def add(self, watch: str, root: Path, sink: queue.SimpleQueue[Change],
+            skip: tuple[Path, ...] = ()) -> None:
+        """Start watching, with this watch's changes going to `sink`; raises OSError
+        (ENOSPC: the inotify watch limit) if the kernel refuses, so the caller can poll."""
         self.remove(watch)
         inside = tuple(PurePosixPath(p.relative_to(root).as_posix()) for p in skip
                        if root in p.parents)
-        handler = _Handler(watch, root, self.sink, inside)
+        handler = _Handler(watch, root, sink, inside)
         self._watches[watch] = self.observer.schedule(handler, str(root), recursive=True,
                                                       event_filter=list(WANTED_EVENTS))
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from structlog.testing import capture_logs
 
 from hotfolder import config
-from hotfolder.model import State
+from hotfolder.model import FileIdentity, State
+from hotfolder.tracker import LocalFileSystem
 from hotfolder.watch import Watcher
 from tests import manifests
 from tests.helpers import running, wait_until, write_config
@@ -107,3 +110,43 @@ def test_ten_thousand_files_at_once(tmp_path: Path) -> None:
         drop_one(drop / "d050")
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1, timeout=60)
         assert len(daemon._watches["w"].tracker.stability._seen) < 10_000
+
+
+class HungShare(LocalFileSystem):
+    """A file system whose stat and read hang under one folder, like a dead NFS mount."""
+
+    def __init__(self, hung: Path) -> None:
+        self.hung = hung
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def _maybe_hang(self, path: Path) -> None:
+        if self.hung in path.parents:
+            self.blocked.set()
+            self.release.wait(30)
+
+    def identity(self, path: Path) -> FileIdentity | None:
+        self._maybe_hang(path)
+        return super().identity(path)
+
+    def read(self, path: Path, limit: int) -> bytes:
+        self._maybe_hang(path)
+        return super().read(path, limit)
+
+
+def test_a_hung_share_does_not_delay_another_watch(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    (tmp_path / "nfs").mkdir()
+    data["watches"].append({**data["watches"][0], "name": "nfs", "path": str(tmp_path / "nfs")})
+    path.write_text(yaml.safe_dump(data))
+    share = HungShare(tmp_path / "nfs")
+    with running(config.load(path), fs=share) as daemon:
+        drop_one(tmp_path / "nfs", "n.mov", "n.xml")
+        assert share.blocked.wait(10), "the nfs watch should be stuck in a stat"
+        drop_one(tmp_path / "drop")
+        wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1,
+                   what="the healthy watch's submission, despite the hung one")
+        assert not (tmp_path / "ingest" / "n.xml").exists()
+        share.release.set()
+        wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 2)
