@@ -19,7 +19,8 @@ from hotfolder import backlot, demo, logs, ops, startup, survey, verify
 from hotfolder import config as configuration
 from hotfolder.credentials import CredentialError
 from hotfolder.daemon import JOURNAL_FILE, Daemon
-from hotfolder.journal import Journal
+from hotfolder.journal import Journal, Row
+from hotfolder.model import IN_FLIGHT, State
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -240,28 +241,46 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
+    now = datetime.now(UTC)
     journal = Journal(cfg.state_dir / JOURNAL_FILE)
     try:
         rows = journal.rows(watch=args.watch, limit=200)
+        speeds = {r.id: _speed(journal, r, now) for r in rows if r.state in IN_FLIGHT}
     finally:
         journal.close()
     if args.json:
         print(json.dumps([{
             "id": r.id, "watch": r.watch, "state": str(r.state), "manifest": r.manifest,
             "files": len(r.files), "bytes_total": r.bytes_total, "bytes_done": r.bytes_done,
+            "rate_bytes_s": speeds.get(r.id, (None, None))[0],
+            "eta_s": speeds.get(r.id, (None, None))[1],
             "attempts": r.attempts, "error_code": r.error_code, "error": r.error_message,
-            "verify": r.detail.get("verify"),
+            "verify": r.detail.get("verify"), "created_at": r.created_at,
             "updated_at": r.updated_at} for r in rows], indent=2))
         return EXIT_OK
-    now = datetime.now(UTC)
     for r in rows:
         err = f"  last error {r.error_code}: {r.error_message}" if r.error_code else ""
         checked = r.detail.get("verify", {}).get("result")
         err = f"  backlot: {checked}{err}" if checked else err
+        rate, eta = speeds.get(r.id, (None, None))
+        speed = f"  {_size(int(rate))}/s eta {eta:.0f}s" if rate and eta is not None else ""
         print(f"{r.id:<36} {r.watch:<10} {r.state:<16} {len(r.files):>3} files "
-              f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}  "
+              f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}{speed}  "
               f"age {_age(now, r.created_at):>6}  tries {r.attempts + 1}{err}")
     return EXIT_OK
+
+
+def _speed(journal: Journal, row: Row, now: datetime) -> tuple[float | None, float | None]:
+    """Bytes per second since the media session began, and the time left at that pace."""
+    started = next((at for at, state, _ in reversed(journal.history(row.id))
+                    if state == State.SENDING_MEDIA), None)
+    if started is None or row.bytes_done <= 0:
+        return None, None
+    seconds = (now - datetime.fromisoformat(started)).total_seconds()
+    if seconds <= 0:
+        return None, None
+    rate = row.bytes_done / seconds
+    return rate, (row.bytes_total - row.bytes_done) / rate
 
 
 def _bar(done: int, total: int, width: int = 20) -> str:

@@ -83,6 +83,8 @@ class Config:
     targets: dict[str, TargetConfig]
     shutdown_grace: float = 30.0
     backlot: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notifications: dict[str, Any] = field(default_factory=dict)
+    min_free_bytes: int = 1_000_000_000
 
 
 def format_path(path: KeyPath) -> str:
@@ -331,6 +333,9 @@ def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
                                       _default(schema.CONFIG, "shutdown_grace"))),
         backlot={name: _resolve_target(account, base)
                  for name, account in (data.get("backlot") or {}).items()},
+        notifications=data.get("notifications") or {},
+        min_free_bytes=int(data.get("min_free_bytes",
+                                    _default(schema.CONFIG, "min_free_bytes"))),
         watches=watches,
         targets=targets,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -21,6 +22,7 @@ import structlog
 
 from hotfolder import config as config_module
 from hotfolder import postprocess, rules, targets
+from hotfolder.alerts import Alerts
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import Config, WatchConfig
 from hotfolder.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
@@ -47,6 +49,7 @@ log = structlog.get_logger()
 MAX_SLEEP = 1.0
 MAX_PROBE_BACKOFF = 60.0
 WATCH_JOIN_TIMEOUT = 10.0
+RETRY_AFTER_ERROR = 5.0
 REPORT_EVERY = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
@@ -93,6 +96,8 @@ class Daemon:
     _reload_requested: threading.Event = field(default_factory=threading.Event)
     _verifier: Verifier | None = field(init=False, default=None)
     _watcher: Watcher | None = field(init=False, default=None)
+    _alerts: Alerts | None = field(init=False, default=None)
+    _space_low: bool = False
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +105,8 @@ class Daemon:
         self.journal = Journal(self.config.state_dir / JOURNAL_FILE)
         self._verifier = (Verifier(self.journal, self.config.backlot, self.clock,
                                    self.stop_event) if self.config.backlot else None)
+        self._alerts = Alerts.from_config(self.config.notifications, self.clock,
+                                          self.stop_event)
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="transfer")
         built = {name: targets.build(t, self.config.state_dir)
                  for name, t in self.config.targets.items()}
@@ -122,6 +129,8 @@ class Daemon:
                 self._start_watching(w)
             if self._verifier is not None:
                 self._verifier.start()
+            if self._alerts is not None:
+                self._alerts.start()
             self._recover()
             for w in self._watches.values():
                 if w.poller is None:
@@ -138,6 +147,7 @@ class Daemon:
                 self._wake.wait(MAX_SLEEP)
                 self._wake.clear()
                 self._reap()
+                self._resume_if_space()
                 self._report()
                 if self._reload_requested.is_set():
                     self._reload()
@@ -232,6 +242,8 @@ class Daemon:
         self._pool.shutdown(wait=True)
         if self._verifier is not None:
             self._verifier.join()
+        if self._alerts is not None:
+            self._alerts.join()
         self.journal.close()
         log.info("stopped")
 
@@ -321,10 +333,24 @@ class Daemon:
         w.deciding = True
         try:
             for decision in w.tracker.check(now):
-                self._apply(w, decision)
+                self._apply_or_retry(w, decision, now)
         finally:
             w.deciding = False
         w.tracker.stability.prune_events(now - 3 * w.config.stability_seconds - 1)
+
+    def _apply_or_retry(self, w: _Watch, decision: Decision, now: float) -> None:
+        try:
+            self._apply(w, decision)
+        except (sqlite3.Error, OSError) as err:
+            # Most likely a full disk: the decision was not recorded, so it is not made.
+            # The tracker looks at the manifest again later; nothing is lost.
+            log.error(  # noqa: TRY400 - an expected condition; the error says enough
+                "could not record a decision; will look again", watch=w.config.name,
+                      submission_id=decision.submission_id if not isinstance(decision, Ready)
+                      else decision.submission.id, error=str(err))
+            relpath = decision.submission.manifest.relpath if isinstance(decision, Ready) \
+                else decision.manifest
+            w.tracker.reconsider(relpath, now + RETRY_AFTER_ERROR)
 
     def _take_changes(self, w: _Watch, timeout: float) -> None:
         try:
@@ -408,6 +434,8 @@ class Daemon:
                           submission_id=failed.submission_id, watch=w.config.name, error=str(err))
             return
         first = failed.problems[0]
+        self._tell_failed(failed.submission_id, w.config.name, first.message,
+                          folder / postprocess.REPORT_TXT)
         log.error("submission rejected", submission_id=failed.submission_id, watch=w.config.name,
                   state=str(State.FAILED), code=first.code, reason=first.message,
                   problems=len(failed.problems), report=str(folder / postprocess.REPORT_TXT))
@@ -419,6 +447,9 @@ class Daemon:
     def _dispatch_locked(self, sid: str) -> None:
         row = self.journal.get(sid)
         if row is None or sid in self._running:
+            return
+        if row.state is State.READY and not self._space_ok():
+            self._deferred.add(sid)
             return
         if row.state is State.READY and not self._fits_quota(row):
             return
@@ -434,6 +465,27 @@ class Daemon:
         future = self._pool.submit(self._deliver, w, row)
         future.add_done_callback(lambda _f: self._wake.set())  # reap it, maybe free quota
         self._running[sid] = future
+
+    def _space_ok(self) -> bool:
+        """New work waits while the state or an archive folder is nearly full; work in
+        flight goes on (it needs little), and the journal stays whole (SQLite)."""
+        folders = {self.config.state_dir, *(w.config.archive_dir for w in self._watches.values()
+                                            if w.config.after_success == "archive")}
+        low = {}
+        for folder in folders:
+            try:
+                st = os.statvfs(folder)
+            except OSError:
+                continue
+            if st.f_bavail * st.f_frsize < self.config.min_free_bytes:
+                low[str(folder)] = st.f_bavail * st.f_frsize
+        if low and not self._space_low:
+            log.error("disk nearly full: new work paused until space returns", free_bytes=low,
+                      min_free_bytes=self.config.min_free_bytes)
+        elif not low and self._space_low:
+            log.info("disk space is back: resuming")
+        self._space_low = bool(low)
+        return not low
 
     def _fits_quota(self, row: Row) -> bool:
         """Keep what is in flight to one target under its account's quota (ingest rule)."""
@@ -468,6 +520,7 @@ class Daemon:
         folder = postprocess.quarantine(row.id, row.watch, w.config.path, sub.manifest.relpath,
                                         [f.relpath for f in sub.media], [problem],
                                         w.config.failed_dir, now)
+        self._tell_failed(row.id, row.watch, problem.message, folder / postprocess.REPORT_TXT)
         log.error("submission rejected", submission_id=row.id, watch=row.watch,
                   state=str(State.FAILED), code=problem.code, reason=problem.message,
                   report=str(folder / postprocess.REPORT_TXT))
@@ -483,8 +536,16 @@ class Daemon:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,
                             self._retry_for(w))
         try:
-            if delivery.run(row) is State.COMPLETE:
+            outcome = delivery.run(row)
+            if outcome is State.COMPLETE:
                 self._verify(w, row.id)
+                if self._alerts is not None:
+                    self._alerts.completed(row.id, row.watch, f"{len(row.files)} files, "
+                                                              f"{row.bytes_total} bytes")
+            elif outcome is State.FAILED:
+                final = self.journal.get(row.id)
+                self._tell_failed(row.id, row.watch, str(final.error_message if final else ""),
+                                  w.config.failed_dir / row.id / postprocess.REPORT_TXT)
         except Cancelled:
             log.warning("transfer interrupted by shutdown; it resumes on next start",
                         submission_id=row.id, watch=row.watch)
@@ -504,6 +565,17 @@ class Daemon:
         keys = [AssetKey(a.get("guid"), a.get("title")) for a in row.detail.get("assets", [])]
         self._verifier.add(sid, spec["backlot"], keys, float(spec.get("timeout", 7200)),
                            float(spec.get("poll_interval", 60)))
+
+    def _resume_if_space(self) -> None:
+        with self._lock:
+            if self._space_low and self._deferred and self._space_ok():
+                for sid in sorted(self._deferred):
+                    self._deferred.discard(sid)
+                    self._dispatch_locked(sid)
+
+    def _tell_failed(self, sid: str, watch: str, reason: str, report: Path) -> None:
+        if self._alerts is not None:
+            self._alerts.failed(sid, watch, reason, str(report))
 
     def _reap(self) -> None:
         with self._lock:

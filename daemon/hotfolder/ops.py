@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import structlog
 
@@ -28,8 +28,11 @@ def retry(journal: Journal, cfg: Config, sid: str, now: datetime) -> str:
         log.info("operator: retry", submission_id=sid, watch=row.watch, state=str(State.READY))
         return f"{sid}: released; it is sent again (resume skips what already arrived)"
     if row.state is State.FAILED:
-        moved = _unquarantine(row, cfg)
+        moves = _planned_moves(row, cfg)
+        # Forget first: a daemon that sees the files come back must not find the old
+        # verdict and leave them be.
         journal.forget(sid)
+        moved = _move_back(moves, cfg, row)
         log.info("operator: retry", submission_id=sid, watch=row.watch, files=len(moved))
         return (f"{sid}: {len(moved)} files moved back to the drop folder; the daemon takes "
                 "them as a new drop")
@@ -61,7 +64,7 @@ def _row(journal: Journal, sid: str) -> Row:
     return row
 
 
-def _unquarantine(row: Row, cfg: Config) -> list[str]:
+def _planned_moves(row: Row, cfg: Config) -> list[tuple[Path, Path]]:
     watch = next((w for w in cfg.watches if w.name == row.watch), None)
     if watch is None:
         raise OperatorError(f"watch {row.watch!r} is no longer configured")
@@ -71,17 +74,22 @@ def _unquarantine(row: Row, cfg: Config) -> list[str]:
     base = watch.path / PurePosixPath(row.manifest).parent
     moved = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.parent == folder and path.name in (postprocess.REPORT_TXT,
-                                                  postprocess.REPORT_JSON):
-            continue
+        if path.name.endswith(".partial") or (path.parent == folder and path.name in (
+                postprocess.REPORT_TXT, postprocess.REPORT_JSON)):
+            continue  # the reports, or one the daemon is writing right now
         dest = base / path.relative_to(folder)
         if dest.exists():
             raise OperatorError(f"{dest} exists in the drop folder already; nothing was moved")
         moved.append((path, dest))
-    for path, dest in moved:
+    return moved
+
+
+def _move_back(moves: list[tuple[Path, Path]], cfg: Config, row: Row) -> list[str]:
+    for path, dest in moves:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(path, dest)
-    shutil.rmtree(folder)
-    return [str(dest) for _, dest in moved]
+    watch = next(w for w in cfg.watches if w.name == row.watch)
+    shutil.rmtree(watch.failed_dir / row.id, ignore_errors=True)
+    return [str(dest) for _, dest in moves]
 
 

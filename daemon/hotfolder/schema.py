@@ -174,6 +174,54 @@ BACKLOT_ACCOUNT: Schema = {
     },
 }
 
+NOTIFICATIONS: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "E-mail and/or webhook on failures (batched) and a digest of deliveries.",
+    "properties": {
+        "batch_seconds": {"type": "number", "minimum": 0, "default": 60,
+                          "description": "Failures within this window go out as one message.",
+                          "example": 60},
+        "digest_every": {"type": "number", "minimum": 0, "default": 86400,
+                         "description": "Seconds between two digests of deliveries (0: none).",
+                         "example": 86400},
+        "email": {
+            "type": "object", "additionalProperties": False, "required": ["from", "to"],
+            "description": "SMTP settings.",
+            "properties": {
+                "host": {"type": "string", "default": "localhost",
+                         "description": "SMTP server.", "example": "smtp.example.com"},
+                "port": {"type": "integer", "default": 25, "description": "SMTP port.",
+                         "example": 587},
+                "starttls": {"type": "boolean", "default": False,
+                             "description": "Upgrade the connection with STARTTLS.",
+                             "example": True},
+                "username": {"type": "string", "description": "SMTP login, if any.",
+                             "example": "hotfolder"},
+                "password_file": {"type": "string", "description": "The SMTP password.",
+                                  "example": "/etc/hotfolder/smtp.pass"},
+                "password_credential": {"type": "string", "description": "A systemd "
+                                        "credential holding the SMTP password.",
+                                        "example": "smtp-password"},
+                "from": {"type": "string", "description": "Sender address.",
+                         "example": "hotfolder@example.com"},
+                "to": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                       "description": "Recipients.", "example": ["ingest-team@example.com"]},
+            },
+        },
+        "webhook": {
+            "type": "object", "additionalProperties": False, "required": ["url"],
+            "description": "A JSON POST per message.",
+            "properties": {
+                "url": {"type": "string", "description": "Where to POST.",
+                        "example": "https://chat.example.com/hooks/ingest"},
+                "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 10,
+                            "description": "Seconds per POST.", "example": 10},
+            },
+        },
+    },
+}
+
 #: Keys every target type takes.
 COMMON_TARGET_PROPERTIES: Schema = {
     "verify": VERIFY,
@@ -339,6 +387,15 @@ CONFIG: Schema = {
             "minItems": 1,
             "items": WATCH,
             "description": "The drop folders.",
+        },
+        "notifications": NOTIFICATIONS,
+        "min_free_bytes": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 1_000_000_000,
+            "description": "New work pauses while state_dir or an archive_dir has less free "
+            "space than this, and resumes when space returns.",
+            "example": 1_000_000_000,
         },
         "backlot": {
             "type": "object",

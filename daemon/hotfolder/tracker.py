@@ -162,6 +162,14 @@ class WatchTracker:
             if cand.settled_identity is None:
                 cand.next_check = min(cand.next_check, now)
 
+    def reconsider(self, relpath: PurePosixPath, when: float) -> None:
+        """A decision could not be recorded (a full disk): look at the manifest again."""
+        cand = self._candidates.get(relpath)
+        if cand is not None:
+            cand.settled_identity = None
+            cand.plan_identity = None
+            cand.next_check = when
+
     def next_due(self) -> float:
         return min((c.next_check for c in self._candidates.values()), default=float("inf"))
 

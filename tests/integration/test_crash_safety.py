@@ -81,6 +81,7 @@ def test_retry_puts_a_failed_submission_back_and_it_goes(tmp_path: Path) -> None
     with running(cfg) as daemon:
         sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
                                        if r.state is State.FAILED), None))
+        wait_until((tmp_path / "failed" / sid / "REPORT.txt").exists, what="the report")
         (ingest / "a.mov").rmdir()  # fixed
         message = ops.retry(daemon.journal, daemon.config, sid, datetime.now(UTC))
         assert "moved back" in message

@@ -6,10 +6,14 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from hotfolder.journal import Journal
+from hotfolder.model import State
 from tests import manifests
 from tests.helpers import write_config
+from tests.unit.test_journal import sub
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "packaging" / "hotfolder.service"
@@ -120,3 +124,24 @@ def test_scan_reports_each_submission_without_sending(tmp_path: Path) -> None:
     assert "what to do:" in text.stdout
     assert list((tmp_path / "ingest").iterdir()) == []
     assert (drop / "bad.xml").exists()
+
+
+def test_status_shows_progress_rate_and_eta(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    started = datetime.now(UTC) - timedelta(seconds=10)
+    journal.record_ready(sub(), started)
+    journal.transition("m-1", State.QUEUED, started)
+    journal.transition("m-1", State.SENDING_MEDIA, started)
+    journal.progress("m-1", 5)
+    journal.close()
+    out = hotfolder("status", "--config", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["state"] == "sending-media"
+    assert (row["bytes_done"], row["bytes_total"]) == (5, 13)
+    assert 0.3 < row["rate_bytes_s"] <= 0.5  # 5 bytes in a little over 10 s
+    assert 15 < row["eta_s"] < 27
+    text = hotfolder("status", "--config", str(path)).stdout
+    assert "[########" in text
+    assert "eta" in text

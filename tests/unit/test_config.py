@@ -141,7 +141,9 @@ def test_the_example_documents_every_key_of_the_schema() -> None:
     repo = Path(__file__).resolve().parents[2]
     text = (repo / "config" / "hotfolder.example.yaml").read_text()
     sections = [schema.CONFIG, schema.LOGGING, schema.WATCH, schema.RETRY, schema.VERIFY,
-                schema.BACKLOT_ACCOUNT, *schema.TARGET_TYPES.values()]
+                schema.BACKLOT_ACCOUNT, schema.NOTIFICATIONS,
+                schema.NOTIFICATIONS["properties"]["email"],
+                schema.NOTIFICATIONS["properties"]["webhook"], *schema.TARGET_TYPES.values()]
     keys = {key for section in sections for key in section["properties"]}
     missing = sorted(k for k in keys if f"{k}:" not in text)
     assert missing == [], f"config/hotfolder.example.yaml does not document {missing}"
