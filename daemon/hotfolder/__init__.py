@@ -2,13 +2,17 @@
 
 Data flows one way, one concept per module:
 
-    watch (events, scans) -> manifest / grouping / rules (what a submission is)
-      -> stability / tracker (when it is ready) -> journal (SQLite state)
-      -> delivery + targets (media session, then the manifest alone)
+    watch (inotify events, polls, scans; a thread per watch)
+      -> manifest / grouping / rules (what a submission is, and whether it may go)
+      -> stability / tracker (when it is ready)
+      -> journal (SQLite: every state change, one transaction each)
+      -> delivery + targets (local, ascp + faspmgr; media session, then the manifest alone)
       -> postprocess (archive, delete, quarantine with a report)
+      -> verify (Backlot: did the ingest land?) and alerts (e-mail, webhook)
 
-`model` (plain data) and `clock` (the time seam) are leaves everyone may import; only `daemon`
-(the wiring) and `cli` import the stages together.
+Leaves everyone may import: `model` (plain data), `clock` (the time seam), `ignore`,
+`credentials`. Only `daemon` (the wiring), `cli` and its helpers (`ops`, `survey`, `demo`)
+import the stages together. `process` is the one module that spawns.
 """
 
 __version__ = "0.1.0"

@@ -117,7 +117,3 @@ def configure(target: str = "auto", level: str = "info", stream: TextIO | None =
     )
     return chosen
 
-
-def get(**bound: Any) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(**bound)
-    return logger

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
 
@@ -138,12 +138,3 @@ class Problem:
     hint: str = ""  # what to do about it
     path: str | None = None
     line: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TransferOutcome:
-    """What a finished transfer session reports back."""
-
-    files: tuple[str, ...]
-    bytes_sent: int
-    receipt: dict[str, object] = field(default_factory=dict)

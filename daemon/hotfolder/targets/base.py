@@ -21,10 +21,6 @@ class Session:
     label: str  # "media" or "manifest": the manifest never shares a session with its media
     files: tuple[tuple[Path, PurePosixPath], ...]  # (source, destination relative to the root)
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(src.stat().st_size for src, _ in self.files)
-
 
 class TransferError(Exception):
     """A session failed. `retryable` says whether trying again can help."""
