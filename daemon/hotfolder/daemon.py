@@ -113,7 +113,7 @@ class Daemon:
         now = self.clock.monotonic()
         for w in self.config.watches:
             settings = WatchSettings(w.name, w.path, w.stability_seconds, w.incomplete_after,
-                                     w.max_manifest_bytes, w.ignore)
+                                     w.max_manifest_bytes, w.ignore, w.max_settle)
             tracker = WatchTracker(settings, self.fs, self.journal.is_settled)
             skip = tuple(p for p in (w.archive_dir, w.failed_dir) if w.path in p.parents)
             self._watches[w.name] = _Watch(w, tracker, built[w.target], now, skip)
@@ -219,7 +219,7 @@ class Daemon:
             current.target = built[w.target]
             current.tracker.settings = WatchSettings(
                 w.name, w.path, w.stability_seconds, w.incomplete_after, w.max_manifest_bytes,
-                w.ignore)
+                w.ignore, w.max_settle)
             current.tracker.stability.window = w.stability_seconds
         self.config = new
         log.info("config reloaded", source=str(new.source))
@@ -373,7 +373,7 @@ class Daemon:
             for rel in scan(w.config.path, w.config.ignore, w.skip, change.relpath):
                 w.tracker.on_event(rel, now)
         else:
-            w.tracker.on_event(change.relpath, now)
+            w.tracker.on_event(change.relpath, now, change.kind)
 
     def _rescan(self, w: _Watch) -> None:
         now = self.clock.monotonic()

@@ -1,8 +1,11 @@
 """Has a file stopped changing? Pure bookkeeping over observations and events.
 
 A file is stable when its identity (size, mtime, ctime, inode) has stayed the same, and no
-watchdog event touched it, for the whole window. The first sighting starts the window: an old
-mtime proves nothing about a copier that is still writing. A zero-byte file is often a copier's
+watchdog event touched it, for the whole window. Where inotify tells us (a local writer), a file
+that was modified and not closed since is still being written, however long the writer pauses;
+that signal only ever lengthens the wait, and `writer_cap` bounds it in case a close is lost.
+The first sighting starts the window: an old mtime proves nothing about a copier that is still
+writing. A zero-byte file is often a copier's
 placeholder, so it needs three windows. Time comes from the caller (a Clock), never from here.
 """
 
@@ -24,9 +27,23 @@ class _Seen:
 
 
 class StabilityTracker:
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, writer_cap: float = 3600.0) -> None:
         self.window = window
+        self.writer_cap = writer_cap
         self._seen: dict[PurePosixPath, _Seen] = {}
+        self._writing: dict[PurePosixPath, float] = {}  # modified, not closed since: when
+
+    def written(self, relpath: PurePosixPath, now: float) -> None:
+        """inotify IN_MODIFY: a writer has the file open."""
+        self._writing.setdefault(relpath, now)
+
+    def closed(self, relpath: PurePosixPath) -> None:
+        """inotify IN_CLOSE_WRITE: that writer is done with it."""
+        self._writing.pop(relpath, None)
+
+    def being_written(self, relpath: PurePosixPath, now: float) -> bool:
+        since = self._writing.get(relpath)
+        return since is not None and now - since < self.writer_cap
 
     def event(self, relpath: PurePosixPath, now: float) -> None:
         """A watchdog event touched the path: whatever we saw, the window restarts."""
@@ -58,10 +75,11 @@ class StabilityTracker:
 
     def is_stable(self, relpath: PurePosixPath, now: float) -> bool:
         at = self.stable_at(relpath)
-        return at is not None and now >= at
+        return at is not None and now >= at and not self.being_written(relpath, now)
 
     def forget(self, relpath: PurePosixPath) -> None:
         self._seen.pop(relpath, None)
+        self._writing.pop(relpath, None)
 
     def prune_events(self, older_than: float) -> None:
         """Drop paths only an event ever touched, once the event can no longer matter."""
@@ -69,3 +87,4 @@ class StabilityTracker:
                  if s.identity is None and s.last_event < older_than]
         for path in stale:
             del self._seen[path]
+            self._writing.pop(path, None)

@@ -126,6 +126,7 @@ class WatchSettings:
     incomplete_after: float = 86400.0
     max_manifest_bytes: int = 10 * 1024 * 1024
     ignore: tuple[str, ...] = ()
+    max_settle: float = 3600.0
 
 
 class WatchTracker:
@@ -138,16 +139,20 @@ class WatchTracker:
         self.settings = settings
         self.fs = fs
         self.is_settled = is_settled  # the journal already has this submission id
-        self.stability = StabilityTracker(settings.stability_seconds)
+        self.stability = StabilityTracker(settings.stability_seconds, settings.max_settle)
         self._candidates: dict[PurePosixPath, _Candidate] = {}
         self._referenced_by: dict[PurePosixPath, set[PurePosixPath]] = {}
 
     # -- input ----------------------------------------------------------------------------
 
-    def on_event(self, relpath: PurePosixPath, now: float) -> None:
+    def on_event(self, relpath: PurePosixPath, now: float, kind: str = "") -> None:
         if is_ignored(relpath.name, self.settings.ignore):
             return
         self.stability.event(relpath, now)
+        if kind == "modified":
+            self.stability.written(relpath, now)
+        elif kind in ("closed", "deleted", "moved"):
+            self.stability.closed(relpath)
         if is_candidate(relpath):
             self._ensure(relpath, now).next_check = now
         for owner in self._referenced_by.get(relpath, ()):
@@ -304,9 +309,11 @@ class WatchTracker:
                               keep_files=bool(conflicts))
         if missing or unsettled or conflicts:
             soonest = [t for p in unsettled if (t := self.stability.stable_at(p)) is not None]
+            latest = max(soonest, default=now + MAX_RECHECK)
+            if latest <= now:  # settled by the clock, still open for writing: its close wakes us
+                latest = now + MAX_RECHECK
             cand.next_check = (now + min(MAX_RECHECK, self.settings.stability_seconds)
-                               if missing or conflicts
-                               else max(soonest, default=now + MAX_RECHECK))
+                               if missing or conflicts else latest)
             return self._wait(cand, sid, tuple(missing), tuple(unsettled), conflicts)
         return self._ready(cand, ident, sid)
 

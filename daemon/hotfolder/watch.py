@@ -38,6 +38,7 @@ class Change:
     watch: str
     relpath: PurePosixPath
     is_dir: bool  # a folder appeared or moved in: its contents need a scan
+    kind: str = ""  # watchdog's event type: "modified", "closed" (after a write), ...
 
 
 #: The changes that matter. Leaving out opens, reads and directory-modified events keeps them
@@ -69,7 +70,8 @@ class _Handler(FileSystemEventHandler):
             except ValueError:
                 continue
             if rel.parts and not any(rel == s or s in rel.parents for s in self.skip):
-                self.sink.put(Change(self.watch, rel, event.is_directory))
+                kind = event.event_type if raw == event.src_path else "created"
+                self.sink.put(Change(self.watch, rel, event.is_directory, kind))
 
 
 class Watcher:

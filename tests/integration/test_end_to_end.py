@@ -180,3 +180,25 @@ def test_a_submission_over_the_account_quota_fails_with_a_reason(tmp_path: Path)
     assert "more than the account holds" in (failed / "REPORT.txt").read_text()
     assert (failed / "big.mov").exists()
     assert list((tmp_path / "ingest").iterdir()) == []
+
+
+def test_a_writer_pausing_longer_than_the_window_is_waited_for(
+        tmp_path: Path, arrivals: Arrivals) -> None:
+    """A local copier that stalls with the file open: inotify's missing close-after-write says
+    it is not done, so nothing is sent until it closes."""
+    cfg = config.load(write_config(tmp_path, stability_seconds=0.3))
+    drop = tmp_path / "drop"
+    with running(cfg) as daemon:
+        (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+        with open(drop / "a.mov", "wb") as f:
+            f.write(b"first half ")
+            f.flush()
+            time.sleep(1.2)  # the scenario: a stall four times the window, file still open
+            f.write(b"second half")
+            f.flush()
+        closed = time.monotonic()
+        wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1)
+    assert (tmp_path / "ingest" / "a.mov").read_bytes() == b"first half second half"
+    first = arrivals.first_time()
+    assert first is not None
+    assert first >= closed, "the half-written file was sent"

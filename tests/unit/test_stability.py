@@ -63,3 +63,20 @@ def test_prune_forgets_only_event_only_paths() -> None:
     t.prune_events(older_than=200)
     assert t.identity(P) == ident(1)
     assert t.stable_at(PurePosixPath("noise.bin")) is None
+
+
+def test_a_writer_that_holds_the_file_open_keeps_it_unsettled() -> None:
+    t = StabilityTracker(5, writer_cap=100)
+    t.observe(P, ident(10), now=100)
+    t.written(P, now=100)
+    assert not t.is_stable(P, 150), "modified and not closed: still being written"
+    t.closed(P)
+    assert t.is_stable(P, 150)
+
+
+def test_a_lost_close_event_delays_at_most_writer_cap() -> None:
+    t = StabilityTracker(5, writer_cap=100)
+    t.observe(P, ident(10), now=100)
+    t.written(P, now=100)
+    assert not t.is_stable(P, 199)
+    assert t.is_stable(P, 200)
