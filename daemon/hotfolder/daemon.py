@@ -16,12 +16,13 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import structlog
 
 from hotfolder import config as config_module
-from hotfolder import postprocess, rules, targets
+from hotfolder import postprocess, recovery, rules, targets
 from hotfolder.alerts import Alerts
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import Config, WatchConfig
@@ -589,51 +590,31 @@ class Daemon:
     # -- crash recovery -------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Resume what the last run left: re-send media, send a pending manifest, prove or
-        hold a manifest whose session may have ended, finish archiving."""
+        """Resume what the last run left (recovery.resume decides; this acts)."""
         for row in self.journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
             w = self._watches.get(row.watch)
             if w is None:
                 continue
-            if row.state is State.COMPLETE:
-                if not row.postprocessed:
-                    self._finish_again(w, row)
+            evidence = partial(w.target.delivered,
+                               manifest_session(row.submission(), w.config.path))
+            step = recovery.resume(row, evidence)
+            if step is None:
                 continue
-            if row.state is State.SENDING_MEDIA:
-                self.journal.transition(row.id, State.READY, self.clock.now(),
-                                        note="resumed after restart: media sent again")
-            elif row.state is State.SENDING_MANIFEST:
-                self._settle_manifest(w, row)
-                continue
-            elif row.state is State.QUEUED:
-                self.journal.transition(row.id, State.READY, self.clock.now(),
-                                        note="resumed after restart")
-            log.info("resuming submission", submission_id=row.id, watch=row.watch,
-                     state=str(row.state))
-            self._dispatch(row.id)
-
-    def _settle_manifest(self, w: _Watch, row: Row) -> None:
-        sub = row.submission()
-        delivered = w.target.delivered(manifest_session(sub, w.config.path))
-        if delivered:
-            self.journal.transition(row.id, State.COMPLETE, self.clock.now(),
-                                    note="manifest found delivered after restart")
-            self._finish_again(w, self.journal.get(row.id) or row)
-            return
-        if delivered is False:
-            self.journal.transition(row.id, State.MEDIA_SENT, self.clock.now(),
-                                    note="restart: the manifest session never started")
-            log.info("resuming submission", submission_id=row.id, watch=row.watch,
-                     state=str(State.MEDIA_SENT))
-            self._dispatch(row.id)
-            return
-        reason = ("the daemon stopped while the manifest was being sent and its delivery "
-                  "cannot be proven; sending it again could create a duplicate asset")
-        self.journal.transition(row.id, State.HELD, self.clock.now(), note=reason,
-                                error_code="manifest-unconfirmed", error_message=reason)
-        log.warning("submission held", submission_id=row.id, watch=row.watch,
-                    state=str(State.HELD), reason=reason,
-                    hint=f"check the destination, then run: hotfolder retry {row.id}")
+            if step.to is not None:
+                hold = step.then == "hold"
+                self.journal.transition(row.id, step.to, self.clock.now(), note=step.note,
+                                        **({"error_code": "manifest-unconfirmed",
+                                            "error_message": step.note} if hold else {}))
+            if step.then == "dispatch":
+                log.info("resuming submission", submission_id=row.id, watch=row.watch,
+                         state=str(step.to or row.state))
+                self._dispatch(row.id)
+            elif step.then == "finish":
+                self._finish_again(w, self.journal.get(row.id) or row)
+            else:
+                log.warning("submission held", submission_id=row.id, watch=row.watch,
+                            state=str(State.HELD), reason=step.note,
+                            hint=f"check the destination, then run: hotfolder retry {row.id}")
 
     def _finish_again(self, w: _Watch, row: Row) -> None:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event)
