@@ -49,7 +49,7 @@ def write_config(tmp: Path, **watch: Any) -> Path:
     return path
 
 
-FAST_RETRY = RetryPolicy(tries=3, initial=0.01, factor=2, max_delay=0.05)
+FAST_RETRY = RetryPolicy(tries=3, initial_delay=0.01, factor=2, max_delay=0.05)
 
 
 @contextmanager

@@ -65,6 +65,12 @@ class WatchConfig:
     poll_interval: float = 2.0
     max_settle: float = 3600.0
 
+    @property
+    def own_folders(self) -> tuple[Path, ...]:
+        """Our archive and failed folders when they live inside the watch folder: never
+        watched, scanned or polled, or sent files would come back as drops."""
+        return tuple(p for p in (self.archive_dir, self.failed_dir) if self.path in p.parents)
+
 
 @dataclass(frozen=True, slots=True)
 class TargetConfig:

@@ -1,8 +1,10 @@
-"""The daemon: wires watch -> tracker -> journal -> delivery, and runs the main loop.
+"""The daemon: wires watch -> tracker -> journal -> delivery, and runs the loops.
 
-One thread (the caller's) owns the trackers and decides; watchdog's thread only queues paths;
-a small pool of workers runs transfers, so a slow target never stalls detection. The loop
-sleeps until the next event or the next moment a tracker said something can change.
+Each watch has a thread of its own that owns its tracker and decides, so a share whose stat
+hangs holds up only that watch; it sleeps until the next event or the next moment its tracker
+said something can change. watchdog's thread only queues paths. A small pool of workers runs
+transfers, so a slow target never stalls detection. The caller's thread reaps transfers,
+reports to systemd and reloads.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ REPORT_EVERY = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
 DEFAULT_QUOTA: int = COMMON_TARGET_PROPERTIES["quota_bytes"]["default"]
+
+
+def _settings(w: WatchConfig) -> WatchSettings:
+    return WatchSettings(w.name, w.path, w.stability_seconds, w.incomplete_after,
+                         w.max_manifest_bytes, w.ignore, w.max_settle)
 
 
 @dataclass(slots=True)
@@ -113,11 +120,8 @@ class Daemon:
                  for name, t in self.config.targets.items()}
         now = self.clock.monotonic()
         for w in self.config.watches:
-            settings = WatchSettings(w.name, w.path, w.stability_seconds, w.incomplete_after,
-                                     w.max_manifest_bytes, w.ignore, w.max_settle)
-            tracker = WatchTracker(settings, self.fs, self.journal.is_settled)
-            skip = tuple(p for p in (w.archive_dir, w.failed_dir) if w.path in p.parents)
-            self._watches[w.name] = _Watch(w, tracker, built[w.target], now, skip)
+            tracker = WatchTracker(_settings(w), self.fs, self.journal.is_settled)
+            self._watches[w.name] = _Watch(w, tracker, built[w.target], now, w.own_folders)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -218,10 +222,7 @@ class Daemon:
                 continue
             current.config = w
             current.target = built[w.target]
-            current.tracker.settings = WatchSettings(
-                w.name, w.path, w.stability_seconds, w.incomplete_after, w.max_manifest_bytes,
-                w.ignore, w.max_settle)
-            current.tracker.stability.window = w.stability_seconds
+            current.tracker.reconfigure(_settings(w))
         self.config = new
         log.info("config reloaded", source=str(new.source))
 
@@ -293,8 +294,9 @@ class Daemon:
             if not w.available:
                 w.available = True
                 log.info("watch folder is back; rescanning", watch=w.config.name)
-                self._start_watching(w)
-                self._rescan(w)
+                self._start_watching(w)  # in poll mode its first poll is the rescan
+                if w.poller is None:
+                    self._rescan(w)
             return True
         if w.available:
             w.available = False
@@ -404,9 +406,8 @@ class Daemon:
         elif isinstance(decision, Failed):
             self._quarantine(w, decision)
         elif isinstance(decision, Ready):
-            self.journal.record_ready(decision.submission, now)
-            self.journal.set_assets(decision.submission.id,
-                                    [{"guid": g, "title": t} for g, t in decision.assets])
+            assets = [{"guid": g, "title": t} for g, t in decision.assets]
+            self.journal.record_ready(decision.submission, now, {"assets": assets})
             log.info("submission ready", submission_id=decision.submission.id,
                      watch=w.config.name, state=str(State.READY),
                      files=len(decision.submission.files), bytes=decision.submission.total_bytes)
@@ -423,23 +424,29 @@ class Daemon:
                         hint="a copy may be stuck, or something keeps rewriting the file")
 
     def _quarantine(self, w: _Watch, failed: Failed) -> None:
-        now = self.clock.now()
         self.journal.record_failed(failed.submission_id, w.config.name, failed.manifest,
-                                   failed.problems, now, failed.format)
+                                   failed.problems, self.clock.now(), failed.format)
+        self._reject_files(w, failed.submission_id, failed.manifest, failed.present,
+                           failed.problems)
+
+    def _reject_files(self, w: _Watch, sid: str, manifest: PurePosixPath,
+                      present: tuple[PurePosixPath, ...], problems: tuple[Problem, ...]) -> None:
+        """After `failed` is committed: move the files to failed_dir with the report, tell
+        people, log it. A move that fails leaves the files where they are."""
         try:
-            folder = postprocess.quarantine(
-                failed.submission_id, w.config.name, w.config.path, failed.manifest,
-                failed.present, failed.problems, w.config.failed_dir, now)
+            folder = postprocess.quarantine(sid, w.config.name, w.config.path, manifest,
+                                            present, problems, w.config.failed_dir,
+                                            self.clock.now())
         except OSError as err:
-            log.exception("cannot quarantine: files left in place",
-                          submission_id=failed.submission_id, watch=w.config.name, error=str(err))
+            log.exception("cannot quarantine: files left in place", submission_id=sid,
+                          watch=w.config.name, error=str(err))
             return
-        first = failed.problems[0]
-        self._tell_failed(failed.submission_id, w.config.name, first.message,
-                          folder / postprocess.REPORT_TXT)
-        log.error("submission rejected", submission_id=failed.submission_id, watch=w.config.name,
+        first = problems[0]
+        report = folder / postprocess.REPORT_TXT
+        self._tell_failed(sid, w.config.name, first.message, report)
+        log.error("submission rejected", submission_id=sid, watch=w.config.name,
                   state=str(State.FAILED), code=first.code, reason=first.message,
-                  problems=len(failed.problems), report=str(folder / postprocess.REPORT_TXT))
+                  problems=len(problems), report=str(report))
 
     def _dispatch(self, sid: str) -> None:
         with self._lock:  # watch threads, the main loop and recovery all dispatch
@@ -449,12 +456,12 @@ class Daemon:
         row = self.journal.get(sid)
         if row is None or sid in self._running:
             return
-        if row.state is State.READY and not self._space_ok():
-            self._deferred.add(sid)
-            return
-        if row.state is State.READY and not self._fits_quota(row):
-            return
         if row.state is State.READY:
+            if not self._space_ok():
+                self._deferred.add(sid)
+                return
+            if not self._fits_quota(row):
+                return
             self.journal.transition(sid, State.QUEUED, self.clock.now())
             row = self.journal.get(sid)
             assert row is not None
@@ -514,24 +521,15 @@ class Daemon:
         return False
 
     def _reject(self, w: _Watch, row: Row, problem: Problem) -> None:
-        now = self.clock.now()
-        self.journal.transition(row.id, State.FAILED, now, note=problem.message,
+        self.journal.transition(row.id, State.FAILED, self.clock.now(), note=problem.message,
                                 error_code=problem.code, error_message=problem.message)
         sub = row.submission()
-        folder = postprocess.quarantine(row.id, row.watch, w.config.path, sub.manifest.relpath,
-                                        [f.relpath for f in sub.media], [problem],
-                                        w.config.failed_dir, now)
-        self._tell_failed(row.id, row.watch, problem.message, folder / postprocess.REPORT_TXT)
-        log.error("submission rejected", submission_id=row.id, watch=row.watch,
-                  state=str(State.FAILED), code=problem.code, reason=problem.message,
-                  report=str(folder / postprocess.REPORT_TXT))
+        self._reject_files(w, row.id, sub.manifest.relpath,
+                           tuple(f.relpath for f in sub.media), (problem,))
 
     def _retry_for(self, w: _Watch) -> RetryPolicy:
         raw = self.config.targets[w.config.target].options.get("retry")
-        if not raw:
-            return self.retry
-        return RetryPolicy(raw.get("tries", 7), raw.get("initial_delay", 2.0),
-                           raw.get("factor", 2.0), raw.get("max_delay", 60.0))
+        return RetryPolicy(**raw) if raw else self.retry
 
     def _deliver(self, w: _Watch, row: Row) -> None:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,

@@ -1,6 +1,6 @@
 """Deliver one submission: media in one session, then (only once that succeeded) the manifest
 alone, then archive or delete. Runs on a worker thread; every state change goes to the journal
-first, so a crash anywhere resumes from the last committed state (see `resume_state`).
+first, so a crash anywhere resumes from the last committed state (see `recovery.resume`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from hotfolder.targets import Session, Target, TransferError
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff (aspera-cli's defaults: 7 tries, 2 s, x2, at most 60 s)."""
+    """Exponential backoff (aspera-cli's defaults: 7 tries, 2 s, x2, at most 60 s). Its fields
+    are the config's `retry:` keys, so a target's settings build it as they are."""
 
     tries: int = 7
-    initial: float = 2.0
+    initial_delay: float = 2.0
     factor: float = 2.0
     max_delay: float = 60.0
 
     def delays(self) -> Iterator[float]:
         """The pause before each retry (so tries - 1 values)."""
-        delay = self.initial
+        delay = self.initial_delay
         for _ in range(self.tries - 1):
             yield min(delay, self.max_delay)
             delay *= self.factor
@@ -169,8 +170,7 @@ class Delivery:
             except FileNotFoundError as err:
                 raise TransferError(f"'{f.relpath}' disappeared before it was sent",
                                     "source-missing", retryable=False) from err
-            if (st.st_size, st.st_mtime_ns, st.st_ino) != (
-                    f.identity.size, f.identity.mtime_ns, f.identity.inode):
+            if not f.identity.unchanged_in(st):
                 raise TransferError(f"'{f.relpath}' changed after it settled",
                                     "source-changed", retryable=False)
 

@@ -199,16 +199,19 @@ class Journal:
             db.execute("DELETE FROM history WHERE submission_id = ? AND NOT EXISTS "
                        "(SELECT 1 FROM submissions WHERE id = ?)", (sid, sid))
 
-    def record_ready(self, sub: Submission, now: datetime) -> None:
+    def record_ready(self, sub: Submission, now: datetime,
+                     detail: dict[str, Any] | None = None) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO submissions (id, watch, manifest, format, state, files, bytes_total,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                " detail, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET state = excluded.state, files = excluded.files, "
                 "format = excluded.format, bytes_total = excluded.bytes_total, "
-                "updated_at = excluded.updated_at, detail = '{}' WHERE state = 'pending'",
+                "updated_at = excluded.updated_at, detail = excluded.detail "
+                "WHERE state = 'pending'",
                 (sub.id, sub.watch, str(sub.manifest.relpath), sub.format, State.READY,
-                 json.dumps(files_json(sub)), sub.total_bytes, now.isoformat(), now.isoformat()))
+                 json.dumps(files_json(sub)), sub.total_bytes, json.dumps(detail or {}),
+                 now.isoformat(), now.isoformat()))
             _log(db, sub.id, now, State.READY, f"{len(sub.files)} files, {sub.total_bytes} bytes")
 
     def record_failed(self, sid: str, watch: str, manifest: PurePosixPath,
@@ -277,16 +280,6 @@ class Journal:
                 return
             detail = json.loads(raw[0])
             detail["verify"] = {"result": result, "assets": assets}
-            db.execute("UPDATE submissions SET detail = ? WHERE id = ?",
-                       (json.dumps(detail), sid))
-
-    def set_assets(self, sid: str, assets: list[dict[str, str | None]]) -> None:
-        with self._tx() as db:
-            raw = db.execute("SELECT detail FROM submissions WHERE id = ?", (sid,)).fetchone()
-            if raw is None:
-                return
-            detail = json.loads(raw[0])
-            detail["assets"] = assets
             db.execute("UPDATE submissions SET detail = ? WHERE id = ?",
                        (json.dumps(detail), sid))
 

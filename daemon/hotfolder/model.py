@@ -45,6 +45,11 @@ class FileIdentity:
     def of(cls, st: os.stat_result) -> FileIdentity:
         return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
+    def unchanged_in(self, st: os.stat_result) -> bool:
+        """The same bytes as when pinned? ctime is left out: it moves when a file is merely
+        renamed or moved between folders, which changes nothing that is sent."""
+        return (st.st_size, st.st_mtime_ns, st.st_ino) == (self.size, self.mtime_ns, self.inode)
+
 
 class ManifestFormat(StrEnum):
     OOYALA_MRSS = "ooyala-mrss"

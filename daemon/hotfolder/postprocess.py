@@ -94,9 +94,7 @@ def _unchanged(path: Path, identity: FileIdentity) -> bool:
         st = path.stat()
     except FileNotFoundError:
         return False
-    # ctime moves on rename/link changes within the drop folder, so it is not compared here.
-    return (st.st_size, st.st_mtime_ns, st.st_ino) == (identity.size, identity.mtime_ns,
-                                                        identity.inode)
+    return identity.unchanged_in(st)
 
 
 # -- quarantine --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from hotfolder import grouping, manifest
 from hotfolder.config import WatchConfig
 from hotfolder.journal import Journal
 from hotfolder.model import FileIdentity, Manifest, Problem, submission_id
+from hotfolder.stability import EMPTY_FILE_FACTOR
 from hotfolder.tracker import LocalFileSystem, is_candidate
 from hotfolder.watch import scan
 
@@ -46,9 +47,9 @@ class SubmissionLook:
 
 
 def survey(watch: WatchConfig, journal: Journal | None, now: float) -> list[SubmissionLook]:
-    skip = tuple(p for p in (watch.archive_dir, watch.failed_dir) if watch.path in p.parents)
     return [_look(watch, rel, journal, now)
-            for rel in sorted(scan(watch.path, watch.ignore, skip)) if is_candidate(rel)]
+            for rel in sorted(scan(watch.path, watch.ignore, watch.own_folders))
+            if is_candidate(rel)]
 
 
 def _look(watch: WatchConfig, rel: PurePosixPath, journal: Journal | None,
@@ -111,7 +112,7 @@ def _file(path: Path, rel: str, role: str, watch: WatchConfig, now: float) -> Fi
         return FileLook(rel, role, None, None, False)
     ident = FileIdentity.of(st)
     age = now - max(ident.mtime_ns, ident.ctime_ns) / 1e9
-    window = watch.stability_seconds * (3 if ident.size == 0 else 1)
+    window = watch.stability_seconds * (EMPTY_FILE_FACTOR if ident.size == 0 else 1)
     return FileLook(rel, role, ident.size, round(age, 1), age >= window)
 
 

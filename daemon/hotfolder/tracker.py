@@ -19,6 +19,7 @@ from hotfolder import grouping, manifest
 from hotfolder.ignore import is_ignored
 from hotfolder.model import (
     FileIdentity,
+    Manifest,
     ManifestFormat,
     Problem,
     Submission,
@@ -167,6 +168,12 @@ class WatchTracker:
             if cand.settled_identity is None:
                 cand.next_check = min(cand.next_check, now)
 
+    def reconfigure(self, settings: WatchSettings) -> None:
+        """New settings from a reload; what is being tracked stays as it is."""
+        self.settings = settings
+        self.stability.window = settings.stability_seconds
+        self.stability.writer_cap = settings.max_settle
+
     def reconsider(self, relpath: PurePosixPath, when: float) -> None:
         """A decision could not be recorded (a full disk): look at the manifest again."""
         cand = self._candidates.get(relpath)
@@ -243,9 +250,7 @@ class WatchTracker:
             except (manifest.ManifestError, manifest.NotAManifest, OSError):
                 pass
             else:
-                cand.plan = grouping.plan(cand.relpath, parsed)
-                cand.plan_identity = ident
-                self._index_refs(cand, frozenset(f.relpath for f in cand.plan.files))
+                self._adopt(cand, ident, parsed)
         missing = []
         if cand.plan is not None and cand.plan_identity == ident:
             for f in cand.plan.files:
@@ -277,10 +282,14 @@ class WatchTracker:
             return self._fail(cand, ident, sid, (Problem(
                 "unreadable-manifest", f"cannot read the manifest: {err.strerror}",
                 "check the file's permissions"),))
+        self._adopt(cand, ident, parsed)
+        return None
+
+    def _adopt(self, cand: _Candidate, ident: FileIdentity, parsed: Manifest) -> None:
+        """Group the parsed manifest, and start following the files it names."""
         cand.plan = grouping.plan(cand.relpath, parsed)
         cand.plan_identity = ident
         self._index_refs(cand, frozenset(f.relpath for f in cand.plan.files))
-        return None
 
     def _check_files(
         self, cand: _Candidate, ident: FileIdentity, sid: str, now: float

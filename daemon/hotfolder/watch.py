@@ -109,6 +109,30 @@ class Watcher:
 TOP = PurePosixPath()
 
 
+def list_folder(folder: str, ignore: tuple[str, ...],
+                skipped: set[str]) -> tuple[list[str], list[str]]:
+    """(files, subfolders) of one folder, as paths: ignored names left out, our own folders
+    (`skipped`, normalised) not entered, unreadable entries and folders passed over."""
+    files: list[str] = []
+    subfolders: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return files, subfolders
+    for entry in entries:
+        if is_ignored(entry.name, ignore):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if os.path.normpath(entry.path) not in skipped:
+                    subfolders.append(entry.path)
+            elif entry.is_file():
+                files.append(entry.path)
+        except OSError:
+            continue
+    return files, subfolders
+
+
 def scan(root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = (),
          below: PurePosixPath = TOP) -> Iterator[PurePosixPath]:
     """Every regular file under root/below, relative to root, minus ignored names and folders.
@@ -116,25 +140,14 @@ def scan(root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = (),
     `skip` holds folders never to enter (the archive and failed folders, when they live inside
     the watch folder). Unreadable folders are passed over, not fatal.
     """
-    stack = [root / below]
     skipped = {os.path.normpath(p) for p in skip}
+    prefix = len(str(root).rstrip("/")) + 1
+    stack = [str(root / below)]
     while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if is_ignored(entry.name, ignore):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if os.path.normpath(entry.path) not in skipped:
-                        stack.append(Path(entry.path))
-                elif entry.is_file():
-                    yield PurePosixPath(Path(entry.path).relative_to(root).as_posix())
-            except OSError:
-                continue
+        files, subfolders = list_folder(stack.pop(), ignore, skipped)
+        for path in files:
+            yield PurePosixPath(path[prefix:])
+        stack.extend(subfolders)
 
 
 # -- how to watch: inotify where events arrive, polling where they do not ---------------------
@@ -210,20 +223,7 @@ class DirPoller:
         return found
 
     def _list(self, folder: str, found: list[PurePosixPath]) -> list[str]:
-        subfolders = []
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return []
-        for entry in entries:
-            if is_ignored(entry.name, self.ignore):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if os.path.normpath(entry.path) not in self.skip:
-                        subfolders.append(entry.path)
-                elif entry.is_file():
-                    found.append(PurePosixPath(os.path.relpath(entry.path, self.root)))
-            except OSError:
-                continue
+        files, subfolders = list_folder(folder, self.ignore, self.skip)
+        prefix = len(str(self.root).rstrip("/")) + 1
+        found.extend(PurePosixPath(path[prefix:]) for path in files)
         return subfolders

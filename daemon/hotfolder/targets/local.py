@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from hotfolder.targets.base import Progress, Session, TransferError, durable_write
+from hotfolder.targets.base import Progress, Session, TransferError, durable_write, fsync_dir
 
 CHUNK = 8 * 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
@@ -91,21 +91,13 @@ class LocalTarget:
         except BaseException:
             partial.unlink(missing_ok=True)  # never leave half a file for the next reader
             raise
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return done
 
 
 def _raise_if_cancelled(cancel: threading.Event) -> None:
     if cancel.is_set():
         raise TransferError("cancelled", "cancelled", retryable=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _digest(path: Path) -> str:
