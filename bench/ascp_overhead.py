@@ -57,16 +57,35 @@ def setup(root: Path, rate: float) -> Path:
     server = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else root, prefix="hf-server-"))
     (root / "server").symlink_to(server)
     (root / "pw").write_text("pw\n")
-    env = {"ASCP_SIM_ROOT": str(root / "server"), "ASCP_SIM_STATE": str(root / "sim"),
-           "ASCP_SIM_RATE": str(rate), "ASCP_SIM_PASSWORD": "pw"}
+    env = {
+        "ASCP_SIM_ROOT": str(root / "server"),
+        "ASCP_SIM_STATE": str(root / "sim"),
+        "ASCP_SIM_RATE": str(rate),
+        "ASCP_SIM_PASSWORD": "pw",
+    }
     wrapper = simulator_wrapper(root, env, stamp_spawns=True)
     config = {
-        "state_dir": str(root / "state"), "logging": {"target": "json", "level": "warning"},
-        "watches": [{"name": "bench", "path": str(root / "drop"), "target": "aspera",
-                     "stability_seconds": 0.2, "after_success": "delete"}],
-        "targets": {"aspera": {"type": "ascp", "host": "127.0.0.1", "user": "bench",
-                               "password_file": str(root / "pw"), "ascp_path": str(wrapper),
-                               "quota_bytes": 10**13}},
+        "state_dir": str(root / "state"),
+        "logging": {"target": "json", "level": "warning"},
+        "watches": [
+            {
+                "name": "bench",
+                "path": str(root / "drop"),
+                "target": "aspera",
+                "stability_seconds": 0.2,
+                "after_success": "delete",
+            }
+        ],
+        "targets": {
+            "aspera": {
+                "type": "ascp",
+                "host": "127.0.0.1",
+                "user": "bench",
+                "password_file": str(root / "pw"),
+                "ascp_path": str(wrapper),
+                "quota_bytes": 10**13,
+            }
+        },
     }
     path = root / "hotfolder.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -132,8 +151,7 @@ def measure_cpu(root: Path, seconds: float) -> dict[str, float]:
     try:
         wait_for((root / "state" / "journal.sqlite").exists, 30, "the daemon")
         time.sleep(1.0)  # the daemon's own start-up is not what this measures
-        drop(root, "long", int(rate * seconds), make_source(root / "src.mp4",
-                                                            int(rate * seconds)))
+        drop(root, "long", int(rate * seconds), make_source(root / "src.mp4", int(rate * seconds)))
         wait_for((root / "spawns.log").exists, 30, "the media session")
         time.sleep(0.5)
         cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
@@ -144,8 +162,12 @@ def measure_cpu(root: Path, seconds: float) -> dict[str, float]:
     finally:
         daemon.terminate()
         daemon.wait(60)
-    return {"cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0), "seconds": t1 - t0, "rss_mb": rss,
-            "stats_frames_per_s": 10.0}
+    return {
+        "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "seconds": t1 - t0,
+        "rss_mb": rss,
+        "stats_frames_per_s": 10.0,
+    }
 
 
 def through_daemon(root: Path, source: Path, rate: float) -> float:
@@ -180,10 +202,22 @@ def direct(root: Path, source: Path, rate: float) -> float:
         with socket.create_server(("127.0.0.1", 0)) as listener:
             port = listener.getsockname()[1]
             # Through the same wrapper the daemon spawns, so only the daemon differs.
-            child = subprocess.Popen([str(root / "bin" / "ascp"), "--mode=send",
-                                      "--host=127.0.0.1", "--user=bench", "-k", "2",
-                                      "--overwrite=diff", f"--file-pair-list={pairs}",
-                                      "-M", str(port), "/"], env=env)
+            child = subprocess.Popen(
+                [
+                    str(root / "bin" / "ascp"),
+                    "--mode=send",
+                    "--host=127.0.0.1",
+                    "--user=bench",
+                    "-k",
+                    "2",
+                    "--overwrite=diff",
+                    f"--file-pair-list={pairs}",
+                    "-M",
+                    str(port),
+                    "/",
+                ],
+                env=env,
+            )
             conn, _ = listener.accept()
             parser = FrameParser()
             with conn:
@@ -199,8 +233,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--cpu-seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--link-mbs", type=float, default=400.0,
-                        help="simulated link speed for the wall-time comparison (MB/s)")
+    parser.add_argument(
+        "--link-mbs",
+        type=float,
+        default=400.0,
+        help="simulated link speed for the wall-time comparison (MB/s)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hotfolder-bench-") as tmp:
         base = Path(tmp)
@@ -222,23 +260,39 @@ def main() -> None:
     direct_wall = statistics.median(direct_walls)
     ratio = daemon_wall / direct_wall
     results = {
-        "cores": os.cpu_count(), "size_mb": args.size_mb, "link_mbs": args.link_mbs,
-        "done_to_manifest_spawn_ms": gaps, "stats_cpu": cpu,
-        "wall_daemon_s": daemon_wall, "wall_direct_s": direct_wall, "wall_ratio": ratio,
-        "wall_daemon_runs_s": daemon_walls, "wall_direct_runs_s": direct_walls,
+        "cores": os.cpu_count(),
+        "size_mb": args.size_mb,
+        "link_mbs": args.link_mbs,
+        "done_to_manifest_spawn_ms": gaps,
+        "stats_cpu": cpu,
+        "wall_daemon_s": daemon_wall,
+        "wall_direct_s": direct_wall,
+        "wall_ratio": ratio,
+        "wall_daemon_runs_s": daemon_walls,
+        "wall_direct_runs_s": direct_walls,
     }
-    print(table([
-        ("DONE -> manifest spawn p50 (ms)", f"{gaps['p50']:.1f}", ""),
-        ("DONE -> manifest spawn p95 (ms)", f"{gaps['p95']:.1f}", "goal < 50"),
-        ("DONE -> manifest spawn max (ms)", f"{gaps['max']:.1f}", f"n={gaps['n']:.0f}"),
-        ("daemon CPU during STATS @10/s (%)", f"{cpu['cpu_percent']:.2f}", "goal < 1"),
-        ("daemon RSS during transfer (MB)", f"{cpu['rss_mb']:.1f}", ""),
-        (f"{args.size_mb} MB via daemon, median (s)", f"{daemon_wall:.2f}",
-         f"runs {', '.join(f'{w:.2f}' for w in daemon_walls)}"),
-        (f"{args.size_mb} MB simulator direct, median (s)", f"{direct_wall:.2f}",
-         f"baseline; runs {', '.join(f'{w:.2f}' for w in direct_walls)}"),
-        ("wall ratio daemon/direct", f"{ratio:.3f}", "goal < 1.01"),
-    ]))
+    print(
+        table(
+            [
+                ("DONE -> manifest spawn p50 (ms)", f"{gaps['p50']:.1f}", ""),
+                ("DONE -> manifest spawn p95 (ms)", f"{gaps['p95']:.1f}", "goal < 50"),
+                ("DONE -> manifest spawn max (ms)", f"{gaps['max']:.1f}", f"n={gaps['n']:.0f}"),
+                ("daemon CPU during STATS @10/s (%)", f"{cpu['cpu_percent']:.2f}", "goal < 1"),
+                ("daemon RSS during transfer (MB)", f"{cpu['rss_mb']:.1f}", ""),
+                (
+                    f"{args.size_mb} MB via daemon, median (s)",
+                    f"{daemon_wall:.2f}",
+                    f"runs {', '.join(f'{w:.2f}' for w in daemon_walls)}",
+                ),
+                (
+                    f"{args.size_mb} MB simulator direct, median (s)",
+                    f"{direct_wall:.2f}",
+                    f"baseline; runs {', '.join(f'{w:.2f}' for w in direct_walls)}",
+                ),
+                ("wall ratio daemon/direct", f"{ratio:.3f}", "goal < 1.01"),
+            ]
+        )
+    )
     out = REPO / "bench" / "results" / "ascp.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {out.relative_to(REPO)}")

@@ -37,15 +37,22 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
-            "max": max(values) if values else float("nan"),
-            "mean": statistics.fmean(values) if values else float("nan")}
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "max": max(values) if values else float("nan"),
+        "mean": statistics.fmean(values) if values else float("nan"),
+    }
 
 
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "hotfolder", "run", "--config",
-                                 str(config)], stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "hotfolder", "run", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -62,8 +69,9 @@ def count_state(state_dir: Path, state: str) -> int:
         return 0
     with sqlite3.connect(db, timeout=10) as conn:
         try:
-            row = conn.execute("SELECT COUNT(*) FROM submissions WHERE state = ?",
-                               (state,)).fetchone()
+            row = conn.execute(
+                "SELECT COUNT(*) FROM submissions WHERE state = ?", (state,)
+            ).fetchone()
         except sqlite3.OperationalError:
             return 0
     return int(row[0])
@@ -81,12 +89,15 @@ def simulator_wrapper(root: Path, env: dict[str, str], stamp_spawns: bool = Fals
     """An `ascp` that runs the simulator with `env`. With stamp_spawns, each spawn's time is
     appended to root/spawns.log before the simulator's interpreter starts."""
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    stamp = f"echo $(date +%s.%N) >> {shlex.quote(str(root / 'spawns.log'))}\n" \
-        if stamp_spawns else ""
+    stamp = (
+        f"echo $(date +%s.%N) >> {shlex.quote(str(root / 'spawns.log'))}\n" if stamp_spawns else ""
+    )
     wrapper = root / "bin" / "ascp"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
-    wrapper.write_text(f"#!/bin/sh\n{stamp}export {exports}\n"
-                       f"exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} \"$@\"\n")
+    wrapper.write_text(
+        f"#!/bin/sh\n{stamp}export {exports}\n"
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
+    )
     wrapper.chmod(0o755)
     return wrapper
 

@@ -57,41 +57,64 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"runs={self.runs} kills={self.kills} lost={self.lost} "
-                f"duplicated={self.duplicated} out_of_order={self.out_of_order} "
-                f"(complete={self.complete} held={self.held})")
+        return (
+            f"runs={self.runs} kills={self.kills} lost={self.lost} "
+            f"duplicated={self.duplicated} out_of_order={self.out_of_order} "
+            f"(complete={self.complete} held={self.held})"
+        )
 
 
 def setup(root: Path, rate: float) -> Path:
     for folder in ("drop", "server", "state", "sim", "bin"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "pw").write_text("pw\n")
-    env = {"ASCP_SIM_ROOT": str(root / "server"), "ASCP_SIM_STATE": str(root / "sim"),
-           "ASCP_SIM_RATE": str(rate), "ASCP_SIM_PASSWORD": "pw",
-           "ASCP_SIM_RECORD_STARTS": "1"}
+    env = {
+        "ASCP_SIM_ROOT": str(root / "server"),
+        "ASCP_SIM_STATE": str(root / "sim"),
+        "ASCP_SIM_RATE": str(rate),
+        "ASCP_SIM_PASSWORD": "pw",
+        "ASCP_SIM_RECORD_STARTS": "1",
+    }
     wrapper = simulator_wrapper(root, env)
     config = {
-        "state_dir": str(root / "state"), "logging": {"target": "json", "level": "info"},
-        "watches": [{"name": "torture", "path": str(root / "drop"), "target": "aspera",
-                     "stability_seconds": 0.3, "after_success": "delete"}],
-        "targets": {"aspera": {"type": "ascp", "host": "127.0.0.1", "user": "t",
-                               "password_file": str(root / "pw"), "ascp_path": str(wrapper),
-                               "retry": {"tries": 20, "initial_delay": 0.05, "factor": 2,
-                                         "max_delay": 0.5}}},
+        "state_dir": str(root / "state"),
+        "logging": {"target": "json", "level": "info"},
+        "watches": [
+            {
+                "name": "torture",
+                "path": str(root / "drop"),
+                "target": "aspera",
+                "stability_seconds": 0.3,
+                "after_success": "delete",
+            }
+        ],
+        "targets": {
+            "aspera": {
+                "type": "ascp",
+                "host": "127.0.0.1",
+                "user": "t",
+                "password_file": str(root / "pw"),
+                "ascp_path": str(wrapper),
+                "retry": {"tries": 20, "initial_delay": 0.05, "factor": 2, "max_delay": 0.5},
+            }
+        },
     }
     path = root / "hotfolder.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def drop_submissions(root: Path, count: int, rng: random.Random,
-                     offset: int = 0) -> dict[str, dict[str, str]]:
+def drop_submissions(
+    root: Path, count: int, rng: random.Random, offset: int = 0
+) -> dict[str, dict[str, str]]:
     """Media first, manifest last; returns each manifest's files and their sha256."""
     expected = {}
     for i in range(offset, offset + count):
         name = f"sub{i:03}"
-        files = {f"{name}.mp4": rng.randbytes(rng.randint(200_000, 1_500_000)),
-                 f"{name}.jpg": rng.randbytes(rng.randint(1_000, 20_000))}
+        files = {
+            f"{name}.mp4": rng.randbytes(rng.randint(200_000, 1_500_000)),
+            f"{name}.jpg": rng.randbytes(rng.randint(1_000, 20_000)),
+        }
         for fname, data in files.items():
             (root / "drop" / fname).write_bytes(data)
         manifest = MANIFEST.format(video=f"{name}.mp4", thumb=f"{name}.jpg", name=name)
@@ -103,8 +126,11 @@ def drop_submissions(root: Path, count: int, rng: random.Random,
 
 def start(config: Path, root: Path, run: int) -> subprocess.Popen[bytes]:
     with open(root / f"daemon-{run:03}.log", "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "hotfolder", "run", "--config",
-                                 str(config)], stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "hotfolder", "run", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def states(root: Path) -> dict[str, str]:
@@ -122,8 +148,9 @@ def kill_at_random(rng: random.Random) -> None:
     time.sleep(rng.uniform(0.05, 1.2))
 
 
-def kill_at_state(daemon: subprocess.Popen[bytes], root: Path, state: str,
-                  timeout: float = 3.0) -> None:
+def kill_at_state(
+    daemon: subprocess.Popen[bytes], root: Path, state: str, timeout: float = 3.0
+) -> None:
     """Kill right after some submission is committed in `state` (polls the journal)."""
     before = {k for k, v in states(root).items() if v == state}
     deadline = time.monotonic() + timeout
@@ -139,8 +166,14 @@ def settled(root: Path, expected: dict[str, dict[str, str]]) -> bool:
     return all(current.get(m) in FINAL_STATES for m in expected)
 
 
-def torture(root: Path, submissions: int, kills: int, seed: int,
-            rate: float = 8e6, settle_timeout: float = 300) -> Result:
+def torture(
+    root: Path,
+    submissions: int,
+    kills: int,
+    seed: int,
+    rate: float = 8e6,
+    settle_timeout: float = 300,
+) -> Result:
     rng = random.Random(seed)
     config = setup(root, rate)
     expected = drop_submissions(root, submissions, rng)
@@ -230,17 +263,22 @@ def main() -> None:
         started = time.monotonic()
         result = torture(Path(tmp), args.submissions, args.kills, args.seed)
     print(result.line())
-    print(f"runs, kills, lost, duplicated, out_of_order = {result.runs}, {result.kills}, "
-          f"{result.lost}, {result.duplicated}, {result.out_of_order}")
+    print(
+        f"runs, kills, lost, duplicated, out_of_order = {result.runs}, {result.kills}, "
+        f"{result.lost}, {result.duplicated}, {result.out_of_order}"
+    )
     for note in result.notes[:20]:
         print("  note:", note)
     print(f"wall: {time.monotonic() - started:.0f} s, cores: {os.cpu_count()}")
     out = REPO / "bench" / "results" / "torture.json"
-    out.write_text(json.dumps({**result.__dict__, "seed": args.seed,
-                               "submissions": args.submissions}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {**result.__dict__, "seed": args.seed, "submissions": args.submissions}, indent=2
+        )
+        + "\n"
+    )
     sys.exit(0 if result.lost == result.duplicated == result.out_of_order == 0 else 1)
 
 
 if __name__ == "__main__":
     main()
-

@@ -59,10 +59,19 @@ def write_config(root: Path, mode: str) -> Path:
     for folder in ("drop", "ingest", "state"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     config = {
-        "state_dir": str(root / "state"), "logging": {"target": "json", "level": "warning"},
-        "watches": [{"name": "bench", "path": str(root / "drop"), "target": "out",
-                     "stability_seconds": STABILITY, "after_success": "delete", "mode": mode,
-                     "poll_interval": POLL_INTERVAL}],
+        "state_dir": str(root / "state"),
+        "logging": {"target": "json", "level": "warning"},
+        "watches": [
+            {
+                "name": "bench",
+                "path": str(root / "drop"),
+                "target": "out",
+                "stability_seconds": STABILITY,
+                "after_success": "delete",
+                "mode": mode,
+                "poll_interval": POLL_INTERVAL,
+            }
+        ],
         "targets": {"out": {"type": "local", "path": str(root / "ingest")}},
     }
     path = root / "hotfolder.yaml"
@@ -74,9 +83,12 @@ def start(config: Path, notify: Path | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     if notify is not None:
         env["NOTIFY_SOCKET"] = str(notify)
-    return subprocess.Popen([sys.executable, "-m", "hotfolder", "run", "--config",
-                             str(config)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(config.parent / "daemon.log", "wb"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "hotfolder", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(config.parent / "daemon.log", "wb"),
+    )
 
 
 def latency(root: Path, mode: str, count: int) -> dict[str, float]:
@@ -96,8 +108,11 @@ def latency(root: Path, mode: str, count: int) -> dict[str, float]:
             (root / "drop" / f"s{i:04}.xml").write_text(MANIFEST.format(video=video))
             stable_at[video] = time.monotonic() + STABILITY  # the last byte is written
             time.sleep(0.1 if mode == "inotify" else 0.05)
-        wait_for(lambda: count_state(root / "state", "complete") >= count, 120 + count,
-                 "every submission to complete")
+        wait_for(
+            lambda: count_state(root / "state", "complete") >= count,
+            120 + count,
+            "every submission to complete",
+        )
     finally:
         daemon.terminate()
         daemon.wait(30)
@@ -173,8 +188,9 @@ time.sleep(float(sys.argv[2]))
 def baseline(tree: Path, idle: float) -> dict[str, float]:
     """watchdog's PollingObserver at its default interval over the same tree."""
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", BASELINE, str(tree), str(idle + 600)],
-                            stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BASELINE, str(tree), str(idle + 600)], stdout=subprocess.PIPE
+    )
     try:
         assert proc.stdout is not None
         proc.stdout.readline()
@@ -193,41 +209,66 @@ def main() -> None:
     parser.add_argument("--folders", type=int, default=5000)
     parser.add_argument("--files-per-folder", type=int, default=20)
     args = parser.parse_args()
-    results: dict[str, Any] = {"cores": os.cpu_count(), "stability_seconds": STABILITY,
-                               "poll_interval": POLL_INTERVAL}
+    results: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "stability_seconds": STABILITY,
+        "poll_interval": POLL_INTERVAL,
+    }
     with tempfile.TemporaryDirectory(prefix="hotfolder-watch-") as tmp:
         base = Path(tmp)
-        results["latency_inotify_s"] = latency(base / "lat-inotify", "inotify",
-                                               args.submissions)
+        results["latency_inotify_s"] = latency(base / "lat-inotify", "inotify", args.submissions)
         results["latency_poll_s"] = latency(base / "lat-poll", "poll", args.submissions)
         tree = base / "tree"
         tree.mkdir()
         make_tree(tree, args.folders, args.files_per_folder, 100)
         results["files"] = args.folders * args.files_per_folder + 200
-        results["tree_inotify"] = big_tree(base / "big-inotify", "inotify", tree,
-                                           args.idle_seconds)
+        results["tree_inotify"] = big_tree(base / "big-inotify", "inotify", tree, args.idle_seconds)
         make_tree(tree, args.folders, args.files_per_folder, 100)  # the first run sent them
         results["tree_poll"] = big_tree(base / "big-poll", "poll", tree, args.idle_seconds)
         results["tree_baseline_polling_observer"] = baseline(tree, args.idle_seconds)
     li, lp = results["latency_inotify_s"], results["latency_poll_s"]
-    ti, tp, tb = (results["tree_inotify"], results["tree_poll"],
-                  results["tree_baseline_polling_observer"])
-    print(table([
-        ("latency inotify p50/p95/max (s)",
-         f"{li['p50']:.3f}/{li['p95']:.3f}/{li['max']:.3f}", "goal p95 <= 0.25"),
-        ("latency poll p50/p95/max (s)", f"{lp['p50']:.3f}/{lp['p95']:.3f}/{lp['max']:.3f}",
-         f"goal p95 <= {POLL_INTERVAL + 0.25}"),
-        (f"{results['files']} files: READY, inotify (s)", f"{ti['ready_s']:.2f}", "goal < 2"),
-        ("READY, poll (s)", f"{tp['ready_s']:.2f}", "goal < 2"),
-        ("RSS inotify / poll (MB)", f"{ti['rss_mb']:.1f} / {tp['rss_mb']:.1f}", "goal < 80"),
-        ("idle CPU inotify (%)", f"{ti['idle_cpu_percent']:.2f}", "goal < 0.2"),
-        ("idle CPU poll @2s (%)", f"{tp['idle_cpu_percent']:.2f}", "goal < 5"),
-        ("baseline PollingObserver CPU (%)", f"{tb['idle_cpu_percent']:.2f}", "baseline"),
-        ("baseline PollingObserver RSS (MB)", f"{tb['rss_mb']:.1f}", "baseline"),
-        ("CPU ratio poll / baseline",
-         f"{tp['idle_cpu_percent'] / max(tb['idle_cpu_percent'], 1e-9):.3f}", ""),
-        ("RSS ratio poll / baseline", f"{tp['rss_mb'] / tb['rss_mb']:.3f}", ""),
-    ]))
+    ti, tp, tb = (
+        results["tree_inotify"],
+        results["tree_poll"],
+        results["tree_baseline_polling_observer"],
+    )
+    print(
+        table(
+            [
+                (
+                    "latency inotify p50/p95/max (s)",
+                    f"{li['p50']:.3f}/{li['p95']:.3f}/{li['max']:.3f}",
+                    "goal p95 <= 0.25",
+                ),
+                (
+                    "latency poll p50/p95/max (s)",
+                    f"{lp['p50']:.3f}/{lp['p95']:.3f}/{lp['max']:.3f}",
+                    f"goal p95 <= {POLL_INTERVAL + 0.25}",
+                ),
+                (
+                    f"{results['files']} files: READY, inotify (s)",
+                    f"{ti['ready_s']:.2f}",
+                    "goal < 2",
+                ),
+                ("READY, poll (s)", f"{tp['ready_s']:.2f}", "goal < 2"),
+                (
+                    "RSS inotify / poll (MB)",
+                    f"{ti['rss_mb']:.1f} / {tp['rss_mb']:.1f}",
+                    "goal < 80",
+                ),
+                ("idle CPU inotify (%)", f"{ti['idle_cpu_percent']:.2f}", "goal < 0.2"),
+                ("idle CPU poll @2s (%)", f"{tp['idle_cpu_percent']:.2f}", "goal < 5"),
+                ("baseline PollingObserver CPU (%)", f"{tb['idle_cpu_percent']:.2f}", "baseline"),
+                ("baseline PollingObserver RSS (MB)", f"{tb['rss_mb']:.1f}", "baseline"),
+                (
+                    "CPU ratio poll / baseline",
+                    f"{tp['idle_cpu_percent'] / max(tb['idle_cpu_percent'], 1e-9):.3f}",
+                    "",
+                ),
+                ("RSS ratio poll / baseline", f"{tp['rss_mb'] / tb['rss_mb']:.3f}", ""),
+            ]
+        )
+    )
     out = REPO / "bench" / "results" / "watch.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {out.relative_to(REPO)}")

@@ -34,9 +34,20 @@ from pathlib import Path
 from typing import Any
 
 VALUE_OPTIONS = {"-P", "-O", "-l", "-m", "-k", "-c", "-i", "-M"}
-LONG_VALUE = {"--mode", "--host", "--user", "--policy", "--overwrite", "--file-manifest",
-              "--file-manifest-path", "--tags", "--file-pair-list", "--file-list",
-              "--check-sshfp", "--partial-file-suffix"}
+LONG_VALUE = {
+    "--mode",
+    "--host",
+    "--user",
+    "--policy",
+    "--overwrite",
+    "--file-manifest",
+    "--file-manifest-path",
+    "--tags",
+    "--file-pair-list",
+    "--file-list",
+    "--check-sshfp",
+    "--partial-file-suffix",
+}
 FLAGS = {"-q", "-d", "-T", "-p", "--dest64"}
 CHUNK = 256 * 1024
 ESC = "\x1b"
@@ -70,8 +81,10 @@ def parse_argv(argv: list[str]) -> tuple[dict[str, str], list[str]]:
             positional.append(arg)
         i += 1
     if opts.get("--overwrite", "diff") not in ("never", "always", "diff", "diff+older", "older"):
-        print("ascp: bad argument to --overwrite; need {never|always|older|diff|diff+older}",
-              file=sys.stderr)
+        print(
+            "ascp: bad argument to --overwrite; need {never|always|older|diff|diff+older}",
+            file=sys.stderr,
+        )
         sys.exit(1)
     return opts, positional
 
@@ -115,17 +128,25 @@ class Session:
         self.rate = float(os.environ.get("ASCP_SIM_RATE", "50e6"))
         self.id = str(uuid.uuid4())
         self.number = self._next_number()
-        self.faults = [f for f in json.loads(os.environ.get("ASCP_SIM_FAULTS", "[]"))
-                       if f.get("session", self.number) == self.number]
+        self.faults = [
+            f
+            for f in json.loads(os.environ.get("ASCP_SIM_FAULTS", "[]"))
+            if f.get("session", self.number) == self.number
+        ]
         dest = positional[-1] if positional else "/"
         if "--dest64" in opts:
             dest = base64.b64decode(dest).decode()
         self.dest = self.root / dest.lstrip("/")
         self.pairs = self._pairs()
         self.record: dict[str, Any] = {
-            "session": self.number, "pid": os.getpid(), "id": self.id,
-            "files": [d for _, d in self.pairs], "tags": opts.get("--tags"),
-            "resume": opts.get("-k"), "started": time.time()}
+            "session": self.number,
+            "pid": os.getpid(),
+            "id": self.id,
+            "files": [d for _, d in self.pairs],
+            "tags": opts.get("--tags"),
+            "resume": opts.get("-k"),
+            "started": time.time(),
+        }
         self.passed = self.skipped = 0
         self.sent_bytes = 0
         self.mgmt: Mgmt | None = None
@@ -153,8 +174,13 @@ class Session:
 
     def fault(self, kind: str, file: str | None = None) -> dict[str, Any] | None:
         found: dict[str, Any] | None = next(
-            (f for f in self.faults
-             if f["kind"] == kind and (file is None or f.get("file") in (None, file))), None)
+            (
+                f
+                for f in self.faults
+                if f["kind"] == kind and (file is None or f.get("file") in (None, file))
+            ),
+            None,
+        )
         return found
 
     def log(self, **extra: Any) -> None:
@@ -170,13 +196,19 @@ class Session:
         already holds complete. The torture test reads it to find duplicates and disorder."""
         if not os.environ.get("ASCP_SIM_RECORD_STARTS"):
             return
+
         def complete(src: Path, dest: Path) -> bool:
             return dest.is_file() and src.is_file() and dest.read_bytes() == src.read_bytes()
+
         server = {p.name: True for p in self.dest.glob("*") if not p.name.endswith(".partial")}
-        entry = {"session": self.number, "pid": os.getpid(), "at": time.time(),
-                 "files": [d for _, d in self.pairs],
-                 "already_complete": {d: complete(Path(s), self.dest / d) for s, d in self.pairs},
-                 "server_complete": server}
+        entry = {
+            "session": self.number,
+            "pid": os.getpid(),
+            "at": time.time(),
+            "files": [d for _, d in self.pairs],
+            "already_complete": {d: complete(Path(s), self.dest / d) for s, d in self.pairs},
+            "server_complete": server,
+        }
         with open(self.state / "starts.jsonl", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.write(json.dumps(entry) + "\n")
@@ -192,8 +224,10 @@ class Session:
         try:
             self.mgmt = Mgmt(int(self.opts["-M"]))
         except OSError:
-            print(f"ascp: required management connection to port localhost:{self.opts['-M']}"
-                  " failed.", file=sys.stderr)
+            print(
+                f"ascp: required management connection to port localhost:{self.opts['-M']} failed.",
+                file=sys.stderr,
+            )
             return 1
         self.mgmt.send(Type="INIT", SessionId=self.id, Direction="Send", Operation="Transfer")
         if self.fault("exit_after_init"):
@@ -205,14 +239,25 @@ class Session:
             self._notification()
             self._transfer()
         except Stop as stop:
-            self.mgmt.send(Type="ERROR", Loss=0, Code=stop.code, Description=stop.description,
-                           SessionId=self.id)
+            self.mgmt.send(
+                Type="ERROR",
+                Loss=0,
+                Code=stop.code,
+                Description=stop.description,
+                SessionId=self.id,
+            )
             print(f"Session Stop  (Error: {stop.description})")
             self.log(result="error", code=stop.code)
             return 1
-        self.mgmt.send(Type="DONE", SessionId=self.id, TransfersAttempted=len(self.pairs),
-                       TransfersPassed=self.passed, TransfersFailed=0,
-                       TransfersSkipped=self.skipped, TransferBytes=self.sent_bytes)
+        self.mgmt.send(
+            Type="DONE",
+            SessionId=self.id,
+            TransfersAttempted=len(self.pairs),
+            TransfersPassed=self.passed,
+            TransfersFailed=0,
+            TransfersSkipped=self.skipped,
+            TransferBytes=self.sent_bytes,
+        )
         self.log(result="done", bytes=self.sent_bytes)
         return 0
 
@@ -224,22 +269,39 @@ class Session:
     def _session_frame(self) -> None:
         assert self.mgmt is not None
         self.mgmt.send(
-            Type="SESSION", Rate=10000, MinRate=0, SessionId=self.id,
-            User=self.opts.get("--user", ""), Host=self.opts.get("--host", ""),
-            Encryption="Yes", Adaptive="Adaptive", Direction="Send", Remote="No",
-            Port=self.opts.get("-O", 33001), Source=self.pairs[0][0] if self.pairs else "",
-            Destination=str(self.dest), Operation="Transfer",
-            TCPPort=self.opts.get("-P", 33001), Cipher=self.opts.get("-c", "aes-128"),
+            Type="SESSION",
+            Rate=10000,
+            MinRate=0,
+            SessionId=self.id,
+            User=self.opts.get("--user", ""),
+            Host=self.opts.get("--host", ""),
+            Encryption="Yes",
+            Adaptive="Adaptive",
+            Direction="Send",
+            Remote="No",
+            Port=self.opts.get("-O", 33001),
+            Source=self.pairs[0][0] if self.pairs else "",
+            Destination=str(self.dest),
+            Operation="Transfer",
+            TCPPort=self.opts.get("-P", 33001),
+            Cipher=self.opts.get("-c", "aes-128"),
             ResumePolicy=f"policy_resume_{self.opts.get('-k', '0')}",
             OverwritePolicy=f"overwrite_{self.opts.get('--overwrite', 'diff')}",
             ManifestPolicy=f"manifest_{self.opts.get('--file-manifest', 'none')}",
-            Precalc="Yes", Keepalive="No")
+            Precalc="Yes",
+            Keepalive="No",
+        )
 
     def _notification(self) -> None:
         assert self.mgmt is not None
         total = sum(Path(src).stat().st_size for src, _ in self.pairs if Path(src).exists())
-        self.mgmt.send(Type="NOTIFICATION", PreTransferFiles=len(self.pairs),
-                       PreTransferDirs=0, PreTransferBytes=total, SessionId=self.id)
+        self.mgmt.send(
+            Type="NOTIFICATION",
+            PreTransferFiles=len(self.pairs),
+            PreTransferDirs=0,
+            PreTransferBytes=total,
+            SessionId=self.id,
+        )
 
     def _transfer(self) -> None:
         receipt = self._open_receipt()
@@ -264,17 +326,33 @@ class Session:
     def _send_file(self, src: Path, target: Path, name: str, started: float) -> None:
         assert self.mgmt is not None
         if not src.is_file():
-            self.mgmt.send(Type="FILEERROR", File=str(src), Code=4,
-                           Description="No such file or directory", SessionId=self.id)
+            self.mgmt.send(
+                Type="FILEERROR",
+                File=str(src),
+                Code=4,
+                Description="No such file or directory",
+                SessionId=self.id,
+            )
             raise Stop(4, "No such file or directory")
         size = src.stat().st_size
         overwrite = self.opts.get("--overwrite", "diff")
-        if target.exists() and (overwrite == "never" or (
-                overwrite.startswith("diff") and target.stat().st_size == size
-                and target.read_bytes() == src.read_bytes())):
+        if target.exists() and (
+            overwrite == "never"
+            or (
+                overwrite.startswith("diff")
+                and target.stat().st_size == size
+                and target.read_bytes() == src.read_bytes()
+            )
+        ):
             self.skipped += 1
-            self.mgmt.send(Type="STOP", File=str(target), Size=size, Written=0, Bytescont=size,
-                           SessionId=self.id)
+            self.mgmt.send(
+                Type="STOP",
+                File=str(target),
+                Size=size,
+                Written=0,
+                Bytescont=size,
+                SessionId=self.id,
+            )
             return
         partial = target.with_name(target.name + ".partial")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -284,11 +362,19 @@ class Session:
         self._copy(src, partial, offset, size, name, started)
         partial.rename(target)
         self.passed += 1
-        self.mgmt.send(Type="STOP", File=str(target), Size=size, Written=size - offset,
-                       Bytescont=size, StartByte=offset, SessionId=self.id)
+        self.mgmt.send(
+            Type="STOP",
+            File=str(target),
+            Size=size,
+            Written=size - offset,
+            Bytescont=size,
+            StartByte=offset,
+            SessionId=self.id,
+        )
 
-    def _copy(self, src: Path, partial: Path, offset: int, size: int, name: str,
-              started: float) -> None:
+    def _copy(
+        self, src: Path, partial: Path, offset: int, size: int, name: str, started: float
+    ) -> None:
         assert self.mgmt is not None
         error, stall, kill = (self.fault(k, name) for k in ("error", "stall", "kill"))
         last_stats = 0.0
@@ -312,9 +398,16 @@ class Session:
                 now = time.monotonic()
                 if now - last_stats >= 0.1 or pos >= size:
                     last_stats = now
-                    self.mgmt.send(Type="STATS", File=name, TransferBytes=self.sent_bytes,
-                                   StartByte=offset, Rate=int(self.rate * 8 / 1000), Loss=0,
-                                   Elapsedusec=int((now - started) * 1e6), SessionId=self.id)
+                    self.mgmt.send(
+                        Type="STATS",
+                        File=name,
+                        TransferBytes=self.sent_bytes,
+                        StartByte=offset,
+                        Rate=int(self.rate * 8 / 1000),
+                        Loss=0,
+                        Elapsedusec=int((now - started) * 1e6),
+                        SessionId=self.id,
+                    )
                 if size == 0:
                     break
 
@@ -322,8 +415,13 @@ class Session:
         assert self.mgmt is not None
         kind = fault["kind"]
         if kind == "error":
-            self.mgmt.send(Type="FILEERROR", File=fault.get("file", ""), Code=fault["code"],
-                           Description=fault.get("description", "injected"), SessionId=self.id)
+            self.mgmt.send(
+                Type="FILEERROR",
+                File=fault.get("file", ""),
+                Code=fault["code"],
+                Description=fault.get("description", "injected"),
+                SessionId=self.id,
+            )
             raise Stop(int(fault["code"]), fault.get("description", "injected error"))
         if kind == "kill":
             self.log(result="killed", at_byte=pos)

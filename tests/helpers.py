@@ -37,11 +37,18 @@ def write_config(tmp: Path, **watch: Any) -> Path:
     data = {
         "state_dir": str(tmp / "state"),
         "logging": {"target": "json", "level": "debug"},
-        "watches": [{
-            "name": "w", "path": str(tmp / "drop"), "target": "nas",
-            "stability_seconds": 0.5, "after_success": "archive",
-            "archive_dir": str(tmp / "archive"), "failed_dir": str(tmp / "failed"), **watch,
-        }],
+        "watches": [
+            {
+                "name": "w",
+                "path": str(tmp / "drop"),
+                "target": "nas",
+                "stability_seconds": 0.5,
+                "after_success": "archive",
+                "archive_dir": str(tmp / "archive"),
+                "failed_dir": str(tmp / "failed"),
+                **watch,
+            }
+        ],
         "targets": {"nas": {"type": "local", "path": str(tmp / "ingest")}},
     }
     path = tmp / "hotfolder.yaml"
@@ -83,32 +90,49 @@ def running(cfg: config.Config, **kw: Any) -> Iterator[Daemon]:
 SIMULATOR = Path(__file__).resolve().parent / "ascp_sim.py"
 
 
-def ascp_config(tmp: Path, faults: list[dict[str, Any]] | None = None, password: str = "pw",
-                server_password: str | None = "pw", rate: float = 50e6,
-                **target: Any) -> Path:
+def ascp_config(
+    tmp: Path,
+    faults: list[dict[str, Any]] | None = None,
+    password: str = "pw",
+    server_password: str | None = "pw",
+    rate: float = 50e6,
+    **target: Any,
+) -> Path:
     """A config whose target is the ascp simulator (through a wrapper carrying its env)."""
     server = tmp / "server"
     server.mkdir(exist_ok=True)
     (tmp / "secrets").mkdir(exist_ok=True)
     (tmp / "secrets" / "aspera.pass").write_text(password + "\n")
-    env = {"ASCP_SIM_ROOT": str(server), "ASCP_SIM_STATE": str(tmp / "sim"),
-           "ASCP_SIM_FAULTS": json.dumps(faults or []), "ASCP_SIM_RATE": str(rate)}
+    env = {
+        "ASCP_SIM_ROOT": str(server),
+        "ASCP_SIM_STATE": str(tmp / "sim"),
+        "ASCP_SIM_FAULTS": json.dumps(faults or []),
+        "ASCP_SIM_RATE": str(rate),
+    }
     if server_password is not None:
         env["ASCP_SIM_PASSWORD"] = server_password
     wrapper = tmp / "bin" / "ascp"
     wrapper.parent.mkdir(exist_ok=True)
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    wrapper.write_text(f"#!/bin/sh\nexport {exports}\n"
-                       f"exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} \"$@\"\n")
+    wrapper.write_text(
+        f"#!/bin/sh\nexport {exports}\n"
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
+    )
     wrapper.chmod(0o755)
     path = write_config(tmp)
     data = yaml.safe_load(path.read_text())
-    data["targets"] = {"aspera": {
-        "type": "ascp", "host": "127.0.0.1", "user": "editor",
-        "password_file": str(tmp / "secrets" / "aspera.pass"), "ascp_path": str(wrapper),
-        "destination": "/incoming",
-        "retry": {"tries": 4, "initial_delay": 0.01, "factor": 2, "max_delay": 0.05},
-        **target}}
+    data["targets"] = {
+        "aspera": {
+            "type": "ascp",
+            "host": "127.0.0.1",
+            "user": "editor",
+            "password_file": str(tmp / "secrets" / "aspera.pass"),
+            "ascp_path": str(wrapper),
+            "destination": "/incoming",
+            "retry": {"tries": 4, "initial_delay": 0.01, "factor": 2, "max_delay": 0.05},
+            **target,
+        }
+    }
     data["watches"][0]["target"] = "aspera"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -10,27 +10,38 @@ OOYALA_NS = (
 )
 
 
-def ooyala_item(video: str = "my_video.mov", thumb: str | None = "my_thumbnail.jpg",
-                caption: str | None = "caption-1.dfxp", lang: str = "en",
-                guid: str = "my_test_guid") -> str:
-    parts = [f'<media:content url="{video}"/>', "<media:title>Title</media:title>",
-             "<media:description>Desc</media:description>"]
+def ooyala_item(
+    video: str = "my_video.mov",
+    thumb: str | None = "my_thumbnail.jpg",
+    caption: str | None = "caption-1.dfxp",
+    lang: str = "en",
+    guid: str = "my_test_guid",
+) -> str:
+    parts = [
+        f'<media:content url="{video}"/>',
+        "<media:title>Title</media:title>",
+        "<media:description>Desc</media:description>",
+    ]
     if thumb:
         parts.append(f'<media:thumbnail url="{thumb}"/>')
     if caption:
         parts.append(f'<media:subTitle href="{caption}" lang="{lang}" frameRate="30"/>')
-    parts += ["<ooyala:labels>/Home/Telegraph TV,/Sources/Storyful</ooyala:labels>",
-              '<ooyala:metadata name="season_number">1</ooyala:metadata>',
-              "<dcterms:valid>start=2011-06-28T15:15:00-07:00; "
-              "end=2022-12-01T16:00:00-07:00;scheme=W3C-DTF</dcterms:valid>",
-              f'<guid isPermaLink="false">{guid}</guid>']
+    parts += [
+        "<ooyala:labels>/Home/Telegraph TV,/Sources/Storyful</ooyala:labels>",
+        '<ooyala:metadata name="season_number">1</ooyala:metadata>',
+        "<dcterms:valid>start=2011-06-28T15:15:00-07:00; "
+        "end=2022-12-01T16:00:00-07:00;scheme=W3C-DTF</dcterms:valid>",
+        f'<guid isPermaLink="false">{guid}</guid>',
+    ]
     return "<item>\n   " + "\n   ".join(parts) + "\n  </item>"
 
 
 def ooyala(*items: str) -> str:
     body = "\n  ".join(items or (ooyala_item(),))
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<rss {OOYALA_NS}>\n <channel>\n  {body}\n' \
-           " </channel>\n</rss>\n"
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<rss {OOYALA_NS}>\n <channel>\n  {body}\n'
+        " </channel>\n</rss>\n"
+    )
 
 
 REMOTE_ASSET = f"""<?xml version="1.0"?>

@@ -49,14 +49,16 @@ def smtp_sender(spec: dict[str, Any]) -> Sender:
         message["From"] = spec["from"]
         message["To"] = ", ".join(spec["to"])
         message.set_content(text)
-        with smtplib.SMTP(spec.get("host", "localhost"), int(spec.get("port", 25)),
-                          timeout=30) as smtp:
+        with smtplib.SMTP(
+            spec.get("host", "localhost"), int(spec.get("port", 25)), timeout=30
+        ) as smtp:
             if spec.get("starttls"):
                 smtp.starttls(context=ssl.create_default_context())
             password = read_secret(spec.get("password_file"), spec.get("password_credential"))
             if spec.get("username") and password is not None:
                 smtp.login(spec["username"], password)
             smtp.send_message(message)
+
     return send
 
 
@@ -64,16 +66,22 @@ def webhook_sender(spec: dict[str, Any]) -> Sender:
     session = requests.Session()
 
     def send(_subject: str, _text: str, payload: dict[str, Any]) -> None:
-        response = session.post(spec["url"], json=payload,
-                                timeout=float(spec.get("timeout", 10)))
+        response = session.post(spec["url"], json=payload, timeout=float(spec.get("timeout", 10)))
         response.raise_for_status()
+
     return send
 
 
 class Alerts:
-    def __init__(self, senders: dict[str, Sender], clock: Clock, stop: threading.Event,
-                 batch_seconds: float = 60.0, digest_every: float = 86400.0,
-                 host: str = "") -> None:
+    def __init__(
+        self,
+        senders: dict[str, Sender],
+        clock: Clock,
+        stop: threading.Event,
+        batch_seconds: float = 60.0,
+        digest_every: float = 86400.0,
+        host: str = "",
+    ) -> None:
         self.senders = senders
         self.clock = clock
         self.stop = stop
@@ -89,8 +97,9 @@ class Alerts:
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
 
     @classmethod
-    def from_config(cls, spec: dict[str, Any], clock: Clock,
-                    stop: threading.Event) -> Alerts | None:
+    def from_config(
+        cls, spec: dict[str, Any], clock: Clock, stop: threading.Event
+    ) -> Alerts | None:
         senders: dict[str, Sender] = {}
         if spec.get("email"):
             senders["email"] = smtp_sender(spec["email"])
@@ -100,8 +109,14 @@ class Alerts:
             return None
         import socket  # noqa: PLC0415 - only the host name, once
 
-        return cls(senders, clock, stop, float(spec.get("batch_seconds", 60)),
-                   float(spec.get("digest_every", 86400)), socket.gethostname())
+        return cls(
+            senders,
+            clock,
+            stop,
+            float(spec.get("batch_seconds", 60)),
+            float(spec.get("digest_every", 86400)),
+            socket.gethostname(),
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -129,8 +144,10 @@ class Alerts:
         while not self.stop.is_set():
             now = self.clock.monotonic()
             with self._lock:
-                due = self._first_failure is not None and \
-                    now - self._first_failure >= self.batch_seconds
+                due = (
+                    self._first_failure is not None
+                    and now - self._first_failure >= self.batch_seconds
+                )
             if due:
                 self._flush_failures()
             if self.digest_every > 0 and now >= self._next_digest:
@@ -161,8 +178,12 @@ class Alerts:
                 send(subject, text, payload)
             except (OSError, smtplib.SMTPException, requests.RequestException) as err:
                 failed = True
-                log.warning("notification not sent; will try again", channel=name,
-                            error=str(err), events=len(batch.events))
+                log.warning(
+                    "notification not sent; will try again",
+                    channel=name,
+                    error=str(err),
+                    events=len(batch.events),
+                )
         if failed and batch.tries + 1 < MAX_TRIES:
             batch.tries += 1
             with self._lock:  # back in the queue, ahead of newer events
@@ -176,19 +197,43 @@ class Alerts:
 
 def render(events: list[Event], what: str, host: str) -> tuple[str, str, dict[str, Any]]:
     if what == "failures":
-        subject = f"hotfolder{f' on {host}' if host else ''}: {len(events)} submission" \
-                  f"{'s' if len(events) != 1 else ''} failed"
-        lines = [f"- [{e.watch}] {e.submission_id}: {e.summary}" +
-                 (f"\n  report: {e.report}" if e.report else "") for e in events]
-        text = "These submissions were NOT sent:\n\n" + "\n".join(lines) + \
-            "\n\nEach report says what went wrong and what to do.\n"
+        subject = (
+            f"hotfolder{f' on {host}' if host else ''}: {len(events)} submission"
+            f"{'s' if len(events) != 1 else ''} failed"
+        )
+        lines = [
+            f"- [{e.watch}] {e.submission_id}: {e.summary}"
+            + (f"\n  report: {e.report}" if e.report else "")
+            for e in events
+        ]
+        text = (
+            "These submissions were NOT sent:\n\n"
+            + "\n".join(lines)
+            + "\n\nEach report says what went wrong and what to do.\n"
+        )
     else:
-        subject = f"hotfolder{f' on {host}' if host else ''}: {len(events)} submission" \
-                  f"{'s' if len(events) != 1 else ''} delivered"
-        text = "Delivered:\n\n" + "\n".join(
-            f"- [{e.watch}] {e.submission_id}: {e.summary}" for e in events) + "\n"
-    payload = {"kind": what, "host": host, "count": len(events),
-               "events": [{"kind": e.kind, "submission_id": e.submission_id,
-                           "watch": e.watch, "summary": e.summary, "report": e.report}
-                          for e in events]}
+        subject = (
+            f"hotfolder{f' on {host}' if host else ''}: {len(events)} submission"
+            f"{'s' if len(events) != 1 else ''} delivered"
+        )
+        text = (
+            "Delivered:\n\n"
+            + "\n".join(f"- [{e.watch}] {e.submission_id}: {e.summary}" for e in events)
+            + "\n"
+        )
+    payload = {
+        "kind": what,
+        "host": host,
+        "count": len(events),
+        "events": [
+            {
+                "kind": e.kind,
+                "submission_id": e.submission_id,
+                "watch": e.watch,
+                "summary": e.summary,
+                "report": e.report,
+            }
+            for e in events
+        ],
+    }
     return subject, text, payload

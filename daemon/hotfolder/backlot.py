@@ -42,10 +42,16 @@ class BacklotError(Exception):
         self.status = status
 
 
-def signature(secret: str, method: str, path: str, params: Mapping[str, str],
-              body: str = "") -> str:
-    text = secret + method.upper() + path + "".join(
-        f"{k}={v}" for k, v in sorted(params.items())) + body
+def signature(
+    secret: str, method: str, path: str, params: Mapping[str, str], body: str = ""
+) -> str:
+    text = (
+        secret
+        + method.upper()
+        + path
+        + "".join(f"{k}={v}" for k, v in sorted(params.items()))
+        + body
+    )
     digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
     return digest[:43].rstrip("=")
 
@@ -66,39 +72,62 @@ class Credentials:
 
 
 class Client:
-    def __init__(self, credentials: Credentials, api_host: str = API_HOST,
-                 read_host: str = READ_HOST, clock: Callable[[], float] = time.time,
-                 retries: int = 4, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        api_host: str = API_HOST,
+        read_host: str = READ_HOST,
+        clock: Callable[[], float] = time.time,
+        retries: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
         self.credentials = credentials
         self.api_host = api_host.rstrip("/")
         self.read_host = read_host.rstrip("/")
         self.clock = clock
         self.session = requests.Session()
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries,
-                      backoff_factor=backoff, status_forcelist=(429, 500, 502, 503, 504),
-                      allowed_methods=None, respect_retry_after_header=True,
-                      raise_on_status=False)
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=backoff,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
     # -- signed requests -------------------------------------------------------------------
 
-    def signed_url(self, method: str, path: str, params: Mapping[str, str] | None = None,
-                   body: str = "") -> str:
-        query = {**(params or {}), "api_key": self.credentials.api_key,
-                 "expires": str(expires(self.clock()))}
+    def signed_url(
+        self, method: str, path: str, params: Mapping[str, str] | None = None, body: str = ""
+    ) -> str:
+        query = {
+            **(params or {}),
+            "api_key": self.credentials.api_key,
+            "expires": str(expires(self.clock())),
+        }
         query["signature"] = signature(self.credentials.api_secret, method, path, query, body)
         host = self.read_host if method.upper() == "GET" else self.api_host
         return f"{host}{path}?{urlencode(query)}"
 
-    def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
-                body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, params: Mapping[str, str] | None = None, body: Any = None
+    ) -> Any:
         raw = json.dumps(body) if body is not None else ""
         url = self.signed_url(method, path, params, raw)
         try:
-            response = self.session.request(method, url, data=raw or None, timeout=TIMEOUT,
-                                            headers={"Content-Type": "application/json"})
+            response = self.session.request(
+                method,
+                url,
+                data=raw or None,
+                timeout=TIMEOUT,
+                headers={"Content-Type": "application/json"},
+            )
         except requests.RequestException as err:
             raise BacklotError(f"cannot reach Backlot ({_host(url)}): {err}") from err
         _raise_for_status(response, path)
@@ -107,8 +136,10 @@ class Client:
         try:
             return response.json()
         except ValueError as err:
-            raise BacklotError(f"Backlot answered {path} with something that is not JSON: "
-                               f"{response.text[:200]!r}", response.status_code) from err
+            raise BacklotError(
+                f"Backlot answered {path} with something that is not JSON: {response.text[:200]!r}",
+                response.status_code,
+            ) from err
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         return self.request("GET", path, params)
@@ -134,12 +165,14 @@ class Client:
                 return
             params = {**params, "page_token": token}
 
-    def download_source(self, embed_code: str, folder: Path,
-                        progress: Callable[[int, int], None] | None = None) -> Path:
+    def download_source(
+        self, embed_code: str, folder: Path, progress: Callable[[int, int], None] | None = None
+    ) -> Path:
         """The asset's source file, under its original name, resumed by Range if a partial
         download is there, checked against the size the API reports."""
-        source = next((s for s in self.streams(embed_code)
-                       if str(s.get("is_source")).lower() == "true"), None)
+        source = next(
+            (s for s in self.streams(embed_code) if str(s.get("is_source")).lower() == "true"), None
+        )
         if source is None or not source.get("url"):
             raise BacklotError(f"asset {embed_code} has no source stream (is_source true)")
         name = safe_name(str(self.asset(embed_code).get("original_file_name") or embed_code))
@@ -152,13 +185,16 @@ class Client:
                 break
         got = partial.stat().st_size
         if size and got != size:
-            raise BacklotError(f"downloaded {got} bytes of {name}, Backlot says {size}; the "
-                               f"partial file {partial} is kept, run the command again")
+            raise BacklotError(
+                f"downloaded {got} bytes of {name}, Backlot says {size}; the "
+                f"partial file {partial} is kept, run the command again"
+            )
         os.replace(partial, target)
         return target
 
-    def _fetch(self, url: str, partial: Path, size: int,
-               progress: Callable[[int, int], None] | None) -> bool:
+    def _fetch(
+        self, url: str, partial: Path, size: int, progress: Callable[[int, int], None] | None
+    ) -> bool:
         """One GET of the rest of the file; False if the connection dropped mid-way."""
         have = partial.stat().st_size if partial.exists() else 0
         if size and have >= size:
@@ -209,7 +245,9 @@ def _raise_for_status(response: requests.Response, what: str) -> None:
         raise BacklotError(
             f"Backlot refused the signature for {what} (401): check api_key and api_secret "
             "(Backlot > ACCOUNT > Developers), and that this machine's clock is right "
-            f"(signed URLs expire). Server said: {detail}", status)
+            f"(signed URLs expire). Server said: {detail}",
+            status,
+        )
     if status == 403:
         raise BacklotError(f"Backlot forbids {what} for this API key (403): {detail}", status)
     if status == 404:
@@ -222,7 +260,8 @@ def terminal_progress(done: int, total: int) -> None:
         return
     width = 30
     fraction = done / total if total else 0.0
-    sys.stderr.write(f"\r[{'#' * round(width * fraction):<{width}}] {fraction * 100:5.1f}% "
-                     f"{done / 1e6:8.1f} MB")
+    sys.stderr.write(
+        f"\r[{'#' * round(width * fraction):<{width}}] {fraction * 100:5.1f}% {done / 1e6:8.1f} MB"
+    )
     if total and done >= total:
         sys.stderr.write("\n")

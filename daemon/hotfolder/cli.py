@@ -45,12 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hotfolder", description="Drop-folder video ingest: manifest last, never twice.")
+        prog="hotfolder", description="Drop-folder video ingest: manifest last, never twice."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", "-c", type=Path, required=True)
-    run.add_argument("--once", action="store_true",
-                     help="exit when nothing is waiting or transferring (for cron and tests)")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="exit when nothing is waiting or transferring (for cron and tests)",
+    )
     check = sub.add_parser("check-config", help="validate a config and print every error")
     check.add_argument("config", type=Path)
     dem = sub.add_parser("demo", help="drop a sample submission into the demo folder and run")
@@ -60,9 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--config", "-c", type=Path, required=True)
     scan.add_argument("--watch", help="only this watch")
     scan.add_argument("--json", action="store_true", help="machine-readable output")
-    for name, text in (("retry", "release a held submission, or put a failed one back"),
-                       ("hold", "keep a pending or ready submission from being sent"),
-                       ("forget", "remove a submission from the journal")):
+    for name, text in (
+        ("retry", "release a held submission, or put a failed one back"),
+        ("hold", "keep a pending or ready submission from being sent"),
+        ("forget", "remove a submission from the journal"),
+    ):
         op = sub.add_parser(name, help=text)
         op.add_argument("id")
         op.add_argument("--config", "-c", type=Path, required=True)
@@ -146,9 +152,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = demo.prepare(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    print(f"hotfolder demo: sample submission dropped into {cfg.watches[0].path}; "
-          f"delivering to {cfg.targets[cfg.watches[0].target].options.get('path')}. "
-          + ("" if args.once else "Ctrl-C to stop."), file=sys.stderr)
+    print(
+        f"hotfolder demo: sample submission dropped into {cfg.watches[0].path}; "
+        f"delivering to {cfg.targets[cfg.watches[0].target].options.get('path')}. "
+        + ("" if args.once else "Ctrl-C to stop."),
+        file=sys.stderr,
+    )
     return run_daemon(cfg, once=args.once)
 
 
@@ -168,8 +177,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if journal:
             journal.close()
     if args.json:
-        print(json.dumps({name: [look.as_json() for look in looks]
-                          for name, looks in found.items()}, indent=2, default=str))
+        print(
+            json.dumps(
+                {name: [look.as_json() for look in looks] for name, looks in found.items()},
+                indent=2,
+                default=str,
+            )
+        )
     else:
         for name, looks in found.items():
             sys.stdout.write(survey.render(name, looks))
@@ -181,9 +195,14 @@ def cmd_operator(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     logs.configure(cfg.logging.target, cfg.logging.level)
-    if args.command == "forget" and not args.yes and not _confirm(
+    if (
+        args.command == "forget"
+        and not args.yes
+        and not _confirm(
             f"Forget {args.id}? If its files are still in the drop folder it will be sent "
-            "again. [y/N] "):
+            "again. [y/N] "
+        )
+    ):
         print("nothing done", file=sys.stderr)
         return EXIT_FAILURE
     journal = Journal(cfg.state_dir / JOURNAL_FILE)
@@ -211,8 +230,11 @@ def cmd_backlot(args: argparse.Namespace) -> int:
     names = sorted(cfg.backlot)
     name = args.account or (names[0] if len(names) == 1 else None)
     if name not in cfg.backlot:
-        print(f"hotfolder backlot: say which account with --account (configured: "
-              f"{', '.join(names) or 'none'})", file=sys.stderr)
+        print(
+            f"hotfolder backlot: say which account with --account (configured: "
+            f"{', '.join(names) or 'none'})",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     try:
         client = verify.client_for(cfg.backlot[name])
@@ -222,8 +244,7 @@ def cmd_backlot(args: argparse.Namespace) -> int:
             for item in client.find(args.where, args.limit):
                 print(json.dumps(item, sort_keys=True))
         else:
-            path = client.download_source(args.embed_code, args.output,
-                                          backlot.terminal_progress)
+            path = client.download_source(args.embed_code, args.output, backlot.terminal_progress)
             print(path)
     except (backlot.BacklotError, CredentialError) as err:
         print(f"hotfolder backlot: {err}", file=sys.stderr)
@@ -249,14 +270,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     if args.json:
-        print(json.dumps([{
-            "id": r.id, "watch": r.watch, "state": str(r.state), "manifest": r.manifest,
-            "files": len(r.files), "bytes_total": r.bytes_total, "bytes_done": r.bytes_done,
-            "rate_bytes_s": speeds.get(r.id, (None, None))[0],
-            "eta_s": speeds.get(r.id, (None, None))[1],
-            "attempts": r.attempts, "error_code": r.error_code, "error": r.error_message,
-            "verify": r.detail.get("verify"), "created_at": r.created_at,
-            "updated_at": r.updated_at} for r in rows], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "watch": r.watch,
+                        "state": str(r.state),
+                        "manifest": r.manifest,
+                        "files": len(r.files),
+                        "bytes_total": r.bytes_total,
+                        "bytes_done": r.bytes_done,
+                        "rate_bytes_s": speeds.get(r.id, (None, None))[0],
+                        "eta_s": speeds.get(r.id, (None, None))[1],
+                        "attempts": r.attempts,
+                        "error_code": r.error_code,
+                        "error": r.error_message,
+                        "verify": r.detail.get("verify"),
+                        "created_at": r.created_at,
+                        "updated_at": r.updated_at,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return EXIT_OK
     for r in rows:
         err = f"  last error {r.error_code}: {r.error_message}" if r.error_code else ""
@@ -264,16 +302,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         err = f"  backlot: {checked}{err}" if checked else err
         rate, eta = speeds.get(r.id, (None, None))
         speed = f"  {_size(int(rate))}/s eta {eta:.0f}s" if rate and eta is not None else ""
-        print(f"{r.id:<36} {r.watch:<10} {r.state:<16} {len(r.files):>3} files "
-              f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}{speed}  "
-              f"age {_age(now, r.created_at):>6}  tries {r.attempts + 1}{err}")
+        print(
+            f"{r.id:<36} {r.watch:<10} {r.state:<16} {len(r.files):>3} files "
+            f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}{speed}  "
+            f"age {_age(now, r.created_at):>6}  tries {r.attempts + 1}{err}"
+        )
     return EXIT_OK
 
 
 def _speed(journal: Journal, row: Row, now: datetime) -> tuple[float | None, float | None]:
     """Bytes per second since the media session began, and the time left at that pace."""
-    started = next((at for at, state, _ in reversed(journal.history(row.id))
-                    if state == State.SENDING_MEDIA), None)
+    started = next(
+        (at for at, state, _ in reversed(journal.history(row.id)) if state == State.SENDING_MEDIA),
+        None,
+    )
     if started is None or row.bytes_done <= 0:
         return None, None
     seconds = (now - datetime.fromisoformat(started)).total_seconds()

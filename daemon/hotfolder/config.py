@@ -133,8 +133,19 @@ def _read_yaml(text: str, filename: str) -> tuple[Any, dict[KeyPath, int], list[
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(err, "problem", None) or str(err)
-        return None, {}, [ConfigError(filename, line, (), f"not valid YAML: {problem}",
-                                      "check indentation and quoting on that line")]
+        return (
+            None,
+            {},
+            [
+                ConfigError(
+                    filename,
+                    line,
+                    (),
+                    f"not valid YAML: {problem}",
+                    "check indentation and quoting on that line",
+                )
+            ],
+        )
     if node is None:
         return {}, {}, []
     lines: dict[KeyPath, int] = {}
@@ -151,8 +162,13 @@ def _index_lines(
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in seen:
-                yield ConfigError(filename, key_node.start_mark.line + 1, (*path, key),
-                                  "key given twice", "keep one; YAML silently uses the last")
+                yield ConfigError(
+                    filename,
+                    key_node.start_mark.line + 1,
+                    (*path, key),
+                    "key given twice",
+                    "keep one; YAML silently uses the last",
+                )
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
             yield from _index_lines(value_node, (*path, key), lines, filename)
@@ -208,22 +224,35 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
     options: Any = error.validator_value
     if kind == "oneOf" and all(set(s) == {"required"} for s in options):
         keys = [s["required"][0] for s in options]
-        return (f"give exactly one of {', '.join(keys)}",
-                "the password (a file or a systemd credential) or an SSH key")
+        return (
+            f"give exactly one of {', '.join(keys)}",
+            "the password (a file or a systemd credential) or an SSH key",
+        )
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return f"missing required key '{missing}'", _describe(sch, missing)
     if kind == "type":
         wanted = error.validator_value
-        return (f"expected {_a(wanted)}, got {_a(_json_type(error.instance))} "
-                f"({error.instance!r})", _example_hint(error))
+        return (
+            f"expected {_a(wanted)}, got {_a(_json_type(error.instance))} ({error.instance!r})",
+            _example_hint(error),
+        )
     if kind in ("enum", "const"):
         value: Any = error.validator_value
         choices = value if kind == "enum" else [value]
-        return (f"{error.instance!r} is not one of {', '.join(map(str, choices))}",
-                _example_hint(error))
-    if kind in ("minimum", "exclusiveMinimum", "maximum", "minLength", "minItems",
-                "minProperties", "pattern"):
+        return (
+            f"{error.instance!r} is not one of {', '.join(map(str, choices))}",
+            _example_hint(error),
+        )
+    if kind in (
+        "minimum",
+        "exclusiveMinimum",
+        "maximum",
+        "minLength",
+        "minItems",
+        "minProperties",
+        "pattern",
+    ):
         return f"{error.instance!r} is not allowed: {error.message}", _example_hint(error)
     return error.message, _example_hint(error)
 
@@ -243,8 +272,15 @@ def _example_hint(error: jsonschema.ValidationError) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-             dict: "object", type(None): "null"}
+    names = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -269,41 +305,65 @@ def _cross_checks(
     for i, watch in enumerate(data["watches"]):
         name = watch["name"]
         if name in seen_names:
-            yield err((("watches", i, "name")), f"watch name '{name}' is used twice",
-                      f"watches[{seen_names[name]}] has it too; names must be unique")
+            yield err(
+                (("watches", i, "name")),
+                f"watch name '{name}' is used twice",
+                f"watches[{seen_names[name]}] has it too; names must be unique",
+            )
         seen_names.setdefault(name, i)
         if watch["target"] not in targets:
             close = difflib.get_close_matches(watch["target"], list(targets), n=1)
-            yield err(("watches", i, "target"), f"no target named '{watch['target']}'",
-                      f"did you mean '{close[0]}'?" if close
-                      else f"define it under 'targets:' (known: {', '.join(sorted(targets))})")
+            yield err(
+                ("watches", i, "target"),
+                f"no target named '{watch['target']}'",
+                f"did you mean '{close[0]}'?"
+                if close
+                else f"define it under 'targets:' (known: {', '.join(sorted(targets))})",
+            )
         path = _resolve(watch["path"], base)
         if not path.is_dir():
-            yield err(("watches", i, "path"), f"folder {path} does not exist or is not a folder",
-                      "create it, mount the share, or fix the path")
+            yield err(
+                ("watches", i, "path"),
+                f"folder {path} does not exist or is not a folder",
+                "create it, mount the share, or fix the path",
+            )
         elif not os.access(path, os.R_OK | os.X_OK):
-            yield err(("watches", i, "path"), f"folder {path} is not readable by this user",
-                      "fix its permissions or run the daemon as a user who can read it")
+            yield err(
+                ("watches", i, "path"),
+                f"folder {path} is not readable by this user",
+                "fix its permissions or run the daemon as a user who can read it",
+            )
         if path in seen_paths:
-            yield err(("watches", i, "path"), f"folder {path} is watched twice",
-                      f"watches[{seen_paths[path]}] watches it already")
+            yield err(
+                ("watches", i, "path"),
+                f"folder {path} is watched twice",
+                f"watches[{seen_paths[path]}] watches it already",
+            )
         seen_paths.setdefault(path, i)
         if _is_within(state_dir, path):
-            yield err(("state_dir",), f"state_dir {state_dir} is inside watch folder {path}",
-                      "its files would be picked up as drops; move it elsewhere")
+            yield err(
+                ("state_dir",),
+                f"state_dir {state_dir} is inside watch folder {path}",
+                "its files would be picked up as drops; move it elsewhere",
+            )
     for name, target in targets.items():
         account = (target.get("verify") or {}).get("backlot")
         if account is not None and account not in (data.get("backlot") or {}):
-            yield err(("targets", name, "verify", "backlot"), f"no backlot account '{account}'",
-                      "define it under 'backlot:' with api_key and api_secret_file")
+            yield err(
+                ("targets", name, "verify", "backlot"),
+                f"no backlot account '{account}'",
+                "define it under 'backlot:' with api_key and api_secret_file",
+            )
         if target.get("type") == "local":
             dest = _resolve(target["path"], base)
             for i, watch in enumerate(data["watches"]):
                 wpath = _resolve(watch["path"], base)
                 if _is_within(dest, wpath) or _is_within(wpath, dest):
-                    yield err(("targets", name, "path"),
-                              f"target folder {dest} overlaps watch folder {wpath} "
-                              f"(watches[{i}])", "delivered files would be picked up again")
+                    yield err(
+                        ("targets", name, "path"),
+                        f"target folder {dest} overlaps watch folder {wpath} (watches[{i}])",
+                        "delivered files would be picked up again",
+                    )
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -335,13 +395,13 @@ def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
         state_dir=state_dir,
         logging=LoggingConfig(log.get("target", "auto"), log.get("level", "info")),
         workers=data.get("workers", _default(schema.CONFIG, "workers")),
-        shutdown_grace=float(data.get("shutdown_grace",
-                                      _default(schema.CONFIG, "shutdown_grace"))),
-        backlot={name: _resolve_target(account, base)
-                 for name, account in (data.get("backlot") or {}).items()},
+        shutdown_grace=float(data.get("shutdown_grace", _default(schema.CONFIG, "shutdown_grace"))),
+        backlot={
+            name: _resolve_target(account, base)
+            for name, account in (data.get("backlot") or {}).items()
+        },
         notifications=data.get("notifications") or {},
-        min_free_bytes=int(data.get("min_free_bytes",
-                                    _default(schema.CONFIG, "min_free_bytes"))),
+        min_free_bytes=int(data.get("min_free_bytes", _default(schema.CONFIG, "min_free_bytes"))),
         watches=watches,
         targets=targets,
     )

@@ -17,9 +17,11 @@ def read_secret(file: Path | None = None, credential: str | None = None) -> str 
     if credential is not None:
         folder = os.environ.get("CREDENTIALS_DIRECTORY")
         if not folder:
-            raise CredentialError(f"credential '{credential}' is not available: "
-                                  "$CREDENTIALS_DIRECTORY is not set (LoadCredential= in the "
-                                  "unit?)")
+            raise CredentialError(
+                f"credential '{credential}' is not available: "
+                "$CREDENTIALS_DIRECTORY is not set (LoadCredential= in the "
+                "unit?)"
+            )
         return _read(Path(folder) / credential)
     return None
 

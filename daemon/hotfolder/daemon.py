@@ -60,8 +60,15 @@ DEFAULT_QUOTA: int = COMMON_TARGET_PROPERTIES["quota_bytes"]["default"]
 
 
 def _settings(w: WatchConfig) -> WatchSettings:
-    return WatchSettings(w.name, w.path, w.stability_seconds, w.incomplete_after,
-                         w.max_manifest_bytes, w.ignore, w.max_settle)
+    return WatchSettings(
+        w.name,
+        w.path,
+        w.stability_seconds,
+        w.incomplete_after,
+        w.max_manifest_bytes,
+        w.ignore,
+        w.max_settle,
+    )
 
 
 @dataclass(slots=True)
@@ -111,13 +118,16 @@ class Daemon:
     def __post_init__(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.config.state_dir / JOURNAL_FILE)
-        self._verifier = (Verifier(self.journal, self.config.backlot, self.clock,
-                                   self.stop_event) if self.config.backlot else None)
-        self._alerts = Alerts.from_config(self.config.notifications, self.clock,
-                                          self.stop_event)
+        self._verifier = (
+            Verifier(self.journal, self.config.backlot, self.clock, self.stop_event)
+            if self.config.backlot
+            else None
+        )
+        self._alerts = Alerts.from_config(self.config.notifications, self.clock, self.stop_event)
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="transfer")
-        built = {name: targets.build(t, self.config.state_dir)
-                 for name, t in self.config.targets.items()}
+        built = {
+            name: targets.build(t, self.config.state_dir) for name, t in self.config.targets.items()
+        }
         now = self.clock.monotonic()
         for w in self.config.watches:
             tracker = WatchTracker(_settings(w), self.fs, self.journal.is_settled)
@@ -145,8 +155,9 @@ class Daemon:
             if on_ready:
                 on_ready()
             for w in self._watches.values():
-                w.thread = threading.Thread(target=self._watch_loop, args=(w,), daemon=True,
-                                            name=f"watch-{w.config.name}")
+                w.thread = threading.Thread(
+                    target=self._watch_loop, args=(w,), daemon=True, name=f"watch-{w.config.name}"
+                )
                 w.thread.start()
             while not self.stop_event.is_set():
                 self._wake.wait(MAX_SLEEP)
@@ -172,8 +183,10 @@ class Daemon:
             if w.thread is not None:
                 w.thread.join(WATCH_JOIN_TIMEOUT)
                 if w.thread.is_alive():
-                    log.warning("a watch is stuck (a hung file system?); leaving it behind",
-                                watch=w.config.name)
+                    log.warning(
+                        "a watch is stuck (a hung file system?); leaving it behind",
+                        watch=w.config.name,
+                    )
 
     def _report(self) -> None:
         """Once a second at most: STATUS= for systemctl status, and the watchdog, fed only
@@ -192,8 +205,12 @@ class Daemon:
             busy = set(self._running) | self._deferred
         for row in self.journal.rows(frozenset({State.READY}), limit=50):
             if row.id not in busy:
-                log.info("released by an operator", submission_id=row.id, watch=row.watch,
-                         state=str(State.READY))
+                log.info(
+                    "released by an operator",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(State.READY),
+                )
                 self._dispatch(row.id)
 
     def request_reload(self) -> None:
@@ -210,11 +227,13 @@ class Daemon:
         except config_module.InvalidConfig as err:
             log.error(  # noqa: TRY400 - the errors say it all; a traceback would not help
                 "reload refused: the new config is invalid; keeping the running one",
-                      errors=[str(e) for e in err.errors])
+                errors=[str(e) for e in err.errors],
+            )
             return
         if {w.name for w in new.watches} != set(self._watches):
-            log.warning("reload: adding or removing watches needs a restart; other changes "
-                        "are applied")
+            log.warning(
+                "reload: adding or removing watches needs a restart; other changes are applied"
+            )
         built = {name: targets.build(t, new.state_dir) for name, t in new.targets.items()}
         for w in new.watches:
             current = self._watches.get(w.name)
@@ -237,8 +256,11 @@ class Daemon:
         with self._lock:
             running = list(self._running.values())
         if running:
-            log.info("waiting for running transfers", count=len(running),
-                     grace_seconds=self.shutdown_grace)
+            log.info(
+                "waiting for running transfers",
+                count=len(running),
+                grace_seconds=self.shutdown_grace,
+            )
             futures.wait(running, timeout=self.shutdown_grace)
         self.cancel_event.set()
         self._pool.shutdown(wait=True)
@@ -250,8 +272,7 @@ class Daemon:
         log.info("stopped")
 
     def _idle(self) -> bool:
-        watches_idle = all(not w.deciding and not w.tracker.busy
-                           for w in self._watches.values())
+        watches_idle = all(not w.deciding and not w.tracker.busy for w in self._watches.values())
         with self._lock:
             return not self._running and not self._deferred and watches_idle
 
@@ -267,10 +288,14 @@ class Daemon:
             except OSError as err:
                 mode = "poll"
                 log.warning(
-                    "inotify refused this folder; polling it instead", watch=w.config.name,
-                    error=str(err), hint="raise the limit: sysctl -w "
+                    "inotify refused this folder; polling it instead",
+                    watch=w.config.name,
+                    error=str(err),
+                    hint="raise the limit: sysctl -w "
                     "fs.inotify.max_user_watches=1048576 fs.inotify.max_user_instances=1024"
-                    if err.errno in (errno.ENOSPC, errno.EMFILE) else None)
+                    if err.errno in (errno.ENOSPC, errno.EMFILE)
+                    else None,
+                )
         if mode == "poll":
             w.poller = DirPoller(w.config.path, w.config.ignore, w.skip)
             # Its first poll lists everything: that is the rescan, no need to walk twice.
@@ -300,9 +325,12 @@ class Daemon:
             return True
         if w.available:
             w.available = False
-            log.warning("watch folder unavailable; waiting for it (nothing is treated as "
-                        "deleted)", watch=w.config.name, path=str(root),
-                        hint="check the share is mounted and readable by this user")
+            log.warning(
+                "watch folder unavailable; waiting for it (nothing is treated as deleted)",
+                watch=w.config.name,
+                path=str(root),
+                hint="check the share is mounted and readable by this user",
+            )
         w.next_probe = now + w.backoff
         w.backoff = min(w.backoff * 2, MAX_PROBE_BACKOFF)
         return False
@@ -348,11 +376,18 @@ class Daemon:
             # Most likely a full disk: the decision was not recorded, so it is not made.
             # The tracker looks at the manifest again later; nothing is lost.
             log.error(  # noqa: TRY400 - an expected condition; the error says enough
-                "could not record a decision; will look again", watch=w.config.name,
-                      submission_id=decision.submission_id if not isinstance(decision, Ready)
-                      else decision.submission.id, error=str(err))
-            relpath = decision.submission.manifest.relpath if isinstance(decision, Ready) \
+                "could not record a decision; will look again",
+                watch=w.config.name,
+                submission_id=decision.submission_id
+                if not isinstance(decision, Ready)
+                else decision.submission.id,
+                error=str(err),
+            )
+            relpath = (
+                decision.submission.manifest.relpath
+                if isinstance(decision, Ready)
                 else decision.manifest
+            )
             w.tracker.reconsider(relpath, now + RETRY_AFTER_ERROR)
 
     def _take_changes(self, w: _Watch, timeout: float) -> None:
@@ -388,65 +423,121 @@ class Daemon:
     def _apply(self, w: _Watch, decision: Decision) -> None:
         now = self.clock.now()
         if isinstance(decision, Waiting):
-            detail = {"missing": [str(p) for p in decision.missing],
-                      "unsettled": [str(p) for p in decision.unsettled],
-                      "conflicts": [str(p) for p in decision.conflicts]}
+            detail = {
+                "missing": [str(p) for p in decision.missing],
+                "unsettled": [str(p) for p in decision.unsettled],
+                "conflicts": [str(p) for p in decision.conflicts],
+            }
             self._warn_if_slow(w, decision)
-            if self.journal.record_pending(decision.submission_id, w.config.name,
-                                           decision.manifest, now, detail):
-                log.info("manifest seen, waiting for files", submission_id=decision.submission_id,
-                         watch=w.config.name, state=str(State.PENDING),
-                         manifest=str(decision.manifest), **detail)
+            if self.journal.record_pending(
+                decision.submission_id, w.config.name, decision.manifest, now, detail
+            ):
+                log.info(
+                    "manifest seen, waiting for files",
+                    submission_id=decision.submission_id,
+                    watch=w.config.name,
+                    state=str(State.PENDING),
+                    manifest=str(decision.manifest),
+                    **detail,
+                )
         elif isinstance(decision, Gone):
             if not self._available(w, self.clock.monotonic(), probe=True):
                 return  # the whole folder went away (a share unmounted): nothing was deleted
             self.journal.forget_pending(decision.submission_id)
-            log.info("manifest removed before sending", submission_id=decision.submission_id,
-                     watch=w.config.name, manifest=str(decision.manifest))
+            log.info(
+                "manifest removed before sending",
+                submission_id=decision.submission_id,
+                watch=w.config.name,
+                manifest=str(decision.manifest),
+            )
         elif isinstance(decision, Failed):
             self._quarantine(w, decision)
         elif isinstance(decision, Ready):
             assets = [{"guid": g, "title": t} for g, t in decision.assets]
             self.journal.record_ready(decision.submission, now, {"assets": assets})
-            log.info("submission ready", submission_id=decision.submission.id,
-                     watch=w.config.name, state=str(State.READY),
-                     files=len(decision.submission.files), bytes=decision.submission.total_bytes)
+            log.info(
+                "submission ready",
+                submission_id=decision.submission.id,
+                watch=w.config.name,
+                state=str(State.READY),
+                files=len(decision.submission.files),
+                bytes=decision.submission.total_bytes,
+            )
             self._dispatch(decision.submission.id)
 
     def _warn_if_slow(self, w: _Watch, waiting: Waiting) -> None:
         waited = self.clock.monotonic() - waiting.since
-        if waiting.unsettled and waited > w.config.max_settle and \
-                waiting.submission_id not in w.warned_slow:
+        if (
+            waiting.unsettled
+            and waited > w.config.max_settle
+            and waiting.submission_id not in w.warned_slow
+        ):
             w.warned_slow.add(waiting.submission_id)
-            log.warning("files still changing", submission_id=waiting.submission_id,
-                        watch=w.config.name, state=str(State.PENDING),
-                        files=[str(p) for p in waiting.unsettled], waited_s=round(waited),
-                        hint="a copy may be stuck, or something keeps rewriting the file")
+            log.warning(
+                "files still changing",
+                submission_id=waiting.submission_id,
+                watch=w.config.name,
+                state=str(State.PENDING),
+                files=[str(p) for p in waiting.unsettled],
+                waited_s=round(waited),
+                hint="a copy may be stuck, or something keeps rewriting the file",
+            )
 
     def _quarantine(self, w: _Watch, failed: Failed) -> None:
-        self.journal.record_failed(failed.submission_id, w.config.name, failed.manifest,
-                                   failed.problems, self.clock.now(), failed.format)
-        self._reject_files(w, failed.submission_id, failed.manifest, failed.present,
-                           failed.problems)
+        self.journal.record_failed(
+            failed.submission_id,
+            w.config.name,
+            failed.manifest,
+            failed.problems,
+            self.clock.now(),
+            failed.format,
+        )
+        self._reject_files(
+            w, failed.submission_id, failed.manifest, failed.present, failed.problems
+        )
 
-    def _reject_files(self, w: _Watch, sid: str, manifest: PurePosixPath,
-                      present: tuple[PurePosixPath, ...], problems: tuple[Problem, ...]) -> None:
+    def _reject_files(
+        self,
+        w: _Watch,
+        sid: str,
+        manifest: PurePosixPath,
+        present: tuple[PurePosixPath, ...],
+        problems: tuple[Problem, ...],
+    ) -> None:
         """After `failed` is committed: move the files to failed_dir with the report, tell
         people, log it. A move that fails leaves the files where they are."""
         try:
-            folder = postprocess.quarantine(sid, w.config.name, w.config.path, manifest,
-                                            present, problems, w.config.failed_dir,
-                                            self.clock.now())
+            folder = postprocess.quarantine(
+                sid,
+                w.config.name,
+                w.config.path,
+                manifest,
+                present,
+                problems,
+                w.config.failed_dir,
+                self.clock.now(),
+            )
         except OSError as err:
-            log.exception("cannot quarantine: files left in place", submission_id=sid,
-                          watch=w.config.name, error=str(err))
+            log.exception(
+                "cannot quarantine: files left in place",
+                submission_id=sid,
+                watch=w.config.name,
+                error=str(err),
+            )
             return
         first = problems[0]
         report = folder / postprocess.REPORT_TXT
         self._tell_failed(sid, w.config.name, first.message, report)
-        log.error("submission rejected", submission_id=sid, watch=w.config.name,
-                  state=str(State.FAILED), code=first.code, reason=first.message,
-                  problems=len(problems), report=str(report))
+        log.error(
+            "submission rejected",
+            submission_id=sid,
+            watch=w.config.name,
+            state=str(State.FAILED),
+            code=first.code,
+            reason=first.message,
+            problems=len(problems),
+            report=str(report),
+        )
 
     def _dispatch(self, sid: str) -> None:
         with self._lock:  # watch threads, the main loop and recovery all dispatch
@@ -467,8 +558,9 @@ class Daemon:
             assert row is not None
         w = self._watches.get(row.watch)
         if w is None:
-            log.warning("submission's watch is no longer configured", submission_id=sid,
-                        watch=row.watch)
+            log.warning(
+                "submission's watch is no longer configured", submission_id=sid, watch=row.watch
+            )
             return
         future = self._pool.submit(self._deliver, w, row)
         future.add_done_callback(lambda _f: self._wake.set())  # reap it, maybe free quota
@@ -477,8 +569,14 @@ class Daemon:
     def _space_ok(self) -> bool:
         """New work waits while the state or an archive folder is nearly full; work in
         flight goes on (it needs little), and the journal stays whole (SQLite)."""
-        folders = {self.config.state_dir, *(w.config.archive_dir for w in self._watches.values()
-                                            if w.config.after_success == "archive")}
+        folders = {
+            self.config.state_dir,
+            *(
+                w.config.archive_dir
+                for w in self._watches.values()
+                if w.config.after_success == "archive"
+            ),
+        }
         low = {}
         for folder in folders:
             try:
@@ -488,8 +586,11 @@ class Daemon:
             if st.f_bavail * st.f_frsize < self.config.min_free_bytes:
                 low[str(folder)] = st.f_bavail * st.f_frsize
         if low and not self._space_low:
-            log.error("disk nearly full: new work paused until space returns", free_bytes=low,
-                      min_free_bytes=self.config.min_free_bytes)
+            log.error(
+                "disk nearly full: new work paused until space returns",
+                free_bytes=low,
+                min_free_bytes=self.config.min_free_bytes,
+            )
         elif not low and self._space_low:
             log.info("disk space is back: resuming")
         self._space_low = bool(low)
@@ -500,20 +601,26 @@ class Daemon:
         w = self._watches.get(row.watch)
         if w is None:
             return False
-        limit = int(self.config.targets[w.config.target].options.get("quota_bytes",
-                                                                     DEFAULT_QUOTA))
+        limit = int(self.config.targets[w.config.target].options.get("quota_bytes", DEFAULT_QUOTA))
         same_target = {n for n, o in self._watches.items() if o.config.target == w.config.target}
-        in_flight = sum(r.bytes_total for r in self.journal.rows(IN_FLIGHT)
-                        if r.watch in same_target)
+        in_flight = sum(
+            r.bytes_total for r in self.journal.rows(IN_FLIGHT) if r.watch in same_target
+        )
         verdict = rules.quota(row.bytes_total, in_flight, limit)
         if verdict is True:
             self._deferred.discard(row.id)
             return True
         if verdict is False:
             if row.id not in self._deferred:
-                log.info("waiting for quota", submission_id=row.id, watch=row.watch,
-                         state=str(State.READY), bytes=row.bytes_total, in_flight=in_flight,
-                         quota=limit)
+                log.info(
+                    "waiting for quota",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(State.READY),
+                    bytes=row.bytes_total,
+                    in_flight=in_flight,
+                    quota=limit,
+                )
             self._deferred.add(row.id)
             return False
         self._deferred.discard(row.id)
@@ -521,33 +628,49 @@ class Daemon:
         return False
 
     def _reject(self, w: _Watch, row: Row, problem: Problem) -> None:
-        self.journal.transition(row.id, State.FAILED, self.clock.now(), note=problem.message,
-                                error_code=problem.code, error_message=problem.message)
+        self.journal.transition(
+            row.id,
+            State.FAILED,
+            self.clock.now(),
+            note=problem.message,
+            error_code=problem.code,
+            error_message=problem.message,
+        )
         sub = row.submission()
-        self._reject_files(w, row.id, sub.manifest.relpath,
-                           tuple(f.relpath for f in sub.media), (problem,))
+        self._reject_files(
+            w, row.id, sub.manifest.relpath, tuple(f.relpath for f in sub.media), (problem,)
+        )
 
     def _retry_for(self, w: _Watch) -> RetryPolicy:
         raw = self.config.targets[w.config.target].options.get("retry")
         return RetryPolicy(**raw) if raw else self.retry
 
     def _deliver(self, w: _Watch, row: Row) -> None:
-        delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event,
-                            self._retry_for(w))
+        delivery = Delivery(
+            w.config, w.target, self.journal, self.clock, self.cancel_event, self._retry_for(w)
+        )
         try:
             outcome = delivery.run(row)
             if outcome is State.COMPLETE:
                 self._verify(w, row.id)
                 if self._alerts is not None:
-                    self._alerts.completed(row.id, row.watch, f"{len(row.files)} files, "
-                                                              f"{row.bytes_total} bytes")
+                    self._alerts.completed(
+                        row.id, row.watch, f"{len(row.files)} files, {row.bytes_total} bytes"
+                    )
             elif outcome is State.FAILED:
                 final = self.journal.get(row.id)
-                self._tell_failed(row.id, row.watch, str(final.error_message if final else ""),
-                                  w.config.failed_dir / row.id / postprocess.REPORT_TXT)
+                self._tell_failed(
+                    row.id,
+                    row.watch,
+                    str(final.error_message if final else ""),
+                    w.config.failed_dir / row.id / postprocess.REPORT_TXT,
+                )
         except Cancelled:
-            log.warning("transfer interrupted by shutdown; it resumes on next start",
-                        submission_id=row.id, watch=row.watch)
+            log.warning(
+                "transfer interrupted by shutdown; it resumes on next start",
+                submission_id=row.id,
+                watch=row.watch,
+            )
         except StaleTransition as err:
             log.warning("submission changed hands", submission_id=row.id, error=str(err))
         except Exception:
@@ -562,8 +685,13 @@ class Daemon:
         if not spec or row is None or self._verifier is None:
             return
         keys = [AssetKey(a.get("guid"), a.get("title")) for a in row.detail.get("assets", [])]
-        self._verifier.add(sid, spec["backlot"], keys, float(spec.get("timeout", 7200)),
-                           float(spec.get("poll_interval", 60)))
+        self._verifier.add(
+            sid,
+            spec["backlot"],
+            keys,
+            float(spec.get("timeout", 7200)),
+            float(spec.get("poll_interval", 60)),
+        )
 
     def _resume_if_space(self) -> None:
         with self._lock:
@@ -593,26 +721,44 @@ class Daemon:
             w = self._watches.get(row.watch)
             if w is None:
                 continue
-            evidence = partial(w.target.delivered,
-                               manifest_session(row.submission(), w.config.path))
+            evidence = partial(
+                w.target.delivered, manifest_session(row.submission(), w.config.path)
+            )
             step = recovery.resume(row, evidence)
             if step is None:
                 continue
             if step.to is not None:
                 hold = step.then == "hold"
-                self.journal.transition(row.id, step.to, self.clock.now(), note=step.note,
-                                        **({"error_code": "manifest-unconfirmed",
-                                            "error_message": step.note} if hold else {}))
+                self.journal.transition(
+                    row.id,
+                    step.to,
+                    self.clock.now(),
+                    note=step.note,
+                    **(
+                        {"error_code": "manifest-unconfirmed", "error_message": step.note}
+                        if hold
+                        else {}
+                    ),
+                )
             if step.then == "dispatch":
-                log.info("resuming submission", submission_id=row.id, watch=row.watch,
-                         state=str(step.to or row.state))
+                log.info(
+                    "resuming submission",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(step.to or row.state),
+                )
                 self._dispatch(row.id)
             elif step.then == "finish":
                 self._finish_again(w, self.journal.get(row.id) or row)
             else:
-                log.warning("submission held", submission_id=row.id, watch=row.watch,
-                            state=str(State.HELD), reason=step.note,
-                            hint=f"check the destination, then run: hotfolder retry {row.id}")
+                log.warning(
+                    "submission held",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(State.HELD),
+                    reason=step.note,
+                    hint=f"check the destination, then run: hotfolder retry {row.id}",
+                )
 
     def _finish_again(self, w: _Watch, row: Row) -> None:
         delivery = Delivery(w.config, w.target, self.journal, self.clock, self.cancel_event)

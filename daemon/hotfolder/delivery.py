@@ -46,8 +46,15 @@ class ProgressLog:
     LOG_EVERY = 30.0
     LOG_STEP = 0.10
 
-    def __init__(self, journal: Journal, sid: str, total: int, offset: int, clock: Clock,
-                 log: structlog.typing.FilteringBoundLogger) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        sid: str,
+        total: int,
+        offset: int,
+        clock: Clock,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
         self.journal, self.sid, self.total, self.offset = journal, sid, max(total, 1), offset
         self.clock, self.log = clock, log
         self.started = self.last_write = self.last_log = clock.monotonic()
@@ -64,9 +71,14 @@ class ProgressLog:
             elapsed = max(now - self.started, 1e-6)
             rate = session_bytes / elapsed
             eta = (self.total - done) / rate if rate > 0 else None
-            self.log.info("progress", percent=round(100 * fraction), bytes_done=done,
-                          bytes_total=self.total, rate_bytes_s=round(rate),
-                          eta_s=round(eta) if eta is not None else None)
+            self.log.info(
+                "progress",
+                percent=round(100 * fraction),
+                bytes_done=done,
+                bytes_total=self.total,
+                rate_bytes_s=round(rate),
+                eta_s=round(eta) if eta is not None else None,
+            )
             self.last_fraction, self.last_log = fraction, now
 
 
@@ -83,8 +95,15 @@ def manifest_session(sub: Submission, root: Path) -> Session:
 
 
 class Delivery:
-    def __init__(self, watch: WatchConfig, target: Target, journal: Journal, clock: Clock,
-                 cancel: threading.Event, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        watch: WatchConfig,
+        target: Target,
+        journal: Journal,
+        clock: Clock,
+        cancel: threading.Event,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.watch = watch
         self.target = target
         self.journal = journal
@@ -98,12 +117,14 @@ class Delivery:
         sub = row.submission()
         log = structlog.get_logger()
         # Bound for the whole delivery, so the target's own lines carry them too.
-        with structlog.contextvars.bound_contextvars(submission_id=sub.id, watch=sub.watch,
-                                                     state=str(row.state)):
+        with structlog.contextvars.bound_contextvars(
+            submission_id=sub.id, watch=sub.watch, state=str(row.state)
+        ):
             return self._run(sub, row.state, log)
 
-    def _run(self, sub: Submission, state: State,
-             log: structlog.typing.FilteringBoundLogger) -> State:
+    def _run(
+        self, sub: Submission, state: State, log: structlog.typing.FilteringBoundLogger
+    ) -> State:
         try:
             if state is State.QUEUED and sub.media:
                 self._media(sub, log)
@@ -131,14 +152,16 @@ class Delivery:
         self.journal.progress(sub.id, sub.total_bytes)
         self._step(sub.id, State.COMPLETE, log, "manifest delivered")
 
-    def _step(self, sid: str, state: State, log: structlog.typing.FilteringBoundLogger,
-              note: str) -> None:
+    def _step(
+        self, sid: str, state: State, log: structlog.typing.FilteringBoundLogger, note: str
+    ) -> None:
         self.journal.transition(sid, state, self.clock.now(), note=note)
         structlog.contextvars.bind_contextvars(state=str(state))
         log.info(f"state: {state}", detail=note)
 
-    def _send(self, session: Session, log: structlog.typing.FilteringBoundLogger,
-              sub: Submission) -> None:
+    def _send(
+        self, session: Session, log: structlog.typing.FilteringBoundLogger, sub: Submission
+    ) -> None:
         delays = self.retry.delays()
         attempt = 0
         offset = sub.total_bytes - sub.manifest.identity.size if session.label == "manifest" else 0
@@ -151,12 +174,19 @@ class Delivery:
                 if self.cancel.is_set():
                     raise Cancelled(session.submission_id) from err
                 delay = next(delays, None) if err.retryable else None
-                self.journal.record_attempt(session.submission_id, self.clock.now(), attempt,
-                                            err.code, err.message)
+                self.journal.record_attempt(
+                    session.submission_id, self.clock.now(), attempt, err.code, err.message
+                )
                 if delay is None:
                     raise
-                log.warning("transfer failed, will retry", session=session.label,
-                            code=err.code, error=err.message, attempt=attempt, retry_in=delay)
+                log.warning(
+                    "transfer failed, will retry",
+                    session=session.label,
+                    code=err.code,
+                    error=err.message,
+                    attempt=attempt,
+                    retry_in=delay,
+                )
                 if self.clock.wait(self.cancel, delay):
                     raise Cancelled(session.submission_id) from err
             else:
@@ -168,38 +198,68 @@ class Delivery:
             try:
                 st = (self.watch.path / f.relpath).stat()
             except FileNotFoundError as err:
-                raise TransferError(f"'{f.relpath}' disappeared before it was sent",
-                                    "source-missing", retryable=False) from err
+                raise TransferError(
+                    f"'{f.relpath}' disappeared before it was sent",
+                    "source-missing",
+                    retryable=False,
+                ) from err
             if not f.identity.unchanged_in(st):
-                raise TransferError(f"'{f.relpath}' changed after it settled",
-                                    "source-changed", retryable=False)
+                raise TransferError(
+                    f"'{f.relpath}' changed after it settled", "source-changed", retryable=False
+                )
 
-    def _fail(self, sub: Submission, err: TransferError,
-              log: structlog.typing.FilteringBoundLogger) -> None:
+    def _fail(
+        self, sub: Submission, err: TransferError, log: structlog.typing.FilteringBoundLogger
+    ) -> None:
         now = self.clock.now()
-        self.journal.transition(sub.id, State.FAILED, now, note=err.message,
-                                error_code=err.code, error_message=err.message)
-        problem = Problem(err.code, f"the transfer to '{self.target.name}' failed: {err.message}",
-                          _hint(err))
+        self.journal.transition(
+            sub.id,
+            State.FAILED,
+            now,
+            note=err.message,
+            error_code=err.code,
+            error_message=err.message,
+        )
+        problem = Problem(
+            err.code, f"the transfer to '{self.target.name}' failed: {err.message}", _hint(err)
+        )
         folder = postprocess.quarantine(
-            sub.id, sub.watch, self.watch.path, sub.manifest.relpath,
-            [f.relpath for f in sub.media], [problem], self.watch.failed_dir, now)
-        log.error("submission failed", state=str(State.FAILED), code=err.code,
-                  error=err.message, report=str(folder / postprocess.REPORT_TXT))
+            sub.id,
+            sub.watch,
+            self.watch.path,
+            sub.manifest.relpath,
+            [f.relpath for f in sub.media],
+            [problem],
+            self.watch.failed_dir,
+            now,
+        )
+        log.error(
+            "submission failed",
+            state=str(State.FAILED),
+            code=err.code,
+            error=err.message,
+            report=str(folder / postprocess.REPORT_TXT),
+        )
 
     def finish(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
         """Archive/delete after `complete` is committed; safe to repeat after a crash."""
         now = self.clock.now()
-        outcome = postprocess.after_success(sub, self.watch.path, self.watch.after_success,
-                                            self.watch.archive_dir, now)
+        outcome = postprocess.after_success(
+            sub, self.watch.path, self.watch.after_success, self.watch.archive_dir, now
+        )
         note = f"{self.watch.after_success}: {len(outcome.moved) + len(outcome.deleted)} files"
         if outcome.kept and self.watch.after_success != "keep":
             note += f"; left in place (changed since sent): {', '.join(outcome.kept)}"
         self.journal.mark_postprocessed(sub.id, now, note)
-        log.info("submission complete", state=str(State.COMPLETE), files=len(sub.files),
-                 bytes=sub.total_bytes, after_success=self.watch.after_success,
-                 archived_to=str(outcome.destination) if outcome.destination else None,
-                 kept=list(outcome.kept) or None)
+        log.info(
+            "submission complete",
+            state=str(State.COMPLETE),
+            files=len(sub.files),
+            bytes=sub.total_bytes,
+            after_success=self.watch.after_success,
+            archived_to=str(outcome.destination) if outcome.destination else None,
+            kept=list(outcome.kept) or None,
+        )
 
 
 def _hint(err: TransferError) -> str:
@@ -208,6 +268,8 @@ def _hint(err: TransferError) -> str:
     if err.code == "source-missing":
         return "a file was removed from the drop folder; drop the submission again"
     if err.retryable:
-        return "the destination kept failing; check it is reachable and has space, then " \
-               "drop the submission again"
+        return (
+            "the destination kept failing; check it is reachable and has space, then "
+            "drop the submission again"
+        )
     return "check the destination's permissions and path, then drop the submission again"

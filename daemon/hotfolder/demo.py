@@ -63,8 +63,9 @@ def drop_sample(folder: Path, stem: str) -> list[Path]:
         video: os.urandom(256 * 1024),
         thumb: b"\xff\xd8\xff\xe0" + os.urandom(4096),
         caption: CAPTION.encode(),
-        f"{stem}.xml": MANIFEST.format(video=video, thumb=thumb, caption=caption,
-                                       guid=stem).encode(),
+        f"{stem}.xml": MANIFEST.format(
+            video=video, thumb=thumb, caption=caption, guid=stem
+        ).encode(),
     }
     written = []
     for name, data in files.items():

@@ -41,9 +41,15 @@ def plan(manifest_relpath: PurePosixPath, manifest: Manifest) -> Plan:
         dest = PurePosixPath(posixpath.normpath(ref.name))
         relpath = PurePosixPath(posixpath.normpath(base / dest))
         if relpath == manifest_relpath:
-            problems.append(Problem("self-reference", f"'{ref.name}' is the manifest itself",
-                                    "reference the media files, not the manifest",
-                                    path=ref.name, line=ref.line))
+            problems.append(
+                Problem(
+                    "self-reference",
+                    f"'{ref.name}' is the manifest itself",
+                    "reference the media files, not the manifest",
+                    path=ref.name,
+                    line=ref.line,
+                )
+            )
             continue
         files.setdefault(relpath, PlannedFile(relpath, dest, ref.kind))
     return Plan(manifest_relpath, manifest, tuple(files.values()), tuple(problems))

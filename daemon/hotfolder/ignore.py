@@ -7,8 +7,17 @@ import fnmatch
 from collections.abc import Iterable
 
 BUILTIN = (
-    "*.partial", "*.aspx", "*.aspera-ckpt", "*.aspera-env", "aspera-transfer-*-manifest.txt*",
-    ".DS_Store", "._*", "~$*", "*.tmp", "Thumbs.db", ".*",
+    "*.partial",
+    "*.aspx",
+    "*.aspera-ckpt",
+    "*.aspera-env",
+    "aspera-transfer-*-manifest.txt*",
+    ".DS_Store",
+    "._*",
+    "~$*",
+    "*.tmp",
+    "Thumbs.db",
+    ".*",
 )
 
 

@@ -50,8 +50,11 @@ class JournaldRenderer:
         event.pop("timestamp", None)
         fields = {_field_name(k): _field_value(v) for k, v in event.items() if v is not None}
         fields.pop("MESSAGE", None)
-        extra = " ".join(f"{k}={v}" for k, v in event.items()
-                         if k not in ("submission_id", "watch", "state") and v is not None)
+        extra = " ".join(
+            f"{k}={v}"
+            for k, v in event.items()
+            if k not in ("submission_id", "watch", "state") and v is not None
+        )
         self._send(
             f"{message} {extra}".rstrip(),
             PRIORITY=str(PRIORITY.get(level, 6)),
@@ -111,9 +114,9 @@ def configure(target: str = "auto", level: str = "info", stream: TextIO | None =
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     return chosen
-

@@ -52,8 +52,11 @@ def parse(data: bytes, name: str) -> Manifest:
     if name.lower().endswith(".csv"):
         return _parse_csv(data)
     if name.lower().endswith((".xml", ".mrss", ".rss")):
-        raise ManifestError("malformed-manifest", "the file does not start with an XML tag",
-                            "save it as XML (an <rss> document), or check it is the right file")
+        raise ManifestError(
+            "malformed-manifest",
+            "the file does not start with an XML tag",
+            "save it as XML (an <rss> document), or check it is the right file",
+        )
     raise NotAManifest(name)
 
 
@@ -83,15 +86,26 @@ def _parse_xml(data: bytes) -> Manifest:
         root = parser.close()
     except ET.ParseError as err:
         at = err.position[0] if err.position else None
-        raise ManifestError("malformed-manifest", f"the XML is not well-formed: {err}",
-                            "the file may be truncated or hand-edited; re-export it", at) from err
-    except (defusedxml.DTDForbidden, defusedxml.EntitiesForbidden,
-            defusedxml.ExternalReferenceForbidden) as err:
-        raise ManifestError("unsafe-manifest", f"the XML uses a DTD or entities ({err})",
-                            "manifests must be plain XML without <!DOCTYPE> or <!ENTITY>") from err
+        raise ManifestError(
+            "malformed-manifest",
+            f"the XML is not well-formed: {err}",
+            "the file may be truncated or hand-edited; re-export it",
+            at,
+        ) from err
+    except (
+        defusedxml.DTDForbidden,
+        defusedxml.EntitiesForbidden,
+        defusedxml.ExternalReferenceForbidden,
+    ) as err:
+        raise ManifestError(
+            "unsafe-manifest",
+            f"the XML uses a DTD or entities ({err})",
+            "manifests must be plain XML without <!DOCTYPE> or <!ENTITY>",
+        ) from err
     except (UnicodeDecodeError, ValueError, LookupError) as err:
-        raise ManifestError("bad-encoding", f"the XML cannot be decoded: {err}",
-                            "save the manifest as UTF-8") from err
+        raise ManifestError(
+            "bad-encoding", f"the XML cannot be decoded: {err}", "save the manifest as UTF-8"
+        ) from err
 
     def line(el: ET.Element) -> int | None:
         return recorder.lines.get(id(el))
@@ -100,12 +114,20 @@ def _parse_xml(data: bytes) -> Manifest:
         raise NotAManifest(f"root element is <{_local(root.tag)}>")
     channel = _child(root, "channel")
     if channel is None:
-        raise ManifestError("malformed-manifest", "<rss> has no <channel>",
-                            "put the <item> elements inside <rss><channel>", line(root))
+        raise ManifestError(
+            "malformed-manifest",
+            "<rss> has no <channel>",
+            "put the <item> elements inside <rss><channel>",
+            line(root),
+        )
     items = [el for el in channel if _local(el.tag) == "item"]
     if not items:
-        raise ManifestError("empty-manifest", "the manifest has no <item>",
-                            "add one <item> per video", line(channel))
+        raise ManifestError(
+            "empty-manifest",
+            "the manifest has no <item>",
+            "add one <item> per video",
+            line(channel),
+        )
     if any(_child(item, "brightcove") is not None for item in items):
         return _brightcove(items, line)
     return _ooyala(items, line)
@@ -144,34 +166,44 @@ def _ooyala(items: list[ET.Element], line: LineOf) -> Manifest:
             refs.append(_ref(RefKind.MEDIA, content, "url", index, line))
         elif remote is None:
             raise ManifestError(
-                "missing-media", f"item {index + 1} has no <media:content url=...>",
-                "every item needs <media:content url=\"file name\"/> (or <ooyala:remoteasset>)",
-                line(item))
+                "missing-media",
+                f"item {index + 1} has no <media:content url=...>",
+                'every item needs <media:content url="file name"/> (or <ooyala:remoteasset>)',
+                line(item),
+            )
         for thumb in _children(item, "thumbnail", MEDIA_NS):
             refs.append(_ref(RefKind.THUMBNAIL, thumb, "url", index, line))
         for sub in _children(item, "subTitle", MEDIA_NS):
             refs.append(_ref(RefKind.CAPTION, sub, "href", index, line, lang=sub.get("lang")))
-        parsed.append(ManifestItem(
-            title=_text(_child(item, "title", MEDIA_NS)),
-            guid=_text(_child(item, "guid")),
-            references=tuple(refs),
-            remote_url=remote.get("url") if remote is not None else None,
-        ))
+        parsed.append(
+            ManifestItem(
+                title=_text(_child(item, "title", MEDIA_NS)),
+                guid=_text(_child(item, "guid")),
+                references=tuple(refs),
+                remote_url=remote.get("url") if remote is not None else None,
+            )
+        )
     return Manifest(ManifestFormat.OOYALA_MRSS, tuple(parsed))
 
 
 def _brightcove(items: list[ET.Element], line: LineOf) -> Manifest:
     if len(items) > BRIGHTCOVE_MAX_ITEMS:
         raise ManifestError(
-            "too-many-items", f"{len(items)} videos in one Brightcove manifest (limit 100)",
-            "split it into several manifests of at most 100 items", line(items[0]))
+            "too-many-items",
+            f"{len(items)} videos in one Brightcove manifest (limit 100)",
+            "split it into several manifests of at most 100 items",
+            line(items[0]),
+        )
     parsed = []
     for index, item in enumerate(items):
         bc = _child(item, "brightcove")
         if bc is None:
-            raise ManifestError("malformed-manifest", f"item {index + 1} has no <brightcove>",
-                                "wrap each item's tags in <brightcove>...</brightcove>",
-                                line(item))
+            raise ManifestError(
+                "malformed-manifest",
+                f"item {index + 1} has no <brightcove>",
+                "wrap each item's tags in <brightcove>...</brightcove>",
+                line(item),
+            )
         refs: list[Reference] = []
         master = _child(bc, "master")
         if master is not None and master.get("url"):
@@ -181,37 +213,65 @@ def _brightcove(items: list[ET.Element], line: LineOf) -> Manifest:
             refs.append(_ref(RefKind.THUMBNAIL, image, "url", index, line))
         tracks = _child(bc, "text_tracks")
         for track in _children(tracks, "text_track") if tracks is not None else []:
-            refs.append(_ref(RefKind.CAPTION, track, "url", index, line,
-                             lang=track.get("srclang") or track.get("language")))
-        parsed.append(ManifestItem(title=_text(_child(bc, "name")), guid=None,
-                                   references=tuple(refs)))
+            refs.append(
+                _ref(
+                    RefKind.CAPTION,
+                    track,
+                    "url",
+                    index,
+                    line,
+                    lang=track.get("srclang") or track.get("language"),
+                )
+            )
+        parsed.append(
+            ManifestItem(title=_text(_child(bc, "name")), guid=None, references=tuple(refs))
+        )
     return Manifest(ManifestFormat.BRIGHTCOVE_MRSS, tuple(parsed))
 
 
-def _ref(kind: RefKind, el: ET.Element, attr: str, item: int, line: LineOf,
-         lang: str | None = None) -> Reference:
+def _ref(
+    kind: RefKind, el: ET.Element, attr: str, item: int, line: LineOf, lang: str | None = None
+) -> Reference:
     value = el.get(attr)
     if value is None or not value.strip():
         raise ManifestError(
-            "missing-reference", f"item {item + 1}: <{_local(el.tag)}> has no {attr}=\"...\"",
-            f"give the file name, e.g. {attr}=\"my_video.mov\"", line(el))
+            "missing-reference",
+            f'item {item + 1}: <{_local(el.tag)}> has no {attr}="..."',
+            f'give the file name, e.g. {attr}="my_video.mov"',
+            line(el),
+        )
     return Reference(kind, value, item, line(el), lang)
 
 
 # -- CSV -------------------------------------------------------------------------------------
 
-CSV_REFERENCES = {"video": RefKind.MEDIA, "thumbnail": RefKind.THUMBNAIL,
-                  "subtitle": RefKind.CAPTION}
-CSV_KNOWN = frozenset({*CSV_REFERENCES, "title", "description", "content_type", "hosted_at",
-                       "subtitle:lang", "subtitle:framerate"})
+CSV_REFERENCES = {
+    "video": RefKind.MEDIA,
+    "thumbnail": RefKind.THUMBNAIL,
+    "subtitle": RefKind.CAPTION,
+}
+CSV_KNOWN = frozenset(
+    {
+        *CSV_REFERENCES,
+        "title",
+        "description",
+        "content_type",
+        "hosted_at",
+        "subtitle:lang",
+        "subtitle:framerate",
+    }
+)
 
 
 def _parse_csv(data: bytes) -> Manifest:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ManifestError("bad-encoding", f"the CSV is not UTF-8 (byte {err.start})",
-                            "save the manifest as UTF-8 (with or without BOM)") from err
+        raise ManifestError(
+            "bad-encoding",
+            f"the CSV is not UTF-8 (byte {err.start})",
+            "save the manifest as UTF-8 (with or without BOM)",
+        ) from err
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[int, list[str]]] = []  # (line the row starts on, cells)
     start = 1
@@ -220,21 +280,31 @@ def _parse_csv(data: bytes) -> Manifest:
             rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as err:
-        raise ManifestError("malformed-manifest", f"the CSV cannot be read: {err}",
-                            "check the quotes on that line", reader.line_num) from err
+        raise ManifestError(
+            "malformed-manifest",
+            f"the CSV cannot be read: {err}",
+            "check the quotes on that line",
+            reader.line_num,
+        ) from err
     if not rows:
-        raise ManifestError("empty-manifest", "the CSV is empty",
-                            "add a header row and a row per video")
+        raise ManifestError(
+            "empty-manifest", "the CSV is empty", "add a header row and a row per video"
+        )
     header = [h.strip() for h in rows[0][1]]
     columns = {h.lower(): i for i, h in enumerate(header)}
     if "video" not in columns:
-        raise ManifestError("malformed-manifest", "the CSV has no 'video' column",
-                            f"the header row is: {', '.join(header)}; 'video' is required", 1)
+        raise ManifestError(
+            "malformed-manifest",
+            "the CSV has no 'video' column",
+            f"the header row is: {', '.join(header)}; 'video' is required",
+            1,
+        )
     video_rows = [(line, row) for line, row in rows[1:] if any(cell.strip() for cell in row)]
     items = [_csv_item(i, row, columns, line) for i, (line, row) in enumerate(video_rows)]
     if not items:
-        raise ManifestError("empty-manifest", "the CSV has a header but no video rows",
-                            "add one row per video")
+        raise ManifestError(
+            "empty-manifest", "the CSV has a header but no video rows", "add one row per video"
+        )
     return Manifest(ManifestFormat.OOYALA_CSV, tuple(items))
 
 
@@ -251,9 +321,21 @@ def _csv_item(index: int, row: list[str], columns: dict[str, int], line: int) ->
             lang = cell("subtitle:lang") if kind is RefKind.CAPTION else None
             refs.append(Reference(kind, value, index, line, lang))
     if cell("video") is None:
-        raise ManifestError("missing-media", f"row {index + 1} has an empty 'video' cell",
-                            "give the video's file name (or URL) in the 'video' column", line)
-    metadata = tuple((name, value) for name in columns
-                     if name not in CSV_KNOWN and (value := cell(name)) is not None)
-    return ManifestItem(title=cell("title"), guid=None, references=tuple(refs),
-                        remote_url=cell("video") if is_remote else None, metadata=metadata)
+        raise ManifestError(
+            "missing-media",
+            f"row {index + 1} has an empty 'video' cell",
+            "give the video's file name (or URL) in the 'video' column",
+            line,
+        )
+    metadata = tuple(
+        (name, value)
+        for name in columns
+        if name not in CSV_KNOWN and (value := cell(name)) is not None
+    )
+    return ManifestItem(
+        title=cell("title"),
+        guid=None,
+        references=tuple(refs),
+        remote_url=cell("video") if is_remote else None,
+        metadata=metadata,
+    )

@@ -21,8 +21,9 @@ def _sd_notify(message: str) -> object:
 
 
 class Notifier:
-    def __init__(self, send: Sender | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, send: Sender | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
         env = os.environ if environ is None else environ
         self.enabled = bool(env.get("NOTIFY_SOCKET"))
         self._send = send or _sd_notify
@@ -58,8 +59,12 @@ class Notifier:
 
 def status_line(counts: Mapping[State, int]) -> str:
     """'3 sending, 12 pending, 1 held, 0 failed', from the journal's counts by state."""
-    sending = sum(counts.get(s, 0) for s in (State.QUEUED, State.SENDING_MEDIA,
-                                             State.MEDIA_SENT, State.SENDING_MANIFEST))
+    sending = sum(
+        counts.get(s, 0)
+        for s in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT, State.SENDING_MANIFEST)
+    )
     waiting = counts.get(State.PENDING, 0) + counts.get(State.READY, 0)
-    return (f"{sending} sending, {waiting} pending, {counts.get(State.HELD, 0)} held, "
-            f"{counts.get(State.FAILED, 0)} failed, {counts.get(State.COMPLETE, 0)} complete")
+    return (
+        f"{sending} sending, {waiting} pending, {counts.get(State.HELD, 0)} held, "
+        f"{counts.get(State.FAILED, 0)} failed, {counts.get(State.COMPLETE, 0)} complete"
+    )

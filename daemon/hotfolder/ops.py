@@ -34,18 +34,25 @@ def retry(journal: Journal, cfg: Config, sid: str, now: datetime) -> str:
         journal.forget(sid)
         moved = _move_back(moves, cfg, row)
         log.info("operator: retry", submission_id=sid, watch=row.watch, files=len(moved))
-        return (f"{sid}: {len(moved)} files moved back to the drop folder; the daemon takes "
-                "them as a new drop")
+        return (
+            f"{sid}: {len(moved)} files moved back to the drop folder; the daemon takes "
+            "them as a new drop"
+        )
     raise OperatorError(f"{sid} is {row.state}: only held or failed submissions can be retried")
 
 
 def hold(journal: Journal, sid: str, now: datetime) -> str:
     row = _row(journal, sid)
     if row.state not in (State.PENDING, State.READY):
-        raise OperatorError(f"{sid} is {row.state}: only pending or ready submissions can be "
-                            "held")
-    journal.transition(sid, State.HELD, now, note="held by an operator",
-                       error_code="held", error_message="held by an operator")
+        raise OperatorError(f"{sid} is {row.state}: only pending or ready submissions can be held")
+    journal.transition(
+        sid,
+        State.HELD,
+        now,
+        note="held by an operator",
+        error_code="held",
+        error_message="held by an operator",
+    )
     log.info("operator: hold", submission_id=sid, watch=row.watch, state=str(State.HELD))
     return f"{sid}: held; release it with: hotfolder retry {sid}"
 
@@ -74,8 +81,9 @@ def _planned_moves(row: Row, cfg: Config) -> list[tuple[Path, Path]]:
     base = watch.path / PurePosixPath(row.manifest).parent
     moved = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.name.endswith(".partial") or (path.parent == folder and path.name in (
-                postprocess.REPORT_TXT, postprocess.REPORT_JSON)):
+        if path.name.endswith(".partial") or (
+            path.parent == folder and path.name in (postprocess.REPORT_TXT, postprocess.REPORT_JSON)
+        ):
             continue  # the reports, or one the daemon is writing right now
         dest = base / path.relative_to(folder)
         if dest.exists():
@@ -91,5 +99,3 @@ def _move_back(moves: list[tuple[Path, Path]], cfg: Config, row: Row) -> list[st
     watch = next(w for w in cfg.watches if w.name == row.watch)
     shutil.rmtree(watch.failed_dir / row.id, ignore_errors=True)
     return [str(dest) for _, dest in moves]
-
-

@@ -35,20 +35,26 @@ def archive_folder(archive_dir: Path, when: datetime, sid: str) -> Path:
     return archive_dir / when.strftime("%Y-%m-%d") / sid
 
 
-def after_success(sub: Submission, root: Path, action: str, archive_dir: Path,
-                  when: datetime) -> Outcome:
+def after_success(
+    sub: Submission, root: Path, action: str, archive_dir: Path, when: datetime
+) -> Outcome:
     if action == "keep":
         return Outcome(kept=tuple(str(f.relpath) for f in sub.files))
     if action == "delete":
         return _delete(sub, root)
     folder = archive_folder(archive_dir, when, sub.id)
     outcome = _move_all(sub.files, root, folder)
-    _write_json(folder / RECEIPT_JSON, {
-        "submission": sub.id, "watch": sub.watch, "format": str(sub.format),
-        "delivered_at": when.isoformat(),
-        "files": [{"name": str(f.dest), "bytes": f.identity.size} for f in sub.files],
-        "kept_in_drop_folder": list(outcome.kept),
-    })
+    _write_json(
+        folder / RECEIPT_JSON,
+        {
+            "submission": sub.id,
+            "watch": sub.watch,
+            "format": str(sub.format),
+            "delivered_at": when.isoformat(),
+            "files": [{"name": str(f.dest), "bytes": f.identity.size} for f in sub.files],
+            "kept_in_drop_folder": list(outcome.kept),
+        },
+    )
     return outcome
 
 
@@ -100,9 +106,17 @@ def _unchanged(path: Path, identity: FileIdentity) -> bool:
 # -- quarantine --------------------------------------------------------------------------------
 
 
-def quarantine(sid: str, watch: str, root: Path, manifest: PurePosixPath,
-               present: Iterable[PurePosixPath], problems: Iterable[Problem], failed_dir: Path,
-               when: datetime, extra: dict[str, Any] | None = None) -> Path:
+def quarantine(
+    sid: str,
+    watch: str,
+    root: Path,
+    manifest: PurePosixPath,
+    present: Iterable[PurePosixPath],
+    problems: Iterable[Problem],
+    failed_dir: Path,
+    when: datetime,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Move the manifest and its present files to failed_dir/<id>/ with REPORT.txt and
     report.json. Nothing is deleted."""
     folder = failed_dir / sid
@@ -114,10 +128,16 @@ def quarantine(sid: str, watch: str, root: Path, manifest: PurePosixPath,
             _move(src, folder / relpath.relative_to(manifest.parent))
             moved.append(str(relpath))
     report = {
-        "submission": sid, "watch": watch, "manifest": str(manifest), "failed_at": when.isoformat(),
-        "problems": [{"code": p.code, "message": p.message, "hint": p.hint, "path": p.path,
-                      "line": p.line} for p in problems],
-        "files": moved, **(extra or {}),
+        "submission": sid,
+        "watch": watch,
+        "manifest": str(manifest),
+        "failed_at": when.isoformat(),
+        "problems": [
+            {"code": p.code, "message": p.message, "hint": p.hint, "path": p.path, "line": p.line}
+            for p in problems
+        ],
+        "files": moved,
+        **(extra or {}),
     }
     _write_json(folder / REPORT_JSON, report)
     _write_text(folder / REPORT_TXT, render_report(report))

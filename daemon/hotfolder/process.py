@@ -25,6 +25,8 @@ def _die_with_parent() -> None:
     """In the child, before exec: if the daemon is killed (kill -9), take ascp with it, so no
     orphaned session can finish a delivery that the restarted daemon does not know about."""
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 SECRET_OPTIONS = ("--password", "-W", "--token")
 
 
@@ -51,11 +53,17 @@ class Child:
         self.argv = tuple(argv)
         self._tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
         self._proc = subprocess.Popen(
-            self.argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only, no locks taken
-        self._reader = threading.Thread(target=self._read, name=f"output-{self._proc.pid}",
-                                        daemon=True)
+            self.argv,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
+        )
+        self._reader = threading.Thread(
+            target=self._read, name=f"output-{self._proc.pid}", daemon=True
+        )
         self._reader.start()
 
     @property

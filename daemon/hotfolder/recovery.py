@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from hotfolder.journal import Row
 from hotfolder.model import State
 
-UNCONFIRMED = ("the daemon stopped while the manifest was being sent and its delivery cannot "
-               "be proven; sending it again could create a duplicate asset")
+UNCONFIRMED = (
+    "the daemon stopped while the manifest was being sent and its delivery cannot "
+    "be proven; sending it again could create a duplicate asset"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,8 @@ def resume(row: Row, delivered: Callable[[], bool | None]) -> Resume | None:
         if evidence:
             return Resume(State.COMPLETE, "finish", "manifest found delivered after restart")
         if evidence is False:
-            return Resume(State.MEDIA_SENT, "dispatch",
-                          "restart: the manifest session never started")
+            return Resume(
+                State.MEDIA_SENT, "dispatch", "restart: the manifest session never started"
+            )
         return Resume(State.HELD, "hold", UNCONFIRMED)
     return None

@@ -142,13 +142,21 @@ VERIFY: Schema = {
     "description": "After a submission completes, poll Backlot until each manifest item's "
     "asset exists (live or processing) or reports an error. Never blocks uploads.",
     "properties": {
-        "backlot": {"type": "string", "description": "A name under `backlot:`.",
-                    "example": "main"},
-        "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 7200,
-                    "description": "Seconds to keep looking before 'not-found'.",
-                    "example": 7200},
-        "poll_interval": {"type": "number", "exclusiveMinimum": 0, "default": 60,
-                          "description": "Seconds between two looks.", "example": 60},
+        "backlot": {"type": "string", "description": "A name under `backlot:`.", "example": "main"},
+        "timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 7200,
+            "description": "Seconds to keep looking before 'not-found'.",
+            "example": 7200,
+        },
+        "poll_interval": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 60,
+            "description": "Seconds between two looks.",
+            "example": 60,
+        },
     },
 }
 
@@ -159,18 +167,35 @@ BACKLOT_ACCOUNT: Schema = {
     "oneOf": [{"required": ["api_secret_file"]}, {"required": ["api_secret_credential"]}],
     "description": "Backlot V2 API credentials (Backlot > ACCOUNT > Developers).",
     "properties": {
-        "api_key": {"type": "string", "minLength": 1, "description": "The API key "
-                    "(<pcode>.<suffix>).", "example": "7ab06...xyz"},
-        "api_secret_file": {"type": "string", "description": "A file holding the 40-character "
-                            "API secret.", "example": "/etc/hotfolder/backlot.secret"},
-        "api_secret_credential": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$",
-                                  "description": "A systemd credential holding the secret.",
-                                  "example": "backlot-secret"},
-        "api_host": {"type": "string", "default": "https://api.ooyala.com",
-                     "description": "Where writes go.", "example": "https://api.ooyala.com"},
-        "read_host": {"type": "string", "default": "https://cdn-api.ooyala.com",
-                      "description": "Where GETs go (the SDK's cache host).",
-                      "example": "https://cdn-api.ooyala.com"},
+        "api_key": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The API key (<pcode>.<suffix>).",
+            "example": "7ab06...xyz",
+        },
+        "api_secret_file": {
+            "type": "string",
+            "description": "A file holding the 40-character API secret.",
+            "example": "/etc/hotfolder/backlot.secret",
+        },
+        "api_secret_credential": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.-]+$",
+            "description": "A systemd credential holding the secret.",
+            "example": "backlot-secret",
+        },
+        "api_host": {
+            "type": "string",
+            "default": "https://api.ooyala.com",
+            "description": "Where writes go.",
+            "example": "https://api.ooyala.com",
+        },
+        "read_host": {
+            "type": "string",
+            "default": "https://cdn-api.ooyala.com",
+            "description": "Where GETs go (the SDK's cache host).",
+            "example": "https://cdn-api.ooyala.com",
+        },
     },
 }
 
@@ -179,44 +204,91 @@ NOTIFICATIONS: Schema = {
     "additionalProperties": False,
     "description": "E-mail and/or webhook on failures (batched) and a digest of deliveries.",
     "properties": {
-        "batch_seconds": {"type": "number", "minimum": 0, "default": 60,
-                          "description": "Failures within this window go out as one message.",
-                          "example": 60},
-        "digest_every": {"type": "number", "minimum": 0, "default": 86400,
-                         "description": "Seconds between two digests of deliveries (0: none).",
-                         "example": 86400},
+        "batch_seconds": {
+            "type": "number",
+            "minimum": 0,
+            "default": 60,
+            "description": "Failures within this window go out as one message.",
+            "example": 60,
+        },
+        "digest_every": {
+            "type": "number",
+            "minimum": 0,
+            "default": 86400,
+            "description": "Seconds between two digests of deliveries (0: none).",
+            "example": 86400,
+        },
         "email": {
-            "type": "object", "additionalProperties": False, "required": ["from", "to"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["from", "to"],
             "description": "SMTP settings.",
             "properties": {
-                "host": {"type": "string", "default": "localhost",
-                         "description": "SMTP server.", "example": "smtp.example.com"},
-                "port": {"type": "integer", "default": 25, "description": "SMTP port.",
-                         "example": 587},
-                "starttls": {"type": "boolean", "default": False,
-                             "description": "Upgrade the connection with STARTTLS.",
-                             "example": True},
-                "username": {"type": "string", "description": "SMTP login, if any.",
-                             "example": "hotfolder"},
-                "password_file": {"type": "string", "description": "The SMTP password.",
-                                  "example": "/etc/hotfolder/smtp.pass"},
-                "password_credential": {"type": "string", "description": "A systemd "
-                                        "credential holding the SMTP password.",
-                                        "example": "smtp-password"},
-                "from": {"type": "string", "description": "Sender address.",
-                         "example": "hotfolder@example.com"},
-                "to": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                       "description": "Recipients.", "example": ["ingest-team@example.com"]},
+                "host": {
+                    "type": "string",
+                    "default": "localhost",
+                    "description": "SMTP server.",
+                    "example": "smtp.example.com",
+                },
+                "port": {
+                    "type": "integer",
+                    "default": 25,
+                    "description": "SMTP port.",
+                    "example": 587,
+                },
+                "starttls": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Upgrade the connection with STARTTLS.",
+                    "example": True,
+                },
+                "username": {
+                    "type": "string",
+                    "description": "SMTP login, if any.",
+                    "example": "hotfolder",
+                },
+                "password_file": {
+                    "type": "string",
+                    "description": "The SMTP password.",
+                    "example": "/etc/hotfolder/smtp.pass",
+                },
+                "password_credential": {
+                    "type": "string",
+                    "description": "A systemd credential holding the SMTP password.",
+                    "example": "smtp-password",
+                },
+                "from": {
+                    "type": "string",
+                    "description": "Sender address.",
+                    "example": "hotfolder@example.com",
+                },
+                "to": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "description": "Recipients.",
+                    "example": ["ingest-team@example.com"],
+                },
             },
         },
         "webhook": {
-            "type": "object", "additionalProperties": False, "required": ["url"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
             "description": "A JSON POST per message.",
             "properties": {
-                "url": {"type": "string", "description": "Where to POST.",
-                        "example": "https://chat.example.com/hooks/ingest"},
-                "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 10,
-                            "description": "Seconds per POST.", "example": 10},
+                "url": {
+                    "type": "string",
+                    "description": "Where to POST.",
+                    "example": "https://chat.example.com/hooks/ingest",
+                },
+                "timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 10,
+                    "description": "Seconds per POST.",
+                    "example": 10,
+                },
             },
         },
     },
@@ -259,14 +331,34 @@ RETRY: Schema = {
     "description": "Exponential backoff for errors a later try can get past (aspera-cli's "
     "defaults). Authentication, bad-path and usage errors are never retried.",
     "properties": {
-        "tries": {"type": "integer", "minimum": 1, "default": 7,
-                  "description": "Attempts in all, the first included.", "example": 7},
-        "initial_delay": {"type": "number", "minimum": 0, "default": 2,
-                          "description": "Seconds before the first retry.", "example": 2},
-        "factor": {"type": "number", "minimum": 1, "default": 2,
-                   "description": "Each delay is the previous one times this.", "example": 2},
-        "max_delay": {"type": "number", "minimum": 0, "default": 60,
-                      "description": "No delay is longer than this.", "example": 60},
+        "tries": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 7,
+            "description": "Attempts in all, the first included.",
+            "example": 7,
+        },
+        "initial_delay": {
+            "type": "number",
+            "minimum": 0,
+            "default": 2,
+            "description": "Seconds before the first retry.",
+            "example": 2,
+        },
+        "factor": {
+            "type": "number",
+            "minimum": 1,
+            "default": 2,
+            "description": "Each delay is the previous one times this.",
+            "example": 2,
+        },
+        "max_delay": {
+            "type": "number",
+            "minimum": 0,
+            "default": 60,
+            "description": "No delay is longer than this.",
+            "example": 60,
+        },
     },
 }
 
@@ -283,52 +375,117 @@ ASCP_TARGET: Schema = {
     ],
     "properties": {
         **COMMON_TARGET_PROPERTIES,
-        "type": {"const": "ascp", "description": "IBM Aspera: the real ascp client, driven "
-                 "through its management port.", "example": "ascp"},
-        "host": {"type": "string", "minLength": 1, "description": "The Aspera server.",
-                 "example": "transfer.ooyala.com"},
-        "user": {"type": "string", "minLength": 1, "description": "The upload user.",
-                 "example": "editor_manifest@example.com"},
-        "ssh_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 33001,
-                     "description": "TCP (SSH) port, ascp -P.", "example": 33001},
-        "udp_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 33001,
-                     "description": "FASP UDP port, ascp -O.", "example": 33001},
-        "destination": {"type": "string", "minLength": 1, "default": "/",
-                        "description": "Remote folder the files go to.", "example": "/"},
-        "password_file": {"type": "string", "description": "A file holding the password "
-                          "(read at each session, so a rotated password needs no restart). "
-                          "Passed to ascp in ASPERA_SCP_PASS, never on the command line.",
-                          "example": "/etc/hotfolder/aspera.pass"},
-        "password_credential": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$",
-                                "description": "Name of a systemd credential "
-                                "(LoadCredential=) holding the password.",
-                                "example": "aspera-password"},
-        "key_file": {"type": "string", "description": "SSH private key (ascp -i).",
-                     "example": "/etc/hotfolder/aspera_id_rsa"},
-        "sshfp": {"type": "string", "description": "Expected SSH host key fingerprint "
-                  "(ascp --check-sshfp); a mismatch fails at once.",
-                  "example": "SHA256:aZjoXq8gFTrwoQedA/qZUQzwh4+7Ti84ZP7fMfcF0k0"},
-        "target_rate": {**RATE, "description": "Target rate, ascp -l (suffix G/M/K or %). "
-                        "Unset: the server's setting.", "example": "100m"},
+        "type": {
+            "const": "ascp",
+            "description": "IBM Aspera: the real ascp client, driven through its management port.",
+            "example": "ascp",
+        },
+        "host": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The Aspera server.",
+            "example": "transfer.ooyala.com",
+        },
+        "user": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The upload user.",
+            "example": "editor_manifest@example.com",
+        },
+        "ssh_port": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535,
+            "default": 33001,
+            "description": "TCP (SSH) port, ascp -P.",
+            "example": 33001,
+        },
+        "udp_port": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535,
+            "default": 33001,
+            "description": "FASP UDP port, ascp -O.",
+            "example": 33001,
+        },
+        "destination": {
+            "type": "string",
+            "minLength": 1,
+            "default": "/",
+            "description": "Remote folder the files go to.",
+            "example": "/",
+        },
+        "password_file": {
+            "type": "string",
+            "description": "A file holding the password "
+            "(read at each session, so a rotated password needs no restart). "
+            "Passed to ascp in ASPERA_SCP_PASS, never on the command line.",
+            "example": "/etc/hotfolder/aspera.pass",
+        },
+        "password_credential": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.-]+$",
+            "description": "Name of a systemd credential (LoadCredential=) holding the password.",
+            "example": "aspera-password",
+        },
+        "key_file": {
+            "type": "string",
+            "description": "SSH private key (ascp -i).",
+            "example": "/etc/hotfolder/aspera_id_rsa",
+        },
+        "sshfp": {
+            "type": "string",
+            "description": "Expected SSH host key fingerprint "
+            "(ascp --check-sshfp); a mismatch fails at once.",
+            "example": "SHA256:aZjoXq8gFTrwoQedA/qZUQzwh4+7Ti84ZP7fMfcF0k0",
+        },
+        "target_rate": {
+            **RATE,
+            "description": "Target rate, ascp -l (suffix G/M/K or %). Unset: the server's setting.",
+            "example": "100m",
+        },
         "min_rate": {**RATE, "description": "Minimum rate, ascp -m.", "example": "0"},
-        "policy": {"enum": ["high", "fair", "low", "fixed"], "default": "fair",
-                   "description": "Bandwidth policy (fixed is discouraged).", "example": "fair"},
-        "cipher": {"enum": ["aes-128", "aes-192", "aes-256", "none"],
-                   "description": "Encryption in transit, ascp -c. Unset: ascp's default.",
-                   "example": "aes-128"},
-        "resume": {"type": "integer", "minimum": 0, "maximum": 3, "default": 2,
-                   "description": "ascp -k: 0 re-send, 1 attributes, 2 sparse checksum, 3 full "
-                   "checksum.", "example": 2},
-        "ascp_path": {"type": "string", "default": "ascp",
-                      "description": "The ascp executable (found on PATH if not a path).",
-                      "example": "/opt/aspera/bin/ascp"},
+        "policy": {
+            "enum": ["high", "fair", "low", "fixed"],
+            "default": "fair",
+            "description": "Bandwidth policy (fixed is discouraged).",
+            "example": "fair",
+        },
+        "cipher": {
+            "enum": ["aes-128", "aes-192", "aes-256", "none"],
+            "description": "Encryption in transit, ascp -c. Unset: ascp's default.",
+            "example": "aes-128",
+        },
+        "resume": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 3,
+            "default": 2,
+            "description": "ascp -k: 0 re-send, 1 attributes, 2 sparse checksum, 3 full checksum.",
+            "example": 2,
+        },
+        "ascp_path": {
+            "type": "string",
+            "default": "ascp",
+            "description": "The ascp executable (found on PATH if not a path).",
+            "example": "/opt/aspera/bin/ascp",
+        },
         "retry": RETRY,
-        "stall_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 120,
-                          "description": "Seconds without byte progress before a session is "
-                          "cancelled and retried (the 'stuck at 99 %' case).", "example": 120},
-        "connect_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 15,
-                            "description": "Seconds to wait for ascp to open its management "
-                            "connection.", "example": 15},
+        "stall_timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 120,
+            "description": "Seconds without byte progress before a session is "
+            "cancelled and retried (the 'stuck at 99 %' case).",
+            "example": 120,
+        },
+        "connect_timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 15,
+            "description": "Seconds to wait for ascp to open its management connection.",
+            "example": 15,
+        },
     },
 }
 

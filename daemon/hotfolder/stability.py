@@ -83,8 +83,9 @@ class StabilityTracker:
 
     def prune_events(self, older_than: float) -> None:
         """Drop paths only an event ever touched, once the event can no longer matter."""
-        stale = [p for p, s in self._seen.items()
-                 if s.identity is None and s.last_event < older_than]
+        stale = [
+            p for p, s in self._seen.items() if s.identity is None and s.last_event < older_than
+        ]
         for path in stale:
             del self._seen[path]
             self._writing.pop(path, None)

@@ -47,13 +47,16 @@ class SubmissionLook:
 
 
 def survey(watch: WatchConfig, journal: Journal | None, now: float) -> list[SubmissionLook]:
-    return [_look(watch, rel, journal, now)
-            for rel in sorted(scan(watch.path, watch.ignore, watch.own_folders))
-            if is_candidate(rel)]
+    return [
+        _look(watch, rel, journal, now)
+        for rel in sorted(scan(watch.path, watch.ignore, watch.own_folders))
+        if is_candidate(rel)
+    ]
 
 
-def _look(watch: WatchConfig, rel: PurePosixPath, journal: Journal | None,
-          now: float) -> SubmissionLook:
+def _look(
+    watch: WatchConfig, rel: PurePosixPath, journal: Journal | None, now: float
+) -> SubmissionLook:
     fs = LocalFileSystem()
     ident = fs.identity(watch.path / rel)
     if ident is None:
@@ -77,18 +80,28 @@ def _look(watch: WatchConfig, rel: PurePosixPath, journal: Journal | None,
         for p in plan.problems:
             _fail(look, p)
         return look
-    look.waiting_for = [f"{f.path} ({'missing' if f.size is None else 'still changing'})"
-                        for f in look.files if not f.settled]
+    look.waiting_for = [
+        f"{f.path} ({'missing' if f.size is None else 'still changing'})"
+        for f in look.files
+        if not f.settled
+    ]
     if look.waiting_for:
         look.verdict = "wait"
     return look
 
 
-def _parse(look: SubmissionLook, watch: WatchConfig, rel: PurePosixPath,
-           ident: FileIdentity) -> Manifest | None:
+def _parse(
+    look: SubmissionLook, watch: WatchConfig, rel: PurePosixPath, ident: FileIdentity
+) -> Manifest | None:
     if ident.size > watch.max_manifest_bytes:
-        _fail(look, Problem("manifest-too-large", f"{ident.size} bytes is over the limit",
-                            "raise max_manifest_bytes if this really is the manifest"))
+        _fail(
+            look,
+            Problem(
+                "manifest-too-large",
+                f"{ident.size} bytes is over the limit",
+                "raise max_manifest_bytes if this really is the manifest",
+            ),
+        )
         return None
     try:
         return manifest.parse(LocalFileSystem().read(watch.path / rel, ident.size), rel.name)

@@ -226,8 +226,9 @@ class WatchTracker:
             return None
         return self._decide(cand, ident, sid, now)
 
-    def _decide(self, cand: _Candidate, ident: FileIdentity, sid: str,
-                now: float) -> Decision | None:
+    def _decide(
+        self, cand: _Candidate, ident: FileIdentity, sid: str, now: float
+    ) -> Decision | None:
         if not self.stability.is_stable(cand.relpath, now):
             return self._peek(cand, ident, sid, now)
         if cand.plan_identity != ident:
@@ -267,21 +268,43 @@ class WatchTracker:
         path = self.settings.root / cand.relpath
         limit = self.settings.max_manifest_bytes
         if ident.size > limit:
-            return self._fail(cand, ident, sid, (Problem(
-                "manifest-too-large", f"the manifest is {ident.size} bytes (limit {limit})",
-                "check this is really the manifest; raise max_manifest_bytes if it is"),))
+            return self._fail(
+                cand,
+                ident,
+                sid,
+                (
+                    Problem(
+                        "manifest-too-large",
+                        f"the manifest is {ident.size} bytes (limit {limit})",
+                        "check this is really the manifest; raise max_manifest_bytes if it is",
+                    ),
+                ),
+            )
         try:
             parsed = manifest.parse(self.fs.read(path, limit + 1), cand.relpath.name)
         except manifest.NotAManifest:
             self._settle(cand, ident)
             return True
         except manifest.ManifestError as err:
-            return self._fail(cand, ident, sid, (Problem(err.code, err.message, err.hint,
-                                                         str(cand.relpath), err.line),))
+            return self._fail(
+                cand,
+                ident,
+                sid,
+                (Problem(err.code, err.message, err.hint, str(cand.relpath), err.line),),
+            )
         except OSError as err:
-            return self._fail(cand, ident, sid, (Problem(
-                "unreadable-manifest", f"cannot read the manifest: {err.strerror}",
-                "check the file's permissions"),))
+            return self._fail(
+                cand,
+                ident,
+                sid,
+                (
+                    Problem(
+                        "unreadable-manifest",
+                        f"cannot read the manifest: {err.strerror}",
+                        "check the file's permissions",
+                    ),
+                ),
+            )
         self._adopt(cand, ident, parsed)
         return None
 
@@ -291,9 +314,7 @@ class WatchTracker:
         cand.plan_identity = ident
         self._index_refs(cand, frozenset(f.relpath for f in cand.plan.files))
 
-    def _check_files(
-        self, cand: _Candidate, ident: FileIdentity, sid: str, now: float
-    ) -> Decision:
+    def _check_files(self, cand: _Candidate, ident: FileIdentity, sid: str, now: float) -> Decision:
         assert cand.plan is not None
         root = self.settings.root
         missing, unsettled, escaping = [], [], []
@@ -307,51 +328,76 @@ class WatchTracker:
             elif not self.stability.is_stable(f.relpath, now):
                 unsettled.append(f.relpath)
         if escaping:
-            return self._fail(cand, ident, sid, tuple(
-                Problem("path-escapes", f"'{p}' is a link to a place outside the drop folder",
-                        "copy the file itself into the drop folder", path=str(p))
-                for p in escaping))
+            return self._fail(
+                cand,
+                ident,
+                sid,
+                tuple(
+                    Problem(
+                        "path-escapes",
+                        f"'{p}' is a link to a place outside the drop folder",
+                        "copy the file itself into the drop folder",
+                        path=str(p),
+                    )
+                    for p in escaping
+                ),
+            )
         conflicts = self._conflicts(cand)
         if (missing or conflicts) and now - cand.first_seen >= self.settings.incomplete_after:
             # Files another manifest also names stay in the drop folder for that manifest.
-            return self._fail(cand, ident, sid, (self._incomplete(missing, conflicts),),
-                              keep_files=bool(conflicts))
+            return self._fail(
+                cand,
+                ident,
+                sid,
+                (self._incomplete(missing, conflicts),),
+                keep_files=bool(conflicts),
+            )
         if missing or unsettled or conflicts:
             soonest = [t for p in unsettled if (t := self.stability.stable_at(p)) is not None]
             latest = max(soonest, default=now + MAX_RECHECK)
             if latest <= now:  # settled by the clock, still open for writing: its close wakes us
                 latest = now + MAX_RECHECK
-            cand.next_check = (now + min(MAX_RECHECK, self.settings.stability_seconds)
-                               if missing or conflicts else latest)
+            cand.next_check = (
+                now + min(MAX_RECHECK, self.settings.stability_seconds)
+                if missing or conflicts
+                else latest
+            )
             return self._wait(cand, sid, tuple(missing), tuple(unsettled), conflicts)
         return self._ready(cand, ident, sid)
 
     def _conflicts(self, cand: _Candidate) -> tuple[PurePosixPath, ...]:
         """Other manifests, not yet sent, that name one of this manifest's files: sending
         either would take the file from the other, so both wait until one is withdrawn."""
-        others = {o for ref in cand.refs for o in self._referenced_by.get(ref, ())
-                  if o != cand.relpath}
+        others = {
+            o for ref in cand.refs for o in self._referenced_by.get(ref, ()) if o != cand.relpath
+        }
         return tuple(sorted(others))
 
     @staticmethod
-    def _incomplete(missing: list[PurePosixPath],
-                    conflicts: tuple[PurePosixPath, ...]) -> Problem:
+    def _incomplete(missing: list[PurePosixPath], conflicts: tuple[PurePosixPath, ...]) -> Problem:
         if missing:
             return Problem(
-                "incomplete", "files named in the manifest never arrived: "
-                + ", ".join(str(p) for p in missing),
+                "incomplete",
+                "files named in the manifest never arrived: " + ", ".join(str(p) for p in missing),
                 "copy the missing files into the drop folder next to the manifest, then drop "
-                "the manifest again")
+                "the manifest again",
+            )
         return Problem(
-            "conflict", "files are also named by other manifests: "
-            + ", ".join(str(p) for p in conflicts),
-            "a file can go with one manifest only; remove or fix one of the manifests")
+            "conflict",
+            "files are also named by other manifests: " + ", ".join(str(p) for p in conflicts),
+            "a file can go with one manifest only; remove or fix one of the manifests",
+        )
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _wait(self, cand: _Candidate, sid: str, missing: tuple[PurePosixPath, ...],
-              unsettled: tuple[PurePosixPath, ...],
-              conflicts: tuple[PurePosixPath, ...] = ()) -> Waiting:
+    def _wait(
+        self,
+        cand: _Candidate,
+        sid: str,
+        missing: tuple[PurePosixPath, ...],
+        unsettled: tuple[PurePosixPath, ...],
+        conflicts: tuple[PurePosixPath, ...] = (),
+    ) -> Waiting:
         cand.waiting_id = sid
         fmt = cand.plan.manifest.format if cand.plan else None
         return Waiting(sid, cand.relpath, missing, unsettled, fmt, conflicts, cand.first_seen)
@@ -372,11 +418,22 @@ class WatchTracker:
         assert ident is not None
         return ident
 
-    def _fail(self, cand: _Candidate, ident: FileIdentity, sid: str,
-              problems: tuple[Problem, ...], keep_files: bool = False) -> Failed:
-        present = () if keep_files else tuple(
-            f.relpath for f in (cand.plan.files if cand.plan else ())
-            if self.stability.identity(f.relpath) is not None
+    def _fail(
+        self,
+        cand: _Candidate,
+        ident: FileIdentity,
+        sid: str,
+        problems: tuple[Problem, ...],
+        keep_files: bool = False,
+    ) -> Failed:
+        present = (
+            ()
+            if keep_files
+            else tuple(
+                f.relpath
+                for f in (cand.plan.files if cand.plan else ())
+                if self.stability.identity(f.relpath) is not None
+            )
         )
         fmt = cand.plan.manifest.format if cand.plan else None
         self._settle(cand, ident)

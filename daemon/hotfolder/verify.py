@@ -67,14 +67,21 @@ class _Job:
 def client_for(account: dict[str, Any]) -> Client:
     secret = read_secret(account.get("api_secret_file"), account.get("api_secret_credential"))
     assert secret is not None  # the schema requires one of the two
-    return Client(Credentials(account["api_key"], secret),
-                  account.get("api_host", "https://api.ooyala.com"),
-                  account.get("read_host", "https://cdn-api.ooyala.com"))
+    return Client(
+        Credentials(account["api_key"], secret),
+        account.get("api_host", "https://api.ooyala.com"),
+        account.get("read_host", "https://cdn-api.ooyala.com"),
+    )
 
 
 class Verifier:
-    def __init__(self, journal: Journal, accounts: dict[str, dict[str, Any]], clock: Clock,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        accounts: dict[str, dict[str, Any]],
+        clock: Clock,
+        stop: threading.Event,
+    ) -> None:
         self.journal = journal
         self.accounts = accounts
         self.clock = clock
@@ -92,8 +99,9 @@ class Verifier:
         if self._thread.is_alive():
             self._thread.join(10)
 
-    def add(self, sid: str, account: str, keys: list[AssetKey], timeout: float,
-            poll_interval: float) -> None:
+    def add(
+        self, sid: str, account: str, keys: list[AssetKey], timeout: float, poll_interval: float
+    ) -> None:
         now = self.clock.monotonic()
         with self._lock:
             self._jobs.append(_Job(sid, account, keys, now + timeout, poll_interval, now))
@@ -126,8 +134,11 @@ class Verifier:
                 if result is not None:
                     job.results[key.guid or key.title or "?"] = result
         except (BacklotError, OSError, KeyError) as err:
-            log.warning("verify: Backlot query failed, will look again",
-                        submission_id=job.submission_id, error=str(err))
+            log.warning(
+                "verify: Backlot query failed, will look again",
+                submission_id=job.submission_id,
+                error=str(err),
+            )
             return
         keys = [k for k in job.keys if k.where() is not None]
         if any(r == "ingest-error" for r in job.results.values()):
@@ -142,5 +153,9 @@ class Verifier:
             self._jobs.remove(job)
         self.journal.record_verify(job.submission_id, result, job.results)
         level = log.info if result == "verified" else log.warning
-        level("ingest verified" if result == "verified" else "ingest not verified",
-              submission_id=job.submission_id, verify=result, assets=job.results)
+        level(
+            "ingest verified" if result == "verified" else "ingest not verified",
+            submission_id=job.submission_id,
+            verify=result,
+            assets=job.results,
+        )

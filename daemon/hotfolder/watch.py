@@ -45,14 +45,26 @@ class Change:
 #: out of the inotify mask altogether: every scan opens every folder, and on a big tree those
 #: events alone kept watchdog's reader thread busy.
 WANTED_EVENTS = (
-    FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, FileMovedEvent, DirMovedEvent,
-    FileDeletedEvent, DirDeletedEvent, FileClosedEvent, FileAttribEvent,
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileClosedEvent,
+    FileAttribEvent,
 )
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watch: str, root: Path, sink: queue.SimpleQueue[Change],
-                 skip: tuple[PurePosixPath, ...]) -> None:
+    def __init__(
+        self,
+        watch: str,
+        root: Path,
+        sink: queue.SimpleQueue[Change],
+        skip: tuple[PurePosixPath, ...],
+    ) -> None:
         self.watch = watch
         self.root = root
         self.sink = sink
@@ -81,16 +93,19 @@ class Watcher:
         self.observer: BaseObserver = Observer()
         self._watches: dict[str, ObservedWatch] = {}
 
-    def add(self, watch: str, root: Path, sink: queue.SimpleQueue[Change],
-            skip: tuple[Path, ...] = ()) -> None:
+    def add(
+        self, watch: str, root: Path, sink: queue.SimpleQueue[Change], skip: tuple[Path, ...] = ()
+    ) -> None:
         """Start watching, with this watch's changes going to `sink`; raises OSError
         (ENOSPC: the inotify watch limit) if the kernel refuses, so the caller can poll."""
         self.remove(watch)
-        inside = tuple(PurePosixPath(p.relative_to(root).as_posix()) for p in skip
-                       if root in p.parents)
+        inside = tuple(
+            PurePosixPath(p.relative_to(root).as_posix()) for p in skip if root in p.parents
+        )
         handler = _Handler(watch, root, sink, inside)
-        self._watches[watch] = self.observer.schedule(handler, str(root), recursive=True,
-                                                      event_filter=list(WANTED_EVENTS))
+        self._watches[watch] = self.observer.schedule(
+            handler, str(root), recursive=True, event_filter=list(WANTED_EVENTS)
+        )
 
     def remove(self, watch: str) -> None:
         old = self._watches.pop(watch, None)
@@ -109,8 +124,9 @@ class Watcher:
 TOP = PurePosixPath()
 
 
-def list_folder(folder: str, ignore: tuple[str, ...],
-                skipped: set[str]) -> tuple[list[str], list[str]]:
+def list_folder(
+    folder: str, ignore: tuple[str, ...], skipped: set[str]
+) -> tuple[list[str], list[str]]:
     """(files, subfolders) of one folder, as paths: ignored names left out, our own folders
     (`skipped`, normalised) not entered, unreadable entries and folders passed over."""
     files: list[str] = []
@@ -133,8 +149,12 @@ def list_folder(folder: str, ignore: tuple[str, ...],
     return files, subfolders
 
 
-def scan(root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = (),
-         below: PurePosixPath = TOP) -> Iterator[PurePosixPath]:
+def scan(
+    root: Path,
+    ignore: tuple[str, ...] = (),
+    skip: tuple[Path, ...] = (),
+    below: PurePosixPath = TOP,
+) -> Iterator[PurePosixPath]:
     """Every regular file under root/below, relative to root, minus ignored names and folders.
 
     `skip` holds folders never to enter (the archive and failed folders, when they live inside
@@ -153,11 +173,32 @@ def scan(root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = (),
 # -- how to watch: inotify where events arrive, polling where they do not ---------------------
 
 #: File systems whose changes made elsewhere never reach local inotify (ingest-facts §6).
-NETWORK_FS = frozenset({
-    "cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "ceph", "glusterfs", "fuse.glusterfs",
-    "fuse.sshfs", "sshfs", "afs", "davfs", "fuse.davfs2", "fuse.rclone", "lustre", "gpfs",
-    "beegfs", "ocfs2", "gfs2", "fuse.s3fs", "fuse.mergerfs",
-})
+NETWORK_FS = frozenset(
+    {
+        "cifs",
+        "smb3",
+        "smbfs",
+        "nfs",
+        "nfs4",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "fuse.glusterfs",
+        "fuse.sshfs",
+        "sshfs",
+        "afs",
+        "davfs",
+        "fuse.davfs2",
+        "fuse.rclone",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "ocfs2",
+        "gfs2",
+        "fuse.s3fs",
+        "fuse.mergerfs",
+    }
+)
 
 
 def fs_type(path: Path, mountinfo: str) -> str:
@@ -193,8 +234,9 @@ class DirPoller:
     removed or renamed in it, so only changed folders are listed again. Files that change in
     place are the tracker's business (it re-stats what it waits for)."""
 
-    def __init__(self, root: Path, ignore: tuple[str, ...] = (),
-                 skip: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = ()
+    ) -> None:
         self.root = root
         self.ignore = ignore
         self.skip = {os.path.normpath(p) for p in skip}

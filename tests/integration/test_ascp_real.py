@@ -43,10 +43,26 @@ def real_ascp() -> Path:
     if not ascp.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         fetched = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--python-version", "3.6", "--platform", "manylinux1_x86_64",
-             "cos-aspera==0.1.163682", "-d", str(CACHE)],
-            capture_output=True, text=True, check=False, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.6",
+                "--platform",
+                "manylinux1_x86_64",
+                "cos-aspera==0.1.163682",
+                "-d",
+                str(CACHE),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
         wheels = list(CACHE.glob("cos_aspera-*.whl"))
         if not wheels:
             pytest.fail(f"cannot fetch the real ascp (cos-aspera) from PyPI:\n{fetched.stderr}")
@@ -82,14 +98,20 @@ def sshd(real_ascp: Path) -> Iterator[Sshd]:
     home = Path(tempfile.mkdtemp(prefix="hotfolder-sshd-"))
     os.chmod(home, 0o755)  # noqa: S103 - the test user must traverse it
     key = home / "hostkey"
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "",
-                    "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", str(key)],
+        check=True,
+    )
     (home / "bin").mkdir()
     (home / "bin" / "ascp").symlink_to(real_ascp)  # the server side runs ascp too
-    hashed = subprocess.run(["openssl", "passwd", "-6", PASSWORD], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    accounts = {"passwd": f"{USER}:x:4242:4242:hotfolder test:{home}:/bin/sh",
-                "shadow": f"{USER}:{hashed}:19000:0:99999:7:::", "group": f"{USER}:x:4242:"}
+    hashed = subprocess.run(
+        ["openssl", "passwd", "-6", PASSWORD], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    accounts = {
+        "passwd": f"{USER}:x:4242:4242:hotfolder test:{home}:/bin/sh",
+        "shadow": f"{USER}:{hashed}:19000:0:99999:7:::",
+        "group": f"{USER}:x:4242:",
+    }
     mounted = []
     for name, line in accounts.items():
         copy = home / name
@@ -101,10 +123,12 @@ def sshd(real_ascp: Path) -> Iterator[Sshd]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {home}/sshd.pid\n"
         "UsePAM yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin no\nPubkeyAcceptedAlgorithms +ssh-rsa\nHostKeyAlgorithms +ssh-rsa\n"
-        f"SetEnv PATH={home}/bin:/usr/bin:/bin\nStrictModes no\n")
+        f"SetEnv PATH={home}/bin:/usr/bin:/bin\nStrictModes no\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)
-    server = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(home / "sshd_config")],
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(home / "sshd_config")], stderr=subprocess.DEVNULL
+    )
 
     def listening() -> bool:
         with socket.socket() as s:
@@ -127,8 +151,14 @@ def settings(tmp: Path, ascp: Path, password: str | None = None, **kw: object) -
         pw = tmp / "pw"
         pw.write_text(password)
     base: dict[str, object] = {
-        "name": "real", "host": "127.0.0.1", "user": USER, "work_dir": tmp / "work",
-        "ascp_path": str(ascp), "password_file": pw, "connect_timeout": 20.0}
+        "name": "real",
+        "host": "127.0.0.1",
+        "user": USER,
+        "work_dir": tmp / "work",
+        "ascp_path": str(ascp),
+        "password_file": pw,
+        "connect_timeout": 20.0,
+    }
     return AscpSettings(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -149,16 +179,21 @@ def test_it_is_the_real_ascp_3_9(real_ascp: Path) -> None:
     assert "ascp version 3.9.0" in out.stdout
 
 
-@pytest.mark.parametrize("variant", [
-    {},
-    {"target_rate": "100m", "min_rate": "1m", "policy": "high", "cipher": "aes-128"},
-    {"target_rate": "50%", "policy": "low", "resume": 3, "cipher": "aes-256"},
-    {"sshfp": "SHA256:aZjoXq8gFTrwoQedA/qZUQzwh4+7Ti84ZP7fMfcF0k0", "resume": 0},
-    {"destination": "/incoming/with space & ünicode"},
-], ids=["defaults", "rates-cipher", "percent-rate", "sshfp", "odd-destination"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"target_rate": "100m", "min_rate": "1m", "policy": "high", "cipher": "aes-128"},
+        {"target_rate": "50%", "policy": "low", "resume": 3, "cipher": "aes-256"},
+        {"sshfp": "SHA256:aZjoXq8gFTrwoQedA/qZUQzwh4+7Ti84ZP7fMfcF0k0", "resume": 0},
+        {"destination": "/incoming/with space & ünicode"},
+    ],
+    ids=["defaults", "rates-cipher", "percent-rate", "sshfp", "odd-destination"],
+)
 @pytest.mark.parametrize("label", ["media", "manifest"])
 def test_every_argv_we_build_passes_the_real_option_parser(
-        tmp_path: Path, real_ascp: Path, variant: dict[str, object], label: str) -> None:
+    tmp_path: Path, real_ascp: Path, variant: dict[str, object], label: str
+) -> None:
     """Against a closed port: real ascp parses everything, then cannot connect (error 44,
     retryable). A usage error would be code 8 and say so."""
     closed = _free_port()
@@ -175,7 +210,8 @@ def test_a_key_file_argv_is_accepted(tmp_path: Path, real_ascp: Path, sshd: Sshd
 
 
 def test_a_wrong_password_is_an_auth_failure_and_not_retryable(
-        tmp_path: Path, real_ascp: Path, sshd: Sshd) -> None:
+    tmp_path: Path, real_ascp: Path, sshd: Sshd
+) -> None:
     target = AscpTarget(settings(tmp_path, real_ascp, "not-the-password", ssh_port=sshd.port))
     err = send(target, session(tmp_path))
     assert err.code == "fasp-19"
@@ -184,7 +220,8 @@ def test_a_wrong_password_is_an_auth_failure_and_not_retryable(
 
 
 def test_the_right_password_gets_through_to_the_servers_licence_refusal(
-        tmp_path: Path, real_ascp: Path, sshd: Sshd) -> None:
+    tmp_path: Path, real_ascp: Path, sshd: Sshd
+) -> None:
     """Proves the password travels in ASPERA_SCP_PASS; a licence refusal is not retried."""
     target = AscpTarget(settings(tmp_path, real_ascp, PASSWORD, ssh_port=sshd.port))
     err = send(target, session(tmp_path))
@@ -214,19 +251,30 @@ def frames_of(argv_for: object, env: dict[str, str]) -> list[faspmgr.Frame]:
 
 
 def test_simulator_frames_match_real_ascp_field_for_field(
-        tmp_path: Path, real_ascp: Path, sshd: Sshd) -> None:
+    tmp_path: Path, real_ascp: Path, sshd: Sshd
+) -> None:
     s = session(tmp_path)
     pairs = tmp_path / "pairs.list"
     pairs.write_text(f"{s.files[0][0]}\nclip.mov\n")
     real_settings = settings(tmp_path, real_ascp, ssh_port=sshd.port)
-    real = frames_of(lambda port: build_argv(real_settings, s, port, pairs),
-                     build_env(os.environ, "wrong-password"))
+    real = frames_of(
+        lambda port: build_argv(real_settings, s, port, pairs),
+        build_env(os.environ, "wrong-password"),
+    )
     sim_settings = settings(tmp_path, Path(sys.executable), ssh_port=sshd.port)
     sim_env = build_env(os.environ, "wrong-password") | {
-        "ASCP_SIM_ROOT": str(tmp_path / "server"), "ASCP_SIM_STATE": str(tmp_path / "sim"),
-        "ASCP_SIM_PASSWORD": "the-right-one"}
-    sim = frames_of(lambda port: (sys.executable, str(SIMULATOR),
-                                  *build_argv(sim_settings, s, port, pairs)[1:]), sim_env)
+        "ASCP_SIM_ROOT": str(tmp_path / "server"),
+        "ASCP_SIM_STATE": str(tmp_path / "sim"),
+        "ASCP_SIM_PASSWORD": "the-right-one",
+    }
+    sim = frames_of(
+        lambda port: (
+            sys.executable,
+            str(SIMULATOR),
+            *build_argv(sim_settings, s, port, pairs)[1:],
+        ),
+        sim_env,
+    )
     assert [f.type for f in real] == ["INIT", "SESSION", "ERROR"]
     assert [f.type for f in sim] == [f.type for f in real]
     for r, m in zip(real, sim, strict=True):
@@ -235,4 +283,6 @@ def test_simulator_frames_match_real_ascp_field_for_field(
         else:
             assert set(m.fields) == set(r.fields), (r.type, set(m.fields) ^ set(r.fields))
     assert (sim[-1].get("Code"), sim[-1].get("Description")) == (
-        real[-1].get("Code"), real[-1].get("Description"))
+        real[-1].get("Code"),
+        real[-1].get("Description"),
+    )

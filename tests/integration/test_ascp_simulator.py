@@ -29,20 +29,28 @@ def run_until(tmp: Path, state: State, **kw: object) -> list[dict[str, object]]:
     cfg = config.load(ascp_config(tmp, **kw))  # type: ignore[arg-type]
     drop(tmp)
     with running(cfg) as daemon:
-        wait_until(lambda: daemon.journal.counts().get(state) == 1, timeout=30,
-                   what=f"the submission to be {state}")
-        wait_until(lambda: all(r.postprocessed for r in daemon.journal.rows(frozenset({
-            State.COMPLETE}))))
+        wait_until(
+            lambda: daemon.journal.counts().get(state) == 1,
+            timeout=30,
+            what=f"the submission to be {state}",
+        )
+        wait_until(
+            lambda: all(r.postprocessed for r in daemon.journal.rows(frozenset({State.COMPLETE})))
+        )
         rows = daemon.journal.rows()
-    return [{"state": r.state, "attempts": r.attempts, "error": r.error_message,
-             "code": r.error_code} for r in rows]
+    return [
+        {"state": r.state, "attempts": r.attempts, "error": r.error_message, "code": r.error_code}
+        for r in rows
+    ]
 
 
 def test_media_session_then_the_manifest_alone(tmp_path: Path) -> None:
     run_until(tmp_path, State.COMPLETE)
     sessions = sim_sessions(tmp_path)
     assert [s["files"] for s in sessions] == [
-        ["my_video.mov", "my_thumbnail.jpg", "caption-1.dfxp"], ["m.xml"]]
+        ["my_video.mov", "my_thumbnail.jpg", "caption-1.dfxp"],
+        ["m.xml"],
+    ]
     assert all(s["result"] == "done" for s in sessions)
     assert sessions[0]["ended"] <= sessions[1]["started"], "the manifest went before media"
     server = tmp_path / "server" / "incoming"
@@ -51,17 +59,29 @@ def test_media_session_then_the_manifest_alone(tmp_path: Path) -> None:
     assert not list(server.glob("*.partial"))
     tags = json.loads(str(sessions[1]["tags"]))
     assert tags["hotfolder"]["session"] == "manifest"
-    assert list((tmp_path / "state" / "ascp" / "aspera").glob("*.list")) == [], \
+    assert list((tmp_path / "state" / "ascp" / "aspera").glob("*.list")) == [], (
         "file lists must be cleaned up"
-    receipts = list((tmp_path / "state" / "ascp" / "aspera" / "receipts").rglob(
-        "aspera-transfer-*-manifest.txt"))
+    )
+    receipts = list(
+        (tmp_path / "state" / "ascp" / "aspera" / "receipts").rglob(
+            "aspera-transfer-*-manifest.txt"
+        )
+    )
     assert len(receipts) == 1
     assert "m.xml" in receipts[0].read_text()
 
 
 def test_a_retryable_error_mid_file_resumes_and_completes(tmp_path: Path) -> None:
-    faults = [{"session": 1, "file": "my_video.mov", "at_byte": VIDEO // 2, "kind": "error",
-               "code": 16, "description": "Connection lost"}]
+    faults = [
+        {
+            "session": 1,
+            "file": "my_video.mov",
+            "at_byte": VIDEO // 2,
+            "kind": "error",
+            "code": 16,
+            "description": "Connection lost",
+        }
+    ]
     (row,) = run_until(tmp_path, State.COMPLETE, faults=faults)
     sessions = sim_sessions(tmp_path)
     assert [s["result"] for s in sessions] == ["error", "done", "done"]
@@ -72,8 +92,7 @@ def test_a_retryable_error_mid_file_resumes_and_completes(tmp_path: Path) -> Non
     assert video.stat().st_size == VIDEO
 
 
-def test_authentication_failure_is_not_retried_and_the_manifest_never_goes(
-        tmp_path: Path) -> None:
+def test_authentication_failure_is_not_retried_and_the_manifest_never_goes(tmp_path: Path) -> None:
     secret = "Wr0ng-Pa55word-7f3a"  # a test secret that must never be echoed
     with capture_logs() as logs:
         (row,) = run_until(tmp_path, State.FAILED, password=secret)
@@ -110,8 +129,15 @@ def test_a_stalled_session_is_cancelled_and_retried(tmp_path: Path) -> None:
 
 
 def test_a_manifest_session_failure_after_media_keeps_a_clear_report(tmp_path: Path) -> None:
-    faults = [{"session": 2, "kind": "error", "file": "m.xml", "code": 41,
-               "description": "Server aborted session: path outside docroot"}]
+    faults = [
+        {
+            "session": 2,
+            "kind": "error",
+            "file": "m.xml",
+            "code": 41,
+            "description": "Server aborted session: path outside docroot",
+        }
+    ]
     (row,) = run_until(tmp_path, State.FAILED, faults=faults)
     assert row["code"] == "fasp-41"
     assert len(sim_sessions(tmp_path)) == 2

@@ -27,9 +27,12 @@ SOURCE = bytes(range(256)) * 4096  # 1 MiB
 
 
 def test_the_sdk_test_vector() -> None:
-    assert backlot.signature(SECRET, "GET", "/v2/players/HbxJK",
-                             {"api_key": "7ab06", "expires": "1299991855"}) == \
-        "7nTzPd0x4vKBlkmKnHtymIkJljchevfxxcrWtc0ito4"
+    assert (
+        backlot.signature(
+            SECRET, "GET", "/v2/players/HbxJK", {"api_key": "7ab06", "expires": "1299991855"}
+        )
+        == "7nTzPd0x4vKBlkmKnHtymIkJljchevfxxcrWtc0ito4"
+    )
 
 
 def test_expires_is_rounded_up_like_the_sdk() -> None:
@@ -37,9 +40,16 @@ def test_expires_is_rounded_up_like_the_sdk() -> None:
     assert backlot.expires(1285) == 1500
 
 
-@pytest.mark.parametrize(("name", "safe"), [
-    ("my_video.avi", "my_video.avi"), ("../../etc/passwd", "passwd"),
-    ("a/b\\c.mov", "c.mov"), ("..", "source"), ("\x00evil\n.mov", "evil.mov")])
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("my_video.avi", "my_video.avi"),
+        ("../../etc/passwd", "passwd"),
+        ("a/b\\c.mov", "c.mov"),
+        ("..", "source"),
+        ("\x00evil\n.mov", "evil.mov"),
+    ],
+)
 def test_server_file_names_are_sanitised(name: str, safe: str) -> None:
     assert backlot.safe_name(name) == safe
 
@@ -52,16 +62,24 @@ class FakeBacklot:
         self.file_size = len(SOURCE)
         self.original_name = "my_video.avi"
         self.assets: dict[str, dict[str, Any]] = {
-            "EMB1": {"embed_code": "EMB1", "name": "Title", "status": "live",
-                     "original_file_name": self.original_name, "asset_type": "video"}}
+            "EMB1": {
+                "embed_code": "EMB1",
+                "name": "Title",
+                "status": "live",
+                "original_file_name": self.original_name,
+                "asset_type": "video",
+            }
+        }
         self.base = ""
 
     def check(self, method: str, raw_path: str, body: str) -> bool:
         parts = urlsplit(raw_path)
         params = dict(parse_qsl(parts.query))
         given = params.pop("signature", None)
-        return given == backlot.signature(SECRET, method, parts.path, params, body) and \
-            params.get("api_key") == KEY
+        return (
+            given == backlot.signature(SECRET, method, parts.path, params, body)
+            and params.get("api_key") == KEY
+        )
 
 
 @pytest.fixture
@@ -82,11 +100,24 @@ def server() -> Iterator[FakeBacklot]:
             if not state.check("GET", self.path, ""):
                 return self.reply(401, {"message": "Invalid signature"})
             if path.startswith("/v2/assets/") and path.endswith("/streams"):
-                return self.reply(200, [
-                    {"stream_type": "single", "profile": "baseline", "is_source": "false",
-                     "url": f"{state.base}/download/low.mp4"},
-                    {"stream_type": "single", "is_source": "true", "video_codec": "h264",
-                     "file_size": state.file_size, "url": f"{state.base}/download/source.avi"}])
+                return self.reply(
+                    200,
+                    [
+                        {
+                            "stream_type": "single",
+                            "profile": "baseline",
+                            "is_source": "false",
+                            "url": f"{state.base}/download/low.mp4",
+                        },
+                        {
+                            "stream_type": "single",
+                            "is_source": "true",
+                            "video_codec": "h264",
+                            "file_size": state.file_size,
+                            "url": f"{state.base}/download/source.avi",
+                        },
+                    ],
+                )
             if path.startswith("/v2/assets/"):
                 asset = state.assets.get(path.rsplit("/", 1)[1])
                 return self.reply(200, asset) if asset else self.reply(404, {"message": "nf"})
@@ -96,11 +127,14 @@ def server() -> Iterator[FakeBacklot]:
 
         def query(self) -> None:
             params = dict(parse_qsl(urlsplit(self.path).query))
-            items = [a for a in state.assets.values()
-                     if params["where"] in (f"metadata.guid='{a.get('guid')}'",
-                                            f"name='{a['name']}'", "all")]
+            items = [
+                a
+                for a in state.assets.values()
+                if params["where"]
+                in (f"metadata.guid='{a.get('guid')}'", f"name='{a['name']}'", "all")
+            ]
             page = int(params.get("page_token", "0"))
-            chunk = items[page * 2:page * 2 + 2]
+            chunk = items[page * 2 : page * 2 + 2]
             more = (page + 1) * 2 < len(items)
             body: dict[str, Any] = {"items": chunk}
             if more:
@@ -142,8 +176,7 @@ def server() -> Iterator[FakeBacklot]:
 
 
 def client(server: FakeBacklot, secret: str = SECRET) -> backlot.Client:
-    return backlot.Client(backlot.Credentials(KEY, secret), server.base, server.base,
-                          backoff=0.01)
+    return backlot.Client(backlot.Credentials(KEY, secret), server.base, server.base, backoff=0.01)
 
 
 def test_a_signed_request_is_accepted(server: FakeBacklot) -> None:
@@ -178,8 +211,9 @@ def test_query_follows_page_tokens(server: FakeBacklot) -> None:
     assert sorted(found) == sorted(server.assets)
 
 
-def test_source_download_resumes_after_a_dropped_connection(server: FakeBacklot,
-                                                            tmp_path: Path) -> None:
+def test_source_download_resumes_after_a_dropped_connection(
+    server: FakeBacklot, tmp_path: Path
+) -> None:
     server.drop_download_at = 300_000
     path = client(server).download_source("EMB1", tmp_path)
     assert path == tmp_path / "my_video.avi"
@@ -188,8 +222,9 @@ def test_source_download_resumes_after_a_dropped_connection(server: FakeBacklot,
     assert len(ranges) == 2, "the second GET must have resumed with a Range"
 
 
-def test_a_size_mismatch_is_detected_and_the_partial_kept(server: FakeBacklot,
-                                                          tmp_path: Path) -> None:
+def test_a_size_mismatch_is_detected_and_the_partial_kept(
+    server: FakeBacklot, tmp_path: Path
+) -> None:
     server.file_size = len(SOURCE) + 10
     with pytest.raises(backlot.BacklotError) as err:
         client(server).download_source("EMB1", tmp_path)
@@ -197,8 +232,9 @@ def test_a_size_mismatch_is_detected_and_the_partial_kept(server: FakeBacklot,
     assert not (tmp_path / "my_video.avi").exists()
 
 
-def test_a_hostile_original_name_is_written_inside_the_folder(server: FakeBacklot,
-                                                              tmp_path: Path) -> None:
+def test_a_hostile_original_name_is_written_inside_the_folder(
+    server: FakeBacklot, tmp_path: Path
+) -> None:
     server.assets["EMB1"]["original_file_name"] = "../../escape.avi"
     path = client(server).download_source("EMB1", tmp_path / "out")
     assert path == tmp_path / "out" / "escape.avi"
@@ -209,8 +245,14 @@ def backlot_config(tmp: Path, server: FakeBacklot, **verify: Any) -> Path:
     path = write_config(tmp)
     data = yaml.safe_load(path.read_text())
     (tmp / "backlot.secret").write_text(SECRET + "\n")
-    data["backlot"] = {"main": {"api_key": KEY, "api_secret_file": str(tmp / "backlot.secret"),
-                                "api_host": server.base, "read_host": server.base}}
+    data["backlot"] = {
+        "main": {
+            "api_key": KEY,
+            "api_secret_file": str(tmp / "backlot.secret"),
+            "api_host": server.base,
+            "read_host": server.base,
+        }
+    }
     data["targets"]["nas"]["verify"] = {"backlot": "main", "poll_interval": 0.05, **verify}
     path.write_text(yaml.safe_dump(data))
     return path
@@ -222,8 +264,12 @@ def test_cli_asset_and_source(server: FakeBacklot, tmp_path: Path) -> None:
     out = subprocess.run([*run, "asset", "EMB1"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["embed_code"] == "EMB1"
-    out = subprocess.run([*run, "source", "EMB1", "-o", str(tmp_path / "dl")],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*run, "source", "EMB1", "-o", str(tmp_path / "dl")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "dl" / "my_video.avi").read_bytes() == SOURCE
     assert SECRET not in out.stdout + out.stderr
@@ -235,23 +281,34 @@ def verify_one(tmp_path: Path, server: FakeBacklot, status: str) -> dict[str, An
     cfg = config.load(backlot_config(tmp_path, server))
     drop = tmp_path / "drop"
     (drop / "a.mov").write_bytes(b"a")
-    (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None,
-                                                                       guid="g-1")))
+    (drop / "m.xml").write_text(
+        manifests.ooyala(manifests.ooyala_item("a.mov", None, None, guid="g-1"))
+    )
     with running(cfg) as daemon:
-        checked = wait_until(lambda: next(
-            (r.detail["verify"] for r in daemon.journal.rows(frozenset({State.COMPLETE}))
-             if r.detail.get("verify", {}).get("result") not in (None, "pending")), None),
-            what="the Backlot check")
+        checked = wait_until(
+            lambda: next(
+                (
+                    r.detail["verify"]
+                    for r in daemon.journal.rows(frozenset({State.COMPLETE}))
+                    if r.detail.get("verify", {}).get("result") not in (None, "pending")
+                ),
+                None,
+            ),
+            what="the Backlot check",
+        )
     result: dict[str, Any] = checked
     return result
 
 
-def test_a_completed_submission_is_verified_in_backlot(server: FakeBacklot,
-                                                       tmp_path: Path) -> None:
+def test_a_completed_submission_is_verified_in_backlot(server: FakeBacklot, tmp_path: Path) -> None:
     assert verify_one(tmp_path, server, "processing") == {
-        "result": "verified", "assets": {"g-1": "verified"}}
+        "result": "verified",
+        "assets": {"g-1": "verified"},
+    }
 
 
 def test_an_ingest_error_is_recorded(server: FakeBacklot, tmp_path: Path) -> None:
     assert verify_one(tmp_path, server, "error") == {
-        "result": "ingest-error", "assets": {"g-1": "ingest-error"}}
+        "result": "ingest-error",
+        "assets": {"g-1": "ingest-error"},
+    }

@@ -30,18 +30,21 @@ def delivered_then_rewound(tmp_path: Path, unarchive: bool = False) -> str:
     (drop / "a.mov").write_bytes(b"a")
     (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
     with running(cfg) as daemon:
-        sid: str = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                            if r.state is State.COMPLETE), None))
+        sid: str = wait_until(
+            lambda: next((r.id for r in daemon.journal.rows() if r.state is State.COMPLETE), None)
+        )
     (tmp_path / "ingest" / "m.xml").unlink()
     journal = Journal(tmp_path / "state" / "journal.sqlite")
-    journal._db.execute("UPDATE submissions SET state = 'sending-manifest', "
-                        "postprocessed = postprocessed AND NOT ? WHERE id = ?", (unarchive, sid))
+    journal._db.execute(
+        "UPDATE submissions SET state = 'sending-manifest', "
+        "postprocessed = postprocessed AND NOT ? WHERE id = ?",
+        (unarchive, sid),
+    )
     journal.close()
     return sid
 
 
-def test_restart_in_sending_manifest_without_any_attempt_sends_the_manifest(
-        tmp_path: Path) -> None:
+def test_restart_in_sending_manifest_without_any_attempt_sends_the_manifest(tmp_path: Path) -> None:
     """The daemon died after committing sending-manifest but before any byte left."""
     sid = delivered_then_rewound(tmp_path, unarchive=True)
     for marker in (tmp_path / "state" / "receipts" / "nas").glob(f"{sid}.manifest.*"):
@@ -51,8 +54,7 @@ def test_restart_in_sending_manifest_without_any_attempt_sends_the_manifest(
     assert (tmp_path / "ingest" / "m.xml").exists()
 
 
-def test_restart_in_sending_manifest_after_an_unproven_attempt_holds_it(
-        tmp_path: Path) -> None:
+def test_restart_in_sending_manifest_after_an_unproven_attempt_holds_it(tmp_path: Path) -> None:
     sid = delivered_then_rewound(tmp_path)
     # The attempt marker stays; the receipt and the delivered file are gone (a consumer
     # took the file): delivery can be neither proven nor ruled out.
@@ -79,8 +81,9 @@ def test_retry_puts_a_failed_submission_back_and_it_goes(tmp_path: Path) -> None
     (drop / "a.mov").write_bytes(b"a")
     (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
     with running(cfg) as daemon:
-        sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                       if r.state is State.FAILED), None))
+        sid = wait_until(
+            lambda: next((r.id for r in daemon.journal.rows() if r.state is State.FAILED), None)
+        )
         wait_until((tmp_path / "failed" / sid / "REPORT.txt").exists, what="the report")
         (ingest / "a.mov").rmdir()  # fixed
         message = ops.retry(daemon.journal, daemon.config, sid, datetime.now(UTC))
@@ -95,8 +98,9 @@ def test_hold_keeps_a_pending_submission_and_forget_removes_it(tmp_path: Path) -
     drop = tmp_path / "drop"
     (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("late.mov", None, None)))
     with running(cfg) as daemon:
-        sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                       if r.state is State.PENDING), None))
+        sid = wait_until(
+            lambda: next((r.id for r in daemon.journal.rows() if r.state is State.PENDING), None)
+        )
         assert "held" in ops.hold(daemon.journal, sid, datetime.now(UTC))
         (drop / "late.mov").write_bytes(b"x")
         wait_until(lambda: daemon._watches["w"].tracker.waiting == 0)

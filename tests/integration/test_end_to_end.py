@@ -30,8 +30,12 @@ class Arrivals(FileSystemEventHandler):
         now = time.monotonic()
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = Path(str(raw))
-            if raw and not event.is_directory and event.event_type in ("created", "moved") and (
-                    path.exists() or event.event_type == "created"):
+            if (
+                raw
+                and not event.is_directory
+                and event.event_type in ("created", "moved")
+                and (path.exists() or event.event_type == "created")
+            ):
                 with self.lock:
                     self.seen.append((now, path.relative_to(self.root).as_posix()))
 
@@ -68,7 +72,8 @@ def slow_write(path: Path, chunks: int, pause: float, chunk: bytes) -> float:
 
 
 def test_slow_copy_manifest_first_is_sent_media_first_and_archived(
-        tmp_path: Path, arrivals: Arrivals) -> None:
+    tmp_path: Path, arrivals: Arrivals
+) -> None:
     cfg = config.load(write_config(tmp_path, stability_seconds=0.6))
     drop = tmp_path / "drop"
     with running(cfg) as daemon:
@@ -76,9 +81,17 @@ def test_slow_copy_manifest_first_is_sent_media_first_and_archived(
         (drop / "my_thumbnail.jpg").write_bytes(b"\xff\xd8" * 100)
         (drop / "caption-1.dfxp").write_text("<tt/>")
         last_byte = slow_write(drop / "my_video.mov", chunks=8, pause=0.2, chunk=b"v" * 65536)
-        sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                       if r.state is State.COMPLETE and r.postprocessed), None),
-                         what="the submission to complete")
+        sid = wait_until(
+            lambda: next(
+                (
+                    r.id
+                    for r in daemon.journal.rows()
+                    if r.state is State.COMPLETE and r.postprocessed
+                ),
+                None,
+            ),
+            what="the submission to complete",
+        )
     first = arrivals.first_time()
     assert first is not None
     assert first >= last_byte + 0.6, "something reached the target before the last byte settled"
@@ -91,13 +104,19 @@ def test_slow_copy_manifest_first_is_sent_media_first_and_archived(
     assert sorted(p.name for p in drop.iterdir()) == []
     archived = next((tmp_path / "archive").glob(f"*/{sid}"))
     assert sorted(p.name for p in archived.iterdir()) == [
-        "caption-1.dfxp", "m.xml", "my_thumbnail.jpg", "my_video.mov", "receipt.json"]
+        "caption-1.dfxp",
+        "m.xml",
+        "my_thumbnail.jpg",
+        "my_video.mov",
+        "receipt.json",
+    ]
     receipt = json.loads((archived / "receipt.json").read_text())
     assert receipt["submission"] == sid
 
 
 def test_restart_after_a_sent_submission_sends_nothing_twice(
-        tmp_path: Path, arrivals: Arrivals) -> None:
+    tmp_path: Path, arrivals: Arrivals
+) -> None:
     cfg = config.load(write_config(tmp_path, after_success="keep"))
     drop = tmp_path / "drop"
     for name in ("my_video.mov", "my_thumbnail.jpg", "caption-1.dfxp"):
@@ -110,8 +129,10 @@ def test_restart_after_a_sent_submission_sends_nothing_twice(
     arrivals_before = len(arrivals.seen)
     with running(config.load(tmp_path / "hotfolder.yaml"), use_observer=True) as daemon:
         # the restarted daemon scans, finds the same manifest, and must recognise it as sent
-        wait_until(lambda: daemon._watches["w"].tracker.next_due() == float("inf"),
-                   what="the rescan to settle")
+        wait_until(
+            lambda: daemon._watches["w"].tracker.next_due() == float("inf"),
+            what="the rescan to settle",
+        )
         assert daemon.journal.counts() == {State.COMPLETE: 1}
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ingest").iterdir()} == delivered
     assert len(arrivals.seen) == arrivals_before, "something arrived at the target again"
@@ -136,8 +157,9 @@ def test_a_broken_manifest_is_quarantined_and_others_still_go(tmp_path: Path) ->
     with running(cfg) as daemon:
         (drop / "broken.xml").write_text(manifests.ooyala()[:150])
         (drop / "good.mov").write_bytes(b"g")
-        (drop / "good.xml").write_text(manifests.ooyala(manifests.ooyala_item("good.mov", None,
-                                                                               None)))
+        (drop / "good.xml").write_text(
+            manifests.ooyala(manifests.ooyala_item("good.mov", None, None))
+        )
         wait_until(lambda: daemon.journal.counts() == {State.COMPLETE: 1, State.FAILED: 1})
     (failed,) = (tmp_path / "failed").iterdir()
     report = (failed / "REPORT.txt").read_text()
@@ -151,7 +173,8 @@ def test_a_broken_manifest_is_quarantined_and_others_still_go(tmp_path: Path) ->
 
 
 def test_a_destination_that_refuses_fails_with_a_report_and_keeps_the_sources(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     cfg = config.load(write_config(tmp_path))
     drop = tmp_path / "drop"
     ingest = tmp_path / "ingest"
@@ -183,7 +206,8 @@ def test_a_submission_over_the_account_quota_fails_with_a_reason(tmp_path: Path)
 
 
 def test_a_writer_pausing_longer_than_the_window_is_waited_for(
-        tmp_path: Path, arrivals: Arrivals) -> None:
+    tmp_path: Path, arrivals: Arrivals
+) -> None:
     """A local copier that stalls with the file open: inotify's missing close-after-write says
     it is not done, so nothing is sent until it closes."""
     cfg = config.load(write_config(tmp_path, stability_seconds=0.3))

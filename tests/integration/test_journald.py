@@ -36,8 +36,9 @@ def test_native_fields_reach_the_journal() -> None:
     sid = f"test-{uuid.uuid4().hex}"
     try:
         logs.configure("journald", "debug")
-        structlog.get_logger().warning("media sent", submission_id=sid, watch="ooyala",
-                                       state="media-sent", password="hunter2")
+        structlog.get_logger().warning(
+            "media sent", submission_id=sid, watch="ooyala", state="media-sent", password="hunter2"
+        )
     finally:
         logs.configure("json", "debug", stream=sys.stderr)
     (entry,) = wait_until(lambda: journal_entries(SUBMISSION_ID=sid), what="the journal entry")
@@ -58,14 +59,28 @@ def test_a_submission_tells_its_whole_story_in_the_journal(tmp_path: Path) -> No
     try:
         logs.configure("journald", "info")
         with running(cfg) as daemon:
-            sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                           if r.state is State.COMPLETE and r.postprocessed),
-                                          None))
+            sid = wait_until(
+                lambda: next(
+                    (
+                        r.id
+                        for r in daemon.journal.rows()
+                        if r.state is State.COMPLETE and r.postprocessed
+                    ),
+                    None,
+                )
+            )
     finally:
         logs.configure("json", "debug", stream=sys.stderr)
-    entries = wait_until(lambda: [e for e in journal_entries(SUBMISSION_ID=sid)
-                                  if e.get("MESSAGE", "").startswith("submission complete")]
-                         and journal_entries(SUBMISSION_ID=sid))
+    entries = wait_until(
+        lambda: (
+            [
+                e
+                for e in journal_entries(SUBMISSION_ID=sid)
+                if e.get("MESSAGE", "").startswith("submission complete")
+            ]
+            and journal_entries(SUBMISSION_ID=sid)
+        )
+    )
     states = [e.get("STATE") for e in entries]
     for state in ("ready", "sending-media", "media-sent", "sending-manifest", "complete"):
         assert state in states
@@ -82,11 +97,19 @@ def test_auto_picks_journald_when_stderr_is_the_journal(tmp_path: Path) -> None:
         "from hotfolder import logs\n"
         "print(logs.configure('auto'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, env={**os.environ})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ},
+    )
     assert out.stdout.strip() == "journald"
-    plain = subprocess.run([sys.executable, "-c",
-                            "from hotfolder import logs; print(logs.configure('auto'))"],
-                           capture_output=True, text=True, check=True,
-                           env={k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"})
+    plain = subprocess.run(
+        [sys.executable, "-c", "from hotfolder import logs; print(logs.configure('auto'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"},
+    )
     assert plain.stdout.strip() == "json"

@@ -73,17 +73,23 @@ def webhook() -> Iterator[tuple[list[dict[str, Any]], str]]:
 
 
 def test_fifty_failures_are_one_email_and_one_webhook(
-        tmp_path: Path, smtp: tuple[Inbox, int],
-        webhook: tuple[list[dict[str, Any]], str]) -> None:
+    tmp_path: Path, smtp: tuple[Inbox, int], webhook: tuple[list[dict[str, Any]], str]
+) -> None:
     inbox, port = smtp
     posts, url = webhook
     path = write_config(tmp_path)
     data = yaml.safe_load(path.read_text())
     data["notifications"] = {
-        "batch_seconds": 1, "digest_every": 0,
-        "email": {"host": "127.0.0.1", "port": port, "from": "hotfolder@test",
-                  "to": ["ingest@test"]},
-        "webhook": {"url": url}}
+        "batch_seconds": 1,
+        "digest_every": 0,
+        "email": {
+            "host": "127.0.0.1",
+            "port": port,
+            "from": "hotfolder@test",
+            "to": ["ingest@test"],
+        },
+        "webhook": {"url": url},
+    }
     path.write_text(yaml.safe_dump(data))
     drop = tmp_path / "drop"
     with running(config.load(path)) as daemon:
@@ -116,8 +122,9 @@ def test_a_nearly_full_disk_pauses_new_work_and_resumes(tmp_path: Path) -> None:
         drop = tmp_path / "drop"
         with running(config.load(path)) as daemon:
             (drop / "a.mov").write_bytes(b"a")
-            (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None,
-                                                                               None)))
+            (drop / "m.xml").write_text(
+                manifests.ooyala(manifests.ooyala_item("a.mov", None, None))
+            )
             wait_until(lambda: daemon._space_low, what="the pause")
             wait_until(lambda: daemon.journal.counts().get(State.READY) == 1)
             assert not (tmp_path / "ingest" / "m.xml").exists()
@@ -130,7 +137,8 @@ def test_a_nearly_full_disk_pauses_new_work_and_resumes(tmp_path: Path) -> None:
 
 
 def test_deliveries_come_as_a_periodic_digest(
-        tmp_path: Path, webhook: tuple[list[dict[str, Any]], str]) -> None:
+    tmp_path: Path, webhook: tuple[list[dict[str, Any]], str]
+) -> None:
     posts, url = webhook
     path = write_config(tmp_path)
     data = yaml.safe_load(path.read_text())
@@ -141,8 +149,10 @@ def test_deliveries_come_as_a_periodic_digest(
         for name in ("one", "two"):
             (drop / f"{name}.mov").write_bytes(b"x")
             (drop / f"{name}.xml").write_text(
-                manifests.ooyala(manifests.ooyala_item(f"{name}.mov", None, None)))
+                manifests.ooyala(manifests.ooyala_item(f"{name}.mov", None, None))
+            )
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 2)
-        wait_until(lambda: sum(p["count"] for p in posts if p["kind"] == "digest") == 2,
-                   what="the digest")
+        wait_until(
+            lambda: sum(p["count"] for p in posts if p["kind"] == "digest") == 2, what="the digest"
+        )
     assert all(e["kind"] == "complete" for p in posts for e in p["events"])

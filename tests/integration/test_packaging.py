@@ -21,15 +21,20 @@ MAX_EXPOSURE = 2.0
 
 
 def test_unit_verifies_without_a_word() -> None:
-    out = subprocess.run(["systemd-analyze", "verify", str(UNIT)], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        ["systemd-analyze", "verify", str(UNIT)], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0
     assert out.stdout + out.stderr == "", out.stdout + out.stderr
 
 
 def test_unit_exposure_score_is_low() -> None:
-    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNIT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     match = re.search(r"Overall exposure level for hotfolder.service: ([0-9.]+)", out.stdout)
     assert match, out.stdout + out.stderr
     assert float(match.group(1)) <= MAX_EXPOSURE
@@ -38,7 +43,7 @@ def test_unit_exposure_score_is_low() -> None:
 def test_every_hardening_line_is_commented() -> None:
     """Each setting, or each run of related settings, has a comment right above it."""
     lines = UNIT.read_text().splitlines()
-    section = lines[lines.index("# --- identity " + "-" * 79):lines.index("[Install]")]
+    section = lines[lines.index("# --- identity " + "-" * 79) : lines.index("[Install]")]
     for i, line in enumerate(section):
         if not line or line.startswith("#"):
             continue
@@ -50,8 +55,9 @@ def test_every_hardening_line_is_commented() -> None:
 
 
 def hotfolder(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hotfolder", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hotfolder", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_check_config_prints_every_error_and_exits_2(tmp_path: Path) -> None:
@@ -65,8 +71,9 @@ def test_check_config_prints_every_error_and_exits_2(tmp_path: Path) -> None:
     assert "unknown key 'colour'" in out.stderr
     assert "'loud' is not one of" in out.stderr
     assert "expected a number, got a string" in out.stderr
-    assert re.search(rf"{re.escape(str(path))}:\d+: at 'watches\[0\].stability_seconds':",
-                     out.stderr)
+    assert re.search(
+        rf"{re.escape(str(path))}:\d+: at 'watches\[0\].stability_seconds':", out.stderr
+    )
 
 
 def test_run_refuses_an_invalid_config_with_the_same_message(tmp_path: Path) -> None:
@@ -87,11 +94,20 @@ def test_check_config_accepts_a_good_config(tmp_path: Path) -> None:
 
 def test_demo_delivers_the_sample_manifest_last_and_archives_it(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
-    demo = (REPO / "config" / "demo.yaml").read_text().replace("stability_seconds: 2",
-                                                               "stability_seconds: 0.3")
+    demo = (
+        (REPO / "config" / "demo.yaml")
+        .read_text()
+        .replace("stability_seconds: 2", "stability_seconds: 0.3")
+    )
     (tmp_path / "config" / "demo.yaml").write_text(demo)
-    out = subprocess.run([sys.executable, "-m", "hotfolder", "demo", "--once"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "demo", "--once"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     ingest = sorted(p.suffix for p in (tmp_path / "demo" / "ingest").iterdir())
     assert ingest == [".dfxp", ".jpg", ".mp4", ".xml"]
@@ -118,7 +134,11 @@ def test_scan_reports_each_submission_without_sending(tmp_path: Path) -> None:
     assert looks["good.xml"]["format"] == "ooyala-mrss"
     media = looks["good.xml"]["files"][1]
     assert (media["path"], media["role"], media["size"], media["settled"]) == (
-        "a.mov", "media", 10, True)
+        "a.mov",
+        "media",
+        10,
+        True,
+    )
     text = hotfolder("scan", "--config", str(path))
     assert "would FAIL" in text.stdout
     assert "what to do:" in text.stdout

@@ -46,8 +46,11 @@ def start(config: Path, notify: NotifySocket) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}
     with open(config.parent / "daemon.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "hotfolder", "run", "--config", str(config)], env=env,
-            stdout=subprocess.DEVNULL, stderr=log)
+            [sys.executable, "-m", "hotfolder", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def log_of(config: Path) -> str:
@@ -58,13 +61,16 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path, notify: NotifySocket
     config = write_config(tmp_path)
     (tmp_path / "drop" / "a.mov").write_bytes(b"a")
     (tmp_path / "drop" / "m.xml").write_text(
-        manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+        manifests.ooyala(manifests.ooyala_item("a.mov", None, None))
+    )
     daemon = start(config, notify)
     try:
         wait_until(lambda: notify.saw("READY=1"), what="READY=1")
         wait_until(lambda: notify.saw("1 complete"), what="STATUS= with the completed one")
-        wait_until(lambda: sum("WATCHDOG=1" in m for m in notify.drain()) >= 2,
-                   what="the watchdog being fed")
+        wait_until(
+            lambda: sum("WATCHDOG=1" in m for m in notify.drain()) >= 2,
+            what="the watchdog being fed",
+        )
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:
@@ -77,8 +83,7 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path, notify: NotifySocket
     assert "STOPPING=1" in messages[-1]
 
 
-def test_sighup_reloads_and_refuses_an_invalid_config(tmp_path: Path,
-                                                      notify: NotifySocket) -> None:
+def test_sighup_reloads_and_refuses_an_invalid_config(tmp_path: Path, notify: NotifySocket) -> None:
     config = write_config(tmp_path)
     daemon = start(config, notify)
     try:
@@ -93,7 +98,8 @@ def test_sighup_reloads_and_refuses_an_invalid_config(tmp_path: Path,
         wait_until(lambda: "config reloaded" in log_of(config), what="the reload")
         (tmp_path / "drop" / "a.mov").write_bytes(b"a")
         (tmp_path / "drop" / "m.xml").write_text(
-            manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+            manifests.ooyala(manifests.ooyala_item("a.mov", None, None))
+        )
         wait_until(lambda: notify.saw("1 complete"), what="a delivery after the reloads")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0

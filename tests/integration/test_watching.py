@@ -27,8 +27,7 @@ def drop_one(folder: Path, video: str = "a.mov", manifest: str = "m.xml") -> Non
 
 
 def test_poll_mode_delivers_with_inotify_off(tmp_path: Path) -> None:
-    cfg = config.load(write_config(tmp_path, mode="poll", poll_interval=0.2,
-                                   rescan_seconds=3600))
+    cfg = config.load(write_config(tmp_path, mode="poll", poll_interval=0.2, rescan_seconds=3600))
     with running(cfg) as daemon:
         assert daemon._watches["w"].mode == "poll"
         assert daemon._watcher is not None
@@ -38,14 +37,16 @@ def test_poll_mode_delivers_with_inotify_off(tmp_path: Path) -> None:
     assert (tmp_path / "ingest" / "m.xml").exists()
 
 
-def test_the_inotify_limit_falls_back_to_polling(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_inotify_limit_falls_back_to_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refuse(*_args: object, **_kw: object) -> None:
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
     monkeypatch.setattr(Watcher, "add", refuse)
-    cfg = config.load(write_config(tmp_path, mode="inotify", poll_interval=0.2,
-                                   rescan_seconds=3600))
+    cfg = config.load(
+        write_config(tmp_path, mode="inotify", poll_interval=0.2, rescan_seconds=3600)
+    )
     with capture_logs() as logs, running(cfg) as daemon:
         assert daemon._watches["w"].mode == "poll"
         drop_one(tmp_path / "drop")
@@ -58,10 +59,10 @@ def test_a_share_that_disappears_loses_nothing_and_resumes(tmp_path: Path) -> No
     cfg = config.load(write_config(tmp_path, rescan_seconds=3600))
     drop, away = tmp_path / "drop", tmp_path / "unmounted"
     with capture_logs() as logs, running(cfg) as daemon:
-        (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("late.mov", None,
-                                                                          None)))
-        sid = wait_until(lambda: next((r.id for r in daemon.journal.rows()
-                                       if r.state is State.PENDING), None))
+        (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("late.mov", None, None)))
+        sid = wait_until(
+            lambda: next((r.id for r in daemon.journal.rows() if r.state is State.PENDING), None)
+        )
         drop.rename(away)  # the share goes away
         wait_until(lambda: not daemon._watches["w"].available, what="the outage noticed")
         assert daemon.journal.state_of(sid) is State.PENDING, "nothing treated as deleted"
@@ -77,8 +78,9 @@ def test_copy_then_rename_is_sent_under_the_final_name_only(tmp_path: Path) -> N
     drop = tmp_path / "drop"
     with running(cfg) as daemon:
         (drop / "a.mov.tmp").write_bytes(b"v" * 5000)  # copier's temporary name
-        (drop / "m.xml.tmp").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None,
-                                                                               None)))
+        (drop / "m.xml.tmp").write_text(
+            manifests.ooyala(manifests.ooyala_item("a.mov", None, None))
+        )
         os.rename(drop / "a.mov.tmp", drop / "a.mov")
         os.rename(drop / "m.xml.tmp", drop / "m.xml")
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1)
@@ -110,8 +112,10 @@ def test_ten_thousand_files_at_once(tmp_path: Path) -> None:
         drop_one(drop / "d050")
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1, timeout=60)
         # The 10,000 events are forgotten once they can no longer matter: memory stays flat.
-        wait_until(lambda: len(daemon._watches["w"].tracker.stability._seen) < 10,
-                   what="the event bookkeeping to be pruned")
+        wait_until(
+            lambda: len(daemon._watches["w"].tracker.stability._seen) < 10,
+            what="the event bookkeeping to be pruned",
+        )
 
 
 class HungShare(LocalFileSystem):
@@ -147,8 +151,10 @@ def test_a_hung_share_does_not_delay_another_watch(tmp_path: Path) -> None:
         drop_one(tmp_path / "nfs", "n.mov", "n.xml")
         assert share.blocked.wait(10), "the nfs watch should be stuck in a stat"
         drop_one(tmp_path / "drop")
-        wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1,
-                   what="the healthy watch's submission, despite the hung one")
+        wait_until(
+            lambda: daemon.journal.counts().get(State.COMPLETE) == 1,
+            what="the healthy watch's submission, despite the hung one",
+        )
         assert not (tmp_path / "ingest" / "n.xml").exists()
         share.release.set()
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 2)

@@ -18,8 +18,12 @@ SECRET = "s3cr3t-pw"
 
 
 def settings(**kw: object) -> AscpSettings:
-    base: dict[str, object] = {"name": "ooyala", "host": "transfer.example.com",
-                               "user": "editor", "work_dir": Path("/var/lib/hotfolder/ascp")}
+    base: dict[str, object] = {
+        "name": "ooyala",
+        "host": "transfer.example.com",
+        "user": "editor",
+        "work_dir": Path("/var/lib/hotfolder/ascp"),
+    }
     return AscpSettings(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -27,19 +31,36 @@ SESSION = Session("m-abc", "media", ((Path("/drop/a.mov"), PurePosixPath("a.mov"
 
 
 def test_argv_is_the_documented_unattended_command_line() -> None:
-    argv = build_argv(settings(target_rate="100m", min_rate="1m", cipher="aes-128"), SESSION,
-                      4242, Path("/state/m.list"))
+    argv = build_argv(
+        settings(target_rate="100m", min_rate="1m", cipher="aes-128"),
+        SESSION,
+        4242,
+        Path("/state/m.list"),
+    )
     assert argv[:3] == ("ascp", "-q", "--mode=send")
     joined = " ".join(argv)
-    for part in ("--host=transfer.example.com", "--user=editor", "-P 33001", "-O 33001",
-                 "-l 100m", "-m 1m", "--policy=fair", "-k 2", "--overwrite=diff", "-d",
-                 "-c aes-128", "--file-pair-list=/state/m.list", "-M 4242"):
+    for part in (
+        "--host=transfer.example.com",
+        "--user=editor",
+        "-P 33001",
+        "-O 33001",
+        "-l 100m",
+        "-m 1m",
+        "--policy=fair",
+        "-k 2",
+        "--overwrite=diff",
+        "-d",
+        "-c aes-128",
+        "--file-pair-list=/state/m.list",
+        "-M 4242",
+    ):
         assert part in joined
     assert argv[-2] == "--dest64"
     assert base64.b64decode(argv[-1]) == b"/"
     tags = next(a for a in argv if a.startswith("--tags="))
-    assert json.loads(tags.split("=", 1)[1]) == {"hotfolder": {"submission": "m-abc",
-                                                               "session": "media"}}
+    assert json.loads(tags.split("=", 1)[1]) == {
+        "hotfolder": {"submission": "m-abc", "session": "media"}
+    }
     assert "--file-manifest=text" not in argv
 
 
@@ -59,15 +80,22 @@ def test_no_secret_on_the_command_line_and_the_password_in_the_environment() -> 
 
 
 def test_key_and_host_fingerprint() -> None:
-    argv = build_argv(settings(key_file=Path("/k/id_rsa"), sshfp="SHA256:abc"), SESSION, 1,
-                      Path("/l"))
-    assert argv[argv.index("-i"):argv.index("-i") + 2] == ("-i", "/k/id_rsa")
+    argv = build_argv(
+        settings(key_file=Path("/k/id_rsa"), sshfp="SHA256:abc"), SESSION, 1, Path("/l")
+    )
+    assert argv[argv.index("-i") : argv.index("-i") + 2] == ("-i", "/k/id_rsa")
     assert "--check-sshfp=SHA256:abc" in argv
 
 
 def test_pair_list_alternates_source_and_destination() -> None:
-    s = Session("m", "media", ((Path("/d/a b.mov"), PurePosixPath("clips/a b.mov")),
-                               (Path("/d/t.jpg"), PurePosixPath("t.jpg"))))
+    s = Session(
+        "m",
+        "media",
+        (
+            (Path("/d/a b.mov"), PurePosixPath("clips/a b.mov")),
+            (Path("/d/t.jpg"), PurePosixPath("t.jpg")),
+        ),
+    )
     assert pair_list_text(s) == "/d/a b.mov\nclips/a b.mov\n/d/t.jpg\nt.jpg\n"
     with pytest.raises(TransferError):
         pair_list_text(Session("m", "media", ((Path("/d/a\nb"), PurePosixPath("a\nb")),)))
@@ -84,13 +112,16 @@ def test_classify_success_needs_done_and_exit_zero() -> None:
     assert bad.retryable
 
 
-@pytest.mark.parametrize(("code", "description", "retryable"), [
-    (19, "failed to authenticate", False),
-    (44, "Failed to open TCP connection for SSH", True),
-    (16, "connection lost", True),
-    (41, "path outside docroot", False),
-    (14, "Target address not available", False),
-])
+@pytest.mark.parametrize(
+    ("code", "description", "retryable"),
+    [
+        (19, "failed to authenticate", False),
+        (44, "Failed to open TCP connection for SSH", True),
+        (16, "connection lost", True),
+        (41, "path outside docroot", False),
+        (14, "Target address not available", False),
+    ],
+)
 def test_classify_error_frames_by_code(code: int, description: str, retryable: bool) -> None:
     err = classify(frame(Type="ERROR", Code=code, Description=description), 1, [], True)
     assert err is not None

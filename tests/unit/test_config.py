@@ -44,8 +44,11 @@ def test_good_config_resolves_defaults(tmp: Path) -> None:
 
 
 def test_defaults_put_archive_and_failed_under_state_dir(tmp: Path) -> None:
-    text = GOOD.format(tmp=tmp).replace(f"    archive_dir: {tmp}/archive\n", "").replace(
-        f"    failed_dir: {tmp}/failed\n", "")
+    text = (
+        GOOD.format(tmp=tmp)
+        .replace(f"    archive_dir: {tmp}/archive\n", "")
+        .replace(f"    failed_dir: {tmp}/failed\n", "")
+    )
     (w,) = config.parse(text, "hf.yaml").watches
     assert w.archive_dir == tmp / "state" / "archive" / "ooyala"
     assert w.failed_dir == tmp / "state" / "failed" / "ooyala"
@@ -89,8 +92,12 @@ def test_bad_enum_and_missing_required(tmp: Path) -> None:
 
 
 def test_every_error_is_reported_at_once(tmp: Path) -> None:
-    text = GOOD.format(tmp=tmp).replace("level: info", "level: loud").replace(
-        "stability_seconds: 5", "stability_seconds: -1").replace("type: local", "type: ftp")
+    text = (
+        GOOD.format(tmp=tmp)
+        .replace("level: info", "level: loud")
+        .replace("stability_seconds: 5", "stability_seconds: -1")
+        .replace("type: local", "type: ftp")
+    )
     assert len(errors(text)) == 3
 
 
@@ -101,8 +108,9 @@ def test_not_yaml() -> None:
 
 
 def test_key_given_twice(tmp: Path) -> None:
-    text = GOOD.format(tmp=tmp).replace("stability_seconds: 5",
-                                        "stability_seconds: 5\n    stability_seconds: 9")
+    text = GOOD.format(tmp=tmp).replace(
+        "stability_seconds: 5", "stability_seconds: 5\n    stability_seconds: 9"
+    )
     (e,) = errors(text)
     assert e.message == "key given twice"
     assert e.line == 8
@@ -140,10 +148,18 @@ def test_example_and_demo_configs_are_valid(tmp: Path, monkeypatch: pytest.Monke
 def test_the_example_documents_every_key_of_the_schema() -> None:
     repo = Path(__file__).resolve().parents[2]
     text = (repo / "config" / "hotfolder.example.yaml").read_text()
-    sections = [schema.CONFIG, schema.LOGGING, schema.WATCH, schema.RETRY, schema.VERIFY,
-                schema.BACKLOT_ACCOUNT, schema.NOTIFICATIONS,
-                schema.NOTIFICATIONS["properties"]["email"],
-                schema.NOTIFICATIONS["properties"]["webhook"], *schema.TARGET_TYPES.values()]
+    sections = [
+        schema.CONFIG,
+        schema.LOGGING,
+        schema.WATCH,
+        schema.RETRY,
+        schema.VERIFY,
+        schema.BACKLOT_ACCOUNT,
+        schema.NOTIFICATIONS,
+        schema.NOTIFICATIONS["properties"]["email"],
+        schema.NOTIFICATIONS["properties"]["webhook"],
+        *schema.TARGET_TYPES.values(),
+    ]
     keys = {key for section in sections for key in section["properties"]}
     missing = sorted(k for k in keys if f"{k}:" not in text)
     assert missing == [], f"config/hotfolder.example.yaml does not document {missing}"

@@ -3,8 +3,10 @@ from hotfolder import faspmgr
 
 def test_frames_split_on_the_first_colon_space_and_end_on_a_blank_line() -> None:
     p = faspmgr.FrameParser()
-    data = (b"FASPMGR 2\nType: ERROR\nCode: 5\n"
-            b"Description: Server aborted session: Read access denied for user\n\n")
+    data = (
+        b"FASPMGR 2\nType: ERROR\nCode: 5\n"
+        b"Description: Server aborted session: Read access denied for user\n\n"
+    )
     (frame,) = p.feed(data)
     assert frame.type == "ERROR"
     assert frame.int("Code") == 5
@@ -14,7 +16,7 @@ def test_frames_split_on_the_first_colon_space_and_end_on_a_blank_line() -> None
 def test_frames_arrive_in_pieces() -> None:
     p = faspmgr.FrameParser()
     data = faspmgr.encode({"Type": "STATS", "TransferBytes": 100, "StartByte": 5}) * 2
-    frames = [f for i in range(len(data)) for f in p.feed(data[i:i + 1])]
+    frames = [f for i in range(len(data)) for f in p.feed(data[i : i + 1])]
     assert [f.int("TransferBytes") + f.int("StartByte") for f in frames] == [105, 105]
 
 

@@ -11,37 +11,50 @@ def plan_for(xml: str, where: str = "m.xml") -> grouping.Plan:
 
 
 def test_files_are_relative_to_the_manifest_folder() -> None:
-    p = plan_for(manifests.ooyala(manifests.ooyala_item("clips/a.mov", "a.jpg", None)),
-                 "show/m.xml")
+    p = plan_for(
+        manifests.ooyala(manifests.ooyala_item("clips/a.mov", "a.jpg", None)), "show/m.xml"
+    )
     assert not p.problems
     assert [(str(f.relpath), str(f.dest)) for f in p.files] == [
-        ("show/clips/a.mov", "clips/a.mov"), ("show/a.jpg", "a.jpg")]
+        ("show/clips/a.mov", "clips/a.mov"),
+        ("show/a.jpg", "a.jpg"),
+    ]
 
 
 def test_urls_are_not_local_files() -> None:
-    p = plan_for(manifests.ooyala(manifests.ooyala_item(
-        "https://cdn.example.com/a.mov", "http://x/t.jpg", None)))
+    p = plan_for(
+        manifests.ooyala(
+            manifests.ooyala_item("https://cdn.example.com/a.mov", "http://x/t.jpg", None)
+        )
+    )
     assert p.files == ()
     assert not p.problems
 
 
 def test_same_file_named_twice_is_sent_once() -> None:
-    p = plan_for(manifests.ooyala(manifests.ooyala_item("a.mov", "t.jpg", None, guid="1"),
-                                  manifests.ooyala_item("b.mov", "t.jpg", None, guid="2")))
+    p = plan_for(
+        manifests.ooyala(
+            manifests.ooyala_item("a.mov", "t.jpg", None, guid="1"),
+            manifests.ooyala_item("b.mov", "t.jpg", None, guid="2"),
+        )
+    )
     assert [str(f.relpath) for f in p.files] == ["a.mov", "t.jpg", "b.mov"]
 
 
-@pytest.mark.parametrize(("video", "code"), [
-    ("/etc/passwd.mov", "absolute-path"),
-    ("../outside.mov", "path-escapes"),
-    ("clips/../../outside.mov", "path-escapes"),
-    ("C:\\clips\\a.mov", "windows-path"),
-    ("file:///etc/a.mov", "unsupported-url"),
-    (" leading.mov", "bad-file-name"),
-    ("rock&amp;roll.mov", "bad-file-name"),
-    ("clip.ts", "unsupported-format"),
-    ("m.xml", "unsupported-format"),
-])
+@pytest.mark.parametrize(
+    ("video", "code"),
+    [
+        ("/etc/passwd.mov", "absolute-path"),
+        ("../outside.mov", "path-escapes"),
+        ("clips/../../outside.mov", "path-escapes"),
+        ("C:\\clips\\a.mov", "windows-path"),
+        ("file:///etc/a.mov", "unsupported-url"),
+        (" leading.mov", "bad-file-name"),
+        ("rock&amp;roll.mov", "bad-file-name"),
+        ("clip.ts", "unsupported-format"),
+        ("m.xml", "unsupported-format"),
+    ],
+)
 def test_bad_references_are_problems_with_reasons(video: str, code: str) -> None:
     p = plan_for(manifests.ooyala(manifests.ooyala_item(video, None, None)))
     assert code in {x.code for x in p.problems}
@@ -63,7 +76,8 @@ def test_caption_language_must_be_known() -> None:
 
 def test_one_caption_per_ooyala_item() -> None:
     item = manifests.ooyala_item("a.mov", None, "c.dfxp").replace(
-        "<guid", '<media:subTitle href="d.srt" lang="de"/>\n<guid')
+        "<guid", '<media:subTitle href="d.srt" lang="de"/>\n<guid'
+    )
     p = plan_for(manifests.ooyala(item))
     assert [x.code for x in p.problems] == ["too-many-captions"]
 

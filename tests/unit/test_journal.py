@@ -12,8 +12,9 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 def sub(sid: str = "m-1") -> Submission:
     ident = FileIdentity(10, 1, 1, 5)
     media = (SubmissionFile(PurePosixPath("a.mov"), PurePosixPath("a.mov"), ident),)
-    manifest = SubmissionFile(PurePosixPath("m.xml"), PurePosixPath("m.xml"),
-                              FileIdentity(3, 2, 2, 6))
+    manifest = SubmissionFile(
+        PurePosixPath("m.xml"), PurePosixPath("m.xml"), FileIdentity(3, 2, 2, 6)
+    )
     return Submission(sid, "w", manifest, media, ManifestFormat.OOYALA_MRSS)
 
 
@@ -33,12 +34,23 @@ def test_submission_round_trips(journal: Journal) -> None:
 
 def test_transitions_follow_the_allowed_path(journal: Journal) -> None:
     journal.record_ready(sub(), NOW)
-    for state in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT, State.SENDING_MANIFEST,
-                  State.COMPLETE):
+    for state in (
+        State.QUEUED,
+        State.SENDING_MEDIA,
+        State.MEDIA_SENT,
+        State.SENDING_MANIFEST,
+        State.COMPLETE,
+    ):
         journal.transition("m-1", state, NOW)
     assert journal.state_of("m-1") is State.COMPLETE
     assert [h[1] for h in journal.history("m-1")] == [
-        "ready", "queued", "sending-media", "media-sent", "sending-manifest", "complete"]
+        "ready",
+        "queued",
+        "sending-media",
+        "media-sent",
+        "sending-manifest",
+        "complete",
+    ]
 
 
 def test_a_stale_transition_is_refused(journal: Journal) -> None:
@@ -57,8 +69,13 @@ def test_pending_is_recorded_once_and_forgotten_if_gone(journal: Journal) -> Non
 
 
 def test_failed_keeps_the_reasons(journal: Journal) -> None:
-    journal.record_failed("f-1", "w", PurePosixPath("m.xml"),
-                          (Problem("malformed-manifest", "bad XML", "re-export", "m.xml", 3),), NOW)
+    journal.record_failed(
+        "f-1",
+        "w",
+        PurePosixPath("m.xml"),
+        (Problem("malformed-manifest", "bad XML", "re-export", "m.xml", 3),),
+        NOW,
+    )
     row = journal.get("f-1")
     assert row is not None
     assert row.state is State.FAILED

@@ -9,8 +9,11 @@ def test_ooyala_sample_lists_media_thumbnail_and_caption_with_lines() -> None:
     m = manifest.parse(manifests.ooyala().encode(), "m.xml")
     assert m.format is ManifestFormat.OOYALA_MRSS
     refs = {(r.kind, r.name) for r in m.references}
-    assert refs == {(RefKind.MEDIA, "my_video.mov"), (RefKind.THUMBNAIL, "my_thumbnail.jpg"),
-                    (RefKind.CAPTION, "caption-1.dfxp")}
+    assert refs == {
+        (RefKind.MEDIA, "my_video.mov"),
+        (RefKind.THUMBNAIL, "my_thumbnail.jpg"),
+        (RefKind.CAPTION, "caption-1.dfxp"),
+    }
     assert m.items[0].guid == "my_test_guid"
     caption = next(r for r in m.references if r.kind is RefKind.CAPTION)
     assert caption.lang == "en"
@@ -18,9 +21,13 @@ def test_ooyala_sample_lists_media_thumbnail_and_caption_with_lines() -> None:
 
 
 def test_several_items() -> None:
-    m = manifest.parse(manifests.ooyala(manifests.ooyala_item("a.mov", guid="a"),
-                                        manifests.ooyala_item("b.mov", None, None, guid="b"))
-                       .encode(), "m.xml")
+    m = manifest.parse(
+        manifests.ooyala(
+            manifests.ooyala_item("a.mov", guid="a"),
+            manifests.ooyala_item("b.mov", None, None, guid="b"),
+        ).encode(),
+        "m.xml",
+    )
     assert [i.guid for i in m.items] == ["a", "b"]
     assert [r.item for r in m.references] == [0, 0, 0, 1]
 
@@ -37,8 +44,10 @@ def test_csv_with_captions_quoted_newlines_and_bom() -> None:
     assert m.format is ManifestFormat.OOYALA_CSV
     assert [i.title for i in m.items] == ["Episode 1", "Episode 2"]
     assert {(r.kind, r.name, r.lang) for r in m.references if r.item == 0} == {
-        (RefKind.MEDIA, "ep1.mp4", None), (RefKind.THUMBNAIL, "ep1.jpg", None),
-        (RefKind.CAPTION, "ep1.srt", "en")}
+        (RefKind.MEDIA, "ep1.mp4", None),
+        (RefKind.THUMBNAIL, "ep1.jpg", None),
+        (RefKind.CAPTION, "ep1.srt", "en"),
+    }
     assert [r.line for r in m.references if r.item == 1] == [4]  # row 1 spans lines 2-3
 
 
@@ -46,8 +55,11 @@ def test_brightcove_master_images_and_text_tracks() -> None:
     m = manifest.parse(manifests.BRIGHTCOVE.encode(), "bc.xml")
     assert m.format is ManifestFormat.BRIGHTCOVE_MRSS
     assert [(r.kind, r.name) for r in m.references] == [
-        (RefKind.MEDIA, "bc_master.mp4"), (RefKind.THUMBNAIL, "bc_poster.jpg"),
-        (RefKind.THUMBNAIL, "bc_thumb.png"), (RefKind.CAPTION, "bc_captions.vtt")]
+        (RefKind.MEDIA, "bc_master.mp4"),
+        (RefKind.THUMBNAIL, "bc_poster.jpg"),
+        (RefKind.THUMBNAIL, "bc_thumb.png"),
+        (RefKind.CAPTION, "bc_captions.vtt"),
+    ]
 
 
 def test_ttml_caption_is_not_a_manifest() -> None:
@@ -55,18 +67,28 @@ def test_ttml_caption_is_not_a_manifest() -> None:
         manifest.parse(b'<tt xmlns="http://www.w3.org/ns/ttml"><body/></tt>', "cap.xml")
 
 
-@pytest.mark.parametrize(("data", "code"), [
-    (manifests.ooyala().encode()[:200], "malformed-manifest"),
-    (b"<rss><channel></channel></rss>", "empty-manifest"),
-    (b"<rss><item/></rss>", "malformed-manifest"),
-    (b'<rss xmlns:media="http://search.yahoo.com/mrss/"><channel><item><media:title>x'
-     b"</media:title></item></channel></rss>", "missing-media"),
-    (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaa">]><rss>&a;</rss>',
-     "unsafe-manifest"),
-    (b'<?xml version="1.0" encoding="UTF-8"?><rss><channel>\xff\xfe</channel></rss>',
-     "malformed-manifest"),
-    (b"not xml at all", "malformed-manifest"),
-])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (manifests.ooyala().encode()[:200], "malformed-manifest"),
+        (b"<rss><channel></channel></rss>", "empty-manifest"),
+        (b"<rss><item/></rss>", "malformed-manifest"),
+        (
+            b'<rss xmlns:media="http://search.yahoo.com/mrss/"><channel><item><media:title>x'
+            b"</media:title></item></channel></rss>",
+            "missing-media",
+        ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaa">]><rss>&a;</rss>',
+            "unsafe-manifest",
+        ),
+        (
+            b'<?xml version="1.0" encoding="UTF-8"?><rss><channel>\xff\xfe</channel></rss>',
+            "malformed-manifest",
+        ),
+        (b"not xml at all", "malformed-manifest"),
+    ],
+)
 def test_broken_xml_is_a_manifest_error_with_a_code(data: bytes, code: str) -> None:
     with pytest.raises(manifest.ManifestError) as err:
         manifest.parse(data, "broken.xml")
@@ -75,9 +97,11 @@ def test_broken_xml_is_a_manifest_error_with_a_code(data: bytes, code: str) -> N
 
 
 def test_billion_laughs_is_refused_not_expanded() -> None:
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
-            b"<rss>&lol2;</rss>")
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        b"<rss>&lol2;</rss>"
+    )
     with pytest.raises(manifest.ManifestError) as err:
         manifest.parse(bomb, "bomb.xml")
     assert err.value.code == "unsafe-manifest"

@@ -13,8 +13,12 @@ from hotfolder.tracker import Failed, Ready, Waiting, WatchSettings, WatchTracke
 from tests import manifests
 from tests.fakes import FakeFileSystem
 
-SEEDS = [manifests.ooyala().encode(), manifests.REMOTE_ASSET.encode(),
-         manifests.BRIGHTCOVE.encode(), manifests.CSV_WITH_CAPTIONS.encode()]
+SEEDS = [
+    manifests.ooyala().encode(),
+    manifests.REMOTE_ASSET.encode(),
+    manifests.BRIGHTCOVE.encode(),
+    manifests.CSV_WITH_CAPTIONS.encode(),
+]
 
 
 @st.composite
@@ -28,13 +32,30 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, str]:
         if op == "flip":
             data[i] = draw(st.integers(0, 255))
         elif op == "cut":
-            del data[i:i + draw(st.integers(1, 64))]
+            del data[i : i + draw(st.integers(1, 64))]
         elif op == "insert":
-            data[i:i] = draw(st.sampled_from(
-                [b"<", b"&", b"]]>", b'"', b"\x00", b"\xff\xfe", b"<!DOCTYPE x>", b"../",
-                 b"&amp;", b"<item>", b"</channel>", b",", b"\n", b'url="/etc/passwd"']))
+            data[i:i] = draw(
+                st.sampled_from(
+                    [
+                        b"<",
+                        b"&",
+                        b"]]>",
+                        b'"',
+                        b"\x00",
+                        b"\xff\xfe",
+                        b"<!DOCTYPE x>",
+                        b"../",
+                        b"&amp;",
+                        b"<item>",
+                        b"</channel>",
+                        b",",
+                        b"\n",
+                        b'url="/etc/passwd"',
+                    ]
+                )
+            )
         else:
-            data[i:i] = data[i:i + draw(st.integers(1, 200))]
+            data[i:i] = data[i : i + draw(st.integers(1, 200))]
     name = draw(st.sampled_from(["m.xml", "m.csv", "m.rss"]))
     return bytes(data), name
 

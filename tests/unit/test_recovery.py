@@ -10,23 +10,42 @@ from hotfolder.recovery import UNCONFIRMED, Resume, resume
 
 
 def row(state: State, postprocessed: bool = False) -> Row:
-    return Row(id="s", watch="w", manifest="m.xml", format=None, state=state, files=[],
-               bytes_total=0, bytes_done=0, attempts=0, error_code=None, error_message=None,
-               detail={}, postprocessed=postprocessed, created_at="", updated_at="")
+    return Row(
+        id="s",
+        watch="w",
+        manifest="m.xml",
+        format=None,
+        state=state,
+        files=[],
+        bytes_total=0,
+        bytes_done=0,
+        attempts=0,
+        error_code=None,
+        error_message=None,
+        detail={},
+        postprocessed=postprocessed,
+        created_at="",
+        updated_at="",
+    )
 
 
 def no_evidence_needed() -> bool | None:
     raise AssertionError("only sending-manifest may ask the target for evidence")
 
 
-@pytest.mark.parametrize(("state", "expected"), [
-    (State.SENDING_MEDIA, Resume(State.READY, "dispatch",
-                                 "resumed after restart: media sent again")),
-    (State.QUEUED, Resume(State.READY, "dispatch", "resumed after restart")),
-    (State.READY, Resume(None, "dispatch")),
-    (State.MEDIA_SENT, Resume(None, "dispatch")),
-    (State.COMPLETE, Resume(None, "finish")),
-])
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (
+            State.SENDING_MEDIA,
+            Resume(State.READY, "dispatch", "resumed after restart: media sent again"),
+        ),
+        (State.QUEUED, Resume(State.READY, "dispatch", "resumed after restart")),
+        (State.READY, Resume(None, "dispatch")),
+        (State.MEDIA_SENT, Resume(None, "dispatch")),
+        (State.COMPLETE, Resume(None, "finish")),
+    ],
+)
 def test_resume_without_evidence(state: State, expected: Resume) -> None:
     assert resume(row(state), no_evidence_needed) == expected
 
@@ -39,10 +58,12 @@ def test_nothing_to_do_for_finished_or_settled_rows() -> None:
 
 def test_sending_manifest_follows_the_evidence() -> None:
     base = row(State.SENDING_MANIFEST)
-    assert resume(base, lambda: True) == Resume(State.COMPLETE, "finish",
-                                                "manifest found delivered after restart")
-    assert resume(base, lambda: False) == Resume(State.MEDIA_SENT, "dispatch",
-                                                 "restart: the manifest session never started")
+    assert resume(base, lambda: True) == Resume(
+        State.COMPLETE, "finish", "manifest found delivered after restart"
+    )
+    assert resume(base, lambda: False) == Resume(
+        State.MEDIA_SENT, "dispatch", "restart: the manifest session never started"
+    )
     held = resume(replace(base), lambda: None)
     assert held == Resume(State.HELD, "hold", UNCONFIRMED)
     assert "duplicate" in UNCONFIRMED

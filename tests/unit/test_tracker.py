@@ -42,8 +42,11 @@ def test_ready_after_one_window_with_every_file_pinned(fs: FakeFileSystem) -> No
     (ready,) = t.check(WINDOW)
     assert isinstance(ready, Ready)
     sub = ready.submission
-    assert {str(f.relpath) for f in sub.media} == {"my_video.mov", "my_thumbnail.jpg",
-                                                  "caption-1.dfxp"}
+    assert {str(f.relpath) for f in sub.media} == {
+        "my_video.mov",
+        "my_thumbnail.jpg",
+        "caption-1.dfxp",
+    }
     assert sub.manifest.relpath == PurePosixPath("m.xml")
     assert sub.media[0].identity == fs.identity(ROOT / sub.media[0].relpath)
     assert t.check(100, everything=True) == []  # decided once, not again
@@ -101,8 +104,7 @@ def test_files_that_never_arrive_fail_after_incomplete_after(fs: FakeFileSystem)
     assert "a.mov" in failed.problems[0].message
 
 
-def test_malformed_manifest_fails_once_settled_not_while_being_written(
-        fs: FakeFileSystem) -> None:
+def test_malformed_manifest_fails_once_settled_not_while_being_written(fs: FakeFileSystem) -> None:
     t = tracker(fs)
     fs.write(ROOT / "m.xml", manifests.ooyala().encode()[:100])
     t.on_event(PurePosixPath("m.xml"), 0)
@@ -115,8 +117,10 @@ def test_malformed_manifest_fails_once_settled_not_while_being_written(
 def test_rule_problems_fail_with_the_files_present(fs: FakeFileSystem) -> None:
     t = tracker(fs)
     fs.write(ROOT / "good.mov", b"x")
-    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item(
-        "good.mov", None, "c.dfxp", lang="xx")).encode())
+    fs.write(
+        ROOT / "m.xml",
+        manifests.ooyala(manifests.ooyala_item("good.mov", None, "c.dfxp", lang="xx")).encode(),
+    )
     t.on_scan([PurePosixPath("m.xml"), PurePosixPath("good.mov")], 0)
     t.check(0)
     (failed,) = t.check(WINDOW)
@@ -196,21 +200,32 @@ def test_ignored_names_are_never_candidates(fs: FakeFileSystem) -> None:
 
 def test_states_are_named_like_the_aspera_client() -> None:
     assert [s.value for s in State] == [
-        "pending", "ready", "queued", "sending-media", "media-sent", "sending-manifest",
-        "complete", "failed", "held"]
+        "pending",
+        "ready",
+        "queued",
+        "sending-media",
+        "media-sent",
+        "sending-manifest",
+        "complete",
+        "failed",
+        "held",
+    ]
 
 
 def two_manifests_sharing_a_file(fs: FakeFileSystem, t: WatchTracker) -> None:
     fs.write(ROOT / "shared.mov", b"x")
     for name in ("one.xml", "two.xml"):
-        fs.write(ROOT / name, manifests.ooyala(manifests.ooyala_item("shared.mov", None, None,
-                                                                     guid=name)).encode())
+        fs.write(
+            ROOT / name,
+            manifests.ooyala(manifests.ooyala_item("shared.mov", None, None, guid=name)).encode(),
+        )
         t.on_event(PurePosixPath(name), 0)
     t.check(0)
 
 
 def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
-        fs: FakeFileSystem) -> None:
+    fs: FakeFileSystem,
+) -> None:
     t = tracker(fs)
     two_manifests_sharing_a_file(fs, t)
     decisions = t.check(WINDOW + 1, everything=True)
@@ -219,7 +234,9 @@ def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
         assert isinstance(d, Waiting)
         assert d.conflicts, "each manifest must say which other manifest blocks it"
     assert {str(d.conflicts[0]) for d in decisions if isinstance(d, Waiting)} == {
-        "one.xml", "two.xml"}
+        "one.xml",
+        "two.xml",
+    }
     fs.remove(ROOT / "two.xml")
     t.on_event(PurePosixPath("two.xml"), 7)
     results = t.check(7, everything=True)

@@ -15,8 +15,9 @@ __all__ = ["Session", "Target", "TransferError", "build"]
 
 def build(config: TargetConfig, state_dir: Path) -> Target:
     if config.type == "local":
-        return LocalTarget(config.name, config.options["path"],
-                           state_dir / "receipts" / config.name)
+        return LocalTarget(
+            config.name, config.options["path"], state_dir / "receipts" / config.name
+        )
     if config.type == "ascp":
         work_dir = state_dir / "ascp" / config.name
         return AscpTarget(AscpSettings.from_options(config.name, config.options, work_dir))

@@ -32,8 +32,14 @@ from hotfolder.targets.base import Progress, Session, TransferError, durable_wri
 RECEIPT_GLOB = "aspera-transfer-*-manifest.txt"
 INPROGRESS_SUFFIX = ".aspera-inprogress"
 #: Environment variables of ours that must not leak into ascp (it reads several ASPERA_*).
-DROPPED_ENV = ("ASPERA_SCP_PASS", "ASPERA_SCP_TOKEN", "ASPERA_SCP_KEY", "ASPERA_SCP_FILEPASS",
-               "ASPERA_SCP_COOKIE", "ASPERA_PROXY_PASS")
+DROPPED_ENV = (
+    "ASPERA_SCP_PASS",
+    "ASPERA_SCP_TOKEN",
+    "ASPERA_SCP_KEY",
+    "ASPERA_SCP_FILEPASS",
+    "ASPERA_SCP_COOKIE",
+    "ASPERA_PROXY_PASS",
+)
 POLL = 0.2
 
 
@@ -61,8 +67,11 @@ class AscpSettings:
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any], work_dir: Path) -> AscpSettings:
-        known = {k: v for k, v in options.items()
-                 if k in cls.__dataclass_fields__ and k not in ("name", "work_dir")}
+        known = {
+            k: v
+            for k, v in options.items()
+            if k in cls.__dataclass_fields__ and k not in ("name", "work_dir")
+        }
         for key in ("password_file", "key_file"):
             if known.get(key) is not None:
                 known[key] = Path(known[key])
@@ -72,12 +81,24 @@ class AscpSettings:
 # -- pure: argv and environment -----------------------------------------------------------
 
 
-def build_argv(s: AscpSettings, session: Session, mgmt_port: int, pair_list: Path,
-               receipt_dir: Path | None = None) -> tuple[str, ...]:
+def build_argv(
+    s: AscpSettings,
+    session: Session,
+    mgmt_port: int,
+    pair_list: Path,
+    receipt_dir: Path | None = None,
+) -> tuple[str, ...]:
     """The whole command line, as data. Nothing in it is secret."""
     argv: list[str] = [
-        s.ascp_path, "-q", "--mode=send", f"--host={s.host}", f"--user={s.user}",
-        "-P", str(s.ssh_port), "-O", str(s.udp_port),
+        s.ascp_path,
+        "-q",
+        "--mode=send",
+        f"--host={s.host}",
+        f"--user={s.user}",
+        "-P",
+        str(s.ssh_port),
+        "-O",
+        str(s.udp_port),
     ]
     if s.target_rate:
         argv += ["-l", s.target_rate]
@@ -94,9 +115,14 @@ def build_argv(s: AscpSettings, session: Session, mgmt_port: int, pair_list: Pat
         # A per-session receipt of delivered files: crash-recovery evidence (ingest-facts §1.7)
         argv += ["--file-manifest=text", f"--file-manifest-path={receipt_dir}"]
     tags = {"hotfolder": {"submission": session.submission_id, "session": session.label}}
-    argv += [f"--tags={json.dumps(tags, separators=(',', ':'))}",
-             f"--file-pair-list={pair_list}", "-M", str(mgmt_port),
-             "--dest64", base64.b64encode(s.destination.encode()).decode()]
+    argv += [
+        f"--tags={json.dumps(tags, separators=(',', ':'))}",
+        f"--file-pair-list={pair_list}",
+        "-M",
+        str(mgmt_port),
+        "--dest64",
+        base64.b64encode(s.destination.encode()).decode(),
+    ]
     return tuple(argv)
 
 
@@ -114,14 +140,16 @@ def pair_list_text(session: Session) -> str:
     for src, dest in session.files:
         for value in (str(src), str(dest)):
             if "\n" in value or "\r" in value:
-                raise TransferError(f"file name with a line break: {value!r}", "bad-name",
-                                    retryable=False)
+                raise TransferError(
+                    f"file name with a line break: {value!r}", "bad-name", retryable=False
+                )
             lines.append(value)
     return "\n".join(lines) + "\n"
 
 
-def classify(last: faspmgr.Frame | None, exit_code: int | None, output: list[str],
-             connected: bool) -> TransferError | None:
+def classify(
+    last: faspmgr.Frame | None, exit_code: int | None, output: list[str], connected: bool
+) -> TransferError | None:
     """The session's verdict: None if it succeeded, else the error to report or retry."""
     tail = " | ".join(line for line in output[-5:] if line)
     if last is not None and last.type == "DONE" and exit_code == 0:
@@ -130,23 +158,36 @@ def classify(last: faspmgr.Frame | None, exit_code: int | None, output: list[str
         code = last.int("Code", 2)
         description = last.get("Description") or tail or "ascp failed"
         name = faspmgr.CODE_NAMES.get(code, "error")
-        return TransferError(f"{description} (FASP error {code}: {name})", f"fasp-{code}",
-                             retryable=faspmgr.is_retryable(code, description))
+        return TransferError(
+            f"{description} (FASP error {code}: {name})",
+            f"fasp-{code}",
+            retryable=faspmgr.is_retryable(code, description),
+        )
     if not connected:
         if any(w in tail.lower() for w in ("unrecognized option", "bad argument", "usage")):
-            return TransferError(f"ascp refused its arguments: {tail}", "fasp-8",
-                                 retryable=False)
-        return TransferError(f"ascp exited (status {exit_code}) before opening its "
-                             f"management connection: {tail or 'no output'}", "no-mgmt",
-                             retryable=True)
+            return TransferError(f"ascp refused its arguments: {tail}", "fasp-8", retryable=False)
+        return TransferError(
+            f"ascp exited (status {exit_code}) before opening its "
+            f"management connection: {tail or 'no output'}",
+            "no-mgmt",
+            retryable=True,
+        )
     if last is not None and last.type == "INIT":
-        return TransferError(f"ascp stopped right after starting, usually an SSH handshake "
-                             f"failure: {tail or 'no output'}", "early-exit", retryable=True)
+        return TransferError(
+            f"ascp stopped right after starting, usually an SSH handshake "
+            f"failure: {tail or 'no output'}",
+            "early-exit",
+            retryable=True,
+        )
     if last is not None and last.type == "DONE":
-        return TransferError(f"ascp reported DONE but exited with status {exit_code}",
-                             "bad-exit", retryable=True)
-    return TransferError(f"ascp ended without a verdict (status {exit_code}): "
-                         f"{tail or 'no output'}", "no-verdict", retryable=True)
+        return TransferError(
+            f"ascp reported DONE but exited with status {exit_code}", "bad-exit", retryable=True
+        )
+    return TransferError(
+        f"ascp ended without a verdict (status {exit_code}): {tail or 'no output'}",
+        "no-verdict",
+        retryable=True,
+    )
 
 
 # -- the target ----------------------------------------------------------------------------
@@ -180,8 +221,9 @@ class AscpTarget:
         names = {str(dest) for _, dest in session.files}
         for receipt in folder.glob(RECEIPT_GLOB) if folder.is_dir() else ():
             text = receipt.read_text(encoding="utf-8", errors="replace")
-            if all(any(line.rstrip().endswith(name) for line in text.splitlines())
-                   for name in names):
+            if all(
+                any(line.rstrip().endswith(name) for line in text.splitlines()) for name in names
+            ):
                 return True
         return None
 
@@ -201,9 +243,16 @@ class AscpTarget:
 class _Run:
     """One ascp session: listen, spawn, accept, read frames, watch for stalls, reap."""
 
-    def __init__(self, s: AscpSettings, session: Session, pair_list: Path,
-                 receipts: Path | None, password: str | None, progress: Progress,
-                 cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        s: AscpSettings,
+        session: Session,
+        pair_list: Path,
+        receipts: Path | None,
+        password: str | None,
+        progress: Progress,
+        cancel: threading.Event,
+    ) -> None:
         self.s = s
         self.session = session
         self.pair_list = pair_list
@@ -211,8 +260,9 @@ class _Run:
         self.password = password
         self.progress = progress
         self.cancel = cancel
-        self.log = structlog.get_logger().bind(submission_id=session.submission_id,
-                                               session=session.label, target=s.name)
+        self.log = structlog.get_logger().bind(
+            submission_id=session.submission_id, session=session.label, target=s.name
+        )
         self.last: faspmgr.Frame | None = None
         self.file_errors: list[str] = []
         self.arrived: set[str] = set()  # destination paths whose STOP frame came in
@@ -231,8 +281,11 @@ class _Run:
         if verdict is not None and verdict.code != "cancelled" and self._all_arrived():
             # Every file's STOP came in before the failure: it arrived. Retrying would send
             # the manifest twice, which an ingest server takes as a second asset.
-            self.log.warning("session failed after every file arrived; counted as sent",
-                             code=verdict.code, error=verdict.message)
+            self.log.warning(
+                "session failed after every file arrived; counted as sent",
+                code=verdict.code,
+                error=verdict.message,
+            )
             return
         if verdict is not None and self.file_errors:
             verdict.message += "; files: " + "; ".join(self.file_errors[:5])
@@ -244,7 +297,8 @@ class _Run:
         if conn is None:
             code = child.wait(5)
             return classify(None, code, child.output(), connected=False) or TransferError(
-                "ascp never opened its management connection", "no-mgmt", retryable=True)
+                "ascp never opened its management connection", "no-mgmt", retryable=True
+            )
         with conn:
             return self._read_frames(conn, child)
 
@@ -257,8 +311,9 @@ class _Run:
             if ready:
                 conn, _ = listener.accept()
                 return conn
-        self.log.warning("ascp did not connect to the management port",
-                         timeout=self.s.connect_timeout)
+        self.log.warning(
+            "ascp did not connect to the management port", timeout=self.s.connect_timeout
+        )
         return None
 
     def _read_frames(self, conn: socket.socket, child: Child) -> TransferError | None:
@@ -272,8 +327,11 @@ class _Run:
                 return TransferError("cancelled by shutdown", "cancelled", retryable=True)
             if time.monotonic() - last_progress > self.s.stall_timeout:
                 self._send_cancel(conn)
-                return TransferError(f"no progress for {self.s.stall_timeout:.0f} s: stalled",
-                                     "stalled", retryable=True)
+                return TransferError(
+                    f"no progress for {self.s.stall_timeout:.0f} s: stalled",
+                    "stalled",
+                    retryable=True,
+                )
             try:
                 data = conn.recv(65536)
             except TimeoutError:
@@ -289,8 +347,17 @@ class _Run:
 
     def _on_frame(self, frame: faspmgr.Frame) -> int:
         """Record the frame; return bytes done so far (0 if the frame says nothing of it)."""
-        if frame.type in ("INIT", "SESSION", "STATS", "STOP", "FILEERROR", "ARGSTOP",
-                          "DONE", "ERROR", "NOTIFICATION"):
+        if frame.type in (
+            "INIT",
+            "SESSION",
+            "STATS",
+            "STOP",
+            "FILEERROR",
+            "ARGSTOP",
+            "DONE",
+            "ERROR",
+            "NOTIFICATION",
+        ):
             self.last = frame if frame.type not in ("STATS", "NOTIFICATION") else self.last
         if frame.type == "STATS":
             done = frame.int("TransferBytes") + frame.int("StartByte")
@@ -298,23 +365,31 @@ class _Run:
             return done
         if frame.type == "FILEERROR":
             self.file_errors.append(f"{frame.get('File')}: {frame.get('Description')}")
-            self.log.warning("file failed", file=frame.get("File"), code=frame.get("Code"),
-                             error=frame.get("Description"))
+            self.log.warning(
+                "file failed",
+                file=frame.get("File"),
+                code=frame.get("Code"),
+                error=frame.get("Description"),
+            )
         elif frame.type == "STOP":
             self.arrived.add(frame.get("File"))
             self.log.debug("file sent", file=frame.get("File"), bytes=frame.get("Size"))
         elif frame.type == "DONE":
-            self.log.info("ascp session done", files=frame.get("TransfersPassed"),
-                          skipped=frame.get("TransfersSkipped"))
+            self.log.info(
+                "ascp session done",
+                files=frame.get("TransfersPassed"),
+                skipped=frame.get("TransfersSkipped"),
+            )
         elif frame.type == "ERROR":
-            self.log.warning("ascp session error", code=frame.get("Code"),
-                             error=frame.get("Description"))
+            self.log.warning(
+                "ascp session error", code=frame.get("Code"), error=frame.get("Description")
+            )
         return 0
 
     def _all_arrived(self) -> bool:
         return bool(self.session.files) and all(
-            any(path.endswith(str(dest)) for path in self.arrived)
-            for _, dest in self.session.files)
+            any(path.endswith(str(dest)) for path in self.arrived) for _, dest in self.session.files
+        )
 
     def _send_cancel(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):  # ascp may be gone already; signals follow

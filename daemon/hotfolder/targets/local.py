@@ -17,9 +17,20 @@ from hotfolder.targets.base import Progress, Session, TransferError, durable_wri
 CHUNK = 8 * 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
 #: Errors that a later try can get past: a full or flaky disk, a share that dropped.
-RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ETIMEDOUT,
-                              errno.ESTALE, errno.EAGAIN, errno.EBUSY, errno.ENOTCONN,
-                              errno.EHOSTDOWN, errno.ENODEV})
+RETRYABLE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.ENOTCONN,
+        errno.EHOSTDOWN,
+        errno.ENODEV,
+    }
+)
 
 
 class LocalTarget:
@@ -73,8 +84,9 @@ class LocalTarget:
         if receipt is not None:
             durable_write(receipt, "".join(f"{rel}\n" for _, rel in session.files))
 
-    def _copy(self, src: Path, dest: Path, done: int, progress: Progress,
-              cancel: threading.Event) -> int:
+    def _copy(
+        self, src: Path, dest: Path, done: int, progress: Progress, cancel: threading.Event
+    ) -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
         try:
@@ -111,5 +123,6 @@ def _digest(path: Path) -> str:
 def _error(err: OSError, src: Path, dest: Path) -> TransferError:
     code = errno.errorcode.get(err.errno or 0, "EUNKNOWN")
     where = src if err.filename == str(src) else dest
-    return TransferError(f"{err.strerror or err} ({where})", code,
-                         retryable=err.errno in RETRYABLE_ERRNOS)
+    return TransferError(
+        f"{err.strerror or err} ({where})", code, retryable=err.errno in RETRYABLE_ERRNOS
+    )
