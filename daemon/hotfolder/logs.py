@@ -26,6 +26,16 @@ PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
 
 EventDict = MutableMapping[str, Any]
 
+#: Where the line that logged is, found by structlog (skipping its own and logging's frames),
+#: so journald's CODE_FILE/CODE_LINE/CODE_FUNC name that line and not this module's renderer.
+CALLSITE = structlog.processors.CallsiteParameterAdder(
+    [
+        structlog.processors.CallsiteParameter.PATHNAME,
+        structlog.processors.CallsiteParameter.LINENO,
+        structlog.processors.CallsiteParameter.FUNC_NAME,
+    ]
+)
+
 
 def mask_secrets(_logger: Any, _name: str, event: EventDict) -> EventDict:
     for key in list(event):
@@ -48,6 +58,11 @@ class JournaldRenderer:
         message = str(event.pop("event", ""))
         level = str(event.pop("level", "info"))
         event.pop("timestamp", None)
+        code = {
+            "CODE_FILE": str(event.pop("pathname", "")) or None,
+            "CODE_LINE": event.pop("lineno", None),
+            "CODE_FUNC": event.pop("func_name", None),
+        }
         fields = {_field_name(k): _field_value(v) for k, v in event.items() if v is not None}
         fields.pop("MESSAGE", None)
         extra = " ".join(
@@ -59,6 +74,7 @@ class JournaldRenderer:
             f"{message} {extra}".rstrip(),
             PRIORITY=str(PRIORITY.get(level, 6)),
             SYSLOG_IDENTIFIER=SYSLOG_IDENTIFIER,
+            **code,
             **fields,
         )
         raise structlog.DropEvent
@@ -104,6 +120,7 @@ def configure(target: str = "auto", level: str = "info", stream: TextIO | None =
     ]
     renderer: Any
     if chosen == "journald":
+        shared.append(CALLSITE)
         renderer = JournaldRenderer()
     elif chosen == "console":
         shared.append(structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -51,6 +52,23 @@ def test_native_fields_reach_the_journal() -> None:
     assert entry["PASSWORD"] == logs.MASK
 
 
+def test_code_file_and_line_name_the_line_that_logged() -> None:
+    """CODE_FILE/CODE_LINE/CODE_FUNC point at the caller, not at the renderer in logs.py."""
+    sid = f"test-{uuid.uuid4().hex}"
+    try:
+        logs.configure("journald", "debug")
+        line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+        structlog.get_logger().info("from the test", submission_id=sid)
+    finally:
+        logs.configure("json", "debug", stream=sys.stderr)
+    (entry,) = wait_until(lambda: journal_entries(SUBMISSION_ID=sid), what="the journal entry")
+    assert (entry["CODE_FILE"], entry["CODE_LINE"]) == (__file__, str(line))
+    assert entry["CODE_FUNC"] == "test_code_file_and_line_name_the_line_that_logged"
+    assert entry["MESSAGE"] == "from the test", "call-site keys must not leak into MESSAGE"
+    assert "LINENO" not in entry
+    assert "PATHNAME" not in entry
+
+
 def test_a_submission_tells_its_whole_story_in_the_journal(tmp_path: Path) -> None:
     cfg = config.load(write_config(tmp_path))
     drop = tmp_path / "drop"
@@ -86,6 +104,9 @@ def test_a_submission_tells_its_whole_story_in_the_journal(tmp_path: Path) -> No
         assert state in states
     assert all(e["WATCH"] == "w" for e in entries)
     assert all(e["PRIORITY"] == "6" for e in entries)
+    # Each line names the module that logged it (daemon, delivery, ...), never the renderer.
+    assert all(not e["CODE_FILE"].endswith("/logs.py") for e in entries)
+    assert all(e["CODE_FILE"].startswith(str(Path(logs.__file__).parent)) for e in entries)
 
 
 def test_auto_picks_journald_when_stderr_is_the_journal(tmp_path: Path) -> None:
