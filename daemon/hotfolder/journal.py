@@ -3,17 +3,25 @@
 Only this module writes the database. Every transition names the states it may leave, so a
 stale writer (a worker racing a restart, an operator command) cannot move a submission
 backwards. On start, `recover` settles what a crash left mid-way.
+
+The journal is the one record of what was sent, so it is never replaced behind an admin's back:
+a damaged file (`JournalDamaged`) or one written by a newer hotfolder (`JournalTooNew`) stops the
+daemon with what to do, and only `hotfolder journal reset` moves a damaged file aside (kept,
+never deleted) to start a new one. Its schema carries a version (`PRAGMA user_version`) and is
+migrated forward, one step at a time, in one transaction, on open.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,7 +35,8 @@ from hotfolder.model import (
     SubmissionFile,
 )
 
-SCHEMA = """
+#: Version 0: the tables below as shipped in 0.1.0, before the journal carried a version.
+SCHEMA_V0 = """
 CREATE TABLE IF NOT EXISTS submissions (
     id            TEXT PRIMARY KEY,
     watch         TEXT NOT NULL,
@@ -54,6 +63,59 @@ CREATE TABLE IF NOT EXISTS history (
     note          TEXT NOT NULL DEFAULT ''
 );
 """
+
+
+def _v1_history_index(db: sqlite3.Connection) -> None:
+    """`status` and recovery read one submission's history: find it without a full scan."""
+    db.execute("CREATE INDEX IF NOT EXISTS history_submission ON history(submission_id, seq)")
+
+
+#: MIGRATIONS[n] takes a version-n journal to version n+1. Append, never edit: a journal
+#: written by any earlier release must come forward step by step.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_history_index,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The most the journal keeps of one error message or history note (a 100k-row CSV once made
+#: a 1.4 MB one); the report and the log say the rest.
+MAX_NOTE = 2000
+#: The most problems kept per failed submission (one per CSV row can be 100,000).
+MAX_PROBLEMS = 50
+#: Files moved aside by `reset`, beside the journal: journal.sqlite.damaged-<UTC time>.
+DAMAGED_SUFFIX = ".damaged-"
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: SQLite's companions of the main file: they belong to it and move with it.
+COMPANIONS = ("-wal", "-shm")
+
+
+class JournalError(Exception):
+    """The journal cannot be used as it is; `hint` says what the admin can do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class JournalDamaged(JournalError):
+    """Not a readable SQLite journal: garbage, truncated, or failing its integrity check."""
+
+
+class JournalTooNew(JournalError):
+    """Written by a newer hotfolder whose schema this one does not know."""
+
+
+class JournalHealth(StrEnum):
+    """Is the file we write still the journal at `path`? (`Journal.healthy`)"""
+
+    OK = "ok"
+    MISSING = "missing"  # deleted (or moved away) while open: writes go to an unlinked file
+    REPLACED = "replaced"  # another file now has its name: writes go to the old one
+
+
+def cap(text: str, limit: int = MAX_NOTE) -> str:
+    """At most `limit` characters of `text`, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class StaleTransition(Exception):
@@ -102,6 +164,7 @@ def _file_to_json(f: SubmissionFile, role: str) -> dict[str, Any]:
         "mtime_ns": i.mtime_ns,
         "ctime_ns": i.ctime_ns,
         "inode": i.inode,
+        "device": i.device,
     }
 
 
@@ -109,7 +172,9 @@ def _file_from_json(raw: dict[str, Any]) -> SubmissionFile:
     return SubmissionFile(
         PurePosixPath(raw["relpath"]),
         PurePosixPath(raw["dest"]),
-        FileIdentity(raw["size"], raw["mtime_ns"], raw["ctime_ns"], raw["inode"]),
+        FileIdentity(
+            raw["size"], raw["mtime_ns"], raw["ctime_ns"], raw["inode"], raw.get("device", 0)
+        ),
     )
 
 
@@ -119,20 +184,77 @@ def files_json(sub: Submission) -> list[dict[str, Any]]:
 
 
 class Journal:
+    """Raises JournalDamaged or JournalTooNew on open; never repairs or replaces the file."""
+
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed transition survives power loss, not only kill -9.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        _check_header(path)
+        try:
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+        except sqlite3.DatabaseError as err:
+            raise _damaged(path, str(err)) from err
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._check_integrity()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transition survives power loss, not only kill -9.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise _damaged(path, str(err)) from err
+        except JournalError:
+            self._db.close()
+            raise
+        st = os.stat(path)
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _check_integrity(self) -> None:
+        found = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        if found != ["ok"]:
+            raise _damaged(self.path, "; ".join(str(f) for f in found[:3]))
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise JournalTooNew(
+                    f"journal {self.path} has schema version {version}; this hotfolder knows "
+                    f"versions up to {SCHEMA_VERSION} (it was written by a newer hotfolder)",
+                    "install that newer hotfolder again (the journal is left as it is); a "
+                    "journal is never taken back to an older version",
+                )
+            if version == 0:
+                # A new file, or one from 0.1.0: the same tables either way.
+                for statement in SCHEMA_V0.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            for step in MIGRATIONS[version:]:
+                step(db)
+            if version != SCHEMA_VERSION:
+                # PRAGMA takes no bound parameter; SCHEMA_VERSION is our own integer.
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def healthy(self) -> JournalHealth:
+        """Is the file we write still the one at `path`? A journal deleted or replaced while
+        the daemon runs would take every later transition into a file nobody will read: the
+        daemon calls this each turn of its main loop and stops taking new work if not OK.
+        One stat, no lock."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return JournalHealth.MISSING
+        if (st.st_dev, st.st_ino) != self._identity:
+            return JournalHealth.REPLACED
+        return JournalHealth.OK
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -181,6 +303,19 @@ class Journal:
         with self._lock:
             raws = self._db.execute("SELECT state, COUNT(*) FROM submissions GROUP BY state")
             return {State(s): n for s, n in raws.fetchall()}
+
+    def ended_badly_since(self, since: datetime) -> list[str]:
+        """Submissions now failed or held that got there at or after `since` (for the exit
+        status of `run --once`)."""
+        bad = (str(State.FAILED), str(State.HELD))
+        with self._lock:
+            raws = self._db.execute(
+                "SELECT DISTINCT s.id FROM submissions s JOIN history h "
+                "ON h.submission_id = s.id AND h.state = s.state "
+                "WHERE s.state IN (?, ?) AND h.at >= ? ORDER BY s.id",
+                (*bad, since.isoformat()),
+            )
+            return [r[0] for r in raws.fetchall()]
 
     def history(self, sid: str) -> list[tuple[str, str, str]]:
         with self._lock:
@@ -264,7 +399,9 @@ class Journal:
     ) -> None:
         """A submission that never got going: its manifest or its files broke a rule."""
         first = problems[0]
-        detail = {"problems": [_problem_json(p) for p in problems]}
+        detail: dict[str, Any] = {"problems": [_problem_json(p) for p in problems[:MAX_PROBLEMS]]}
+        if len(problems) > MAX_PROBLEMS:
+            detail["problems_left_out"] = len(problems) - MAX_PROBLEMS
         with self._tx() as db:
             db.execute(
                 "INSERT INTO submissions (id, watch, manifest, format, state, error_code, "
@@ -279,7 +416,7 @@ class Journal:
                     fmt,
                     State.FAILED,
                     first.code,
-                    first.message,
+                    cap(first.message),
                     json.dumps(detail),
                     now.isoformat(),
                     now.isoformat(),
@@ -298,7 +435,7 @@ class Journal:
             if key not in UPDATABLE:
                 raise ValueError(f"not a journal field: {key}")
             sets.append(f"{key} = ?")
-            args.append(json.dumps(value) if key == "detail" else value)
+            args.append(_stored(key, value))
         with self._tx() as db:
             # Column names come from UPDATABLE (checked above); every value is a bound parameter.
             sql = (
@@ -318,7 +455,7 @@ class Journal:
             db.execute(
                 "UPDATE submissions SET attempts = attempts + 1, error_code = ?, "
                 "error_message = ?, updated_at = ? WHERE id = ?",
-                (code, message, now.isoformat(), sid),
+                (code, cap(message), now.isoformat(), sid),
             )
             state = self._state(db, sid)
             _log(db, sid, now, State(state), f"attempt {attempt} failed: {code}: {message}")
@@ -336,14 +473,19 @@ class Journal:
             )
             _log(db, sid, now, State.COMPLETE, note)
 
-    def record_verify(self, sid: str, result: str, assets: dict[str, str]) -> None:
-        """The Backlot check's outcome, kept in the submission's detail for `status`."""
+    def record_verify(
+        self, sid: str, result: str, assets: dict[str, str], error: str | None = None
+    ) -> None:
+        """The Backlot check's outcome, kept in the submission's detail for `status`; `error`
+        says why the check itself could not be made (it is retried)."""
         with self._tx() as db:
             raw = db.execute("SELECT detail FROM submissions WHERE id = ?", (sid,)).fetchone()
             if raw is None:
                 return
             detail = json.loads(raw[0])
             detail["verify"] = {"result": result, "assets": assets}
+            if error is not None:
+                detail["verify"]["error"] = cap(error)
             db.execute("UPDATE submissions SET detail = ? WHERE id = ?", (json.dumps(detail), sid))
 
     def forget(self, sid: str) -> bool:
@@ -387,6 +529,73 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
 }
 
 
+def _stored(key: str, value: Any) -> Any:
+    if key == "detail":
+        return json.dumps(value)
+    if key == "error_message" and isinstance(value, str):
+        return cap(value)
+    return value
+
+
+def _create_private(path: Path) -> None:
+    """The journal says what was sent where and why it failed: for the daemon's user only
+    (its folder 0700 when we make it, the file 0600; SQLite gives -wal and -shm the file's
+    mode), whatever the umask."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _check_header(path: Path) -> None:
+    """Garbage is refused before SQLite opens it: SQLite would treat (and on close, delete)
+    the -wal beside a file it cannot read, and the damaged journal is to be kept whole."""
+    with path.open("rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:
+        raise _damaged(path, "it is not an SQLite database (its first bytes are wrong)")
+
+
+def _damaged(path: Path, reason: str) -> JournalDamaged:
+    return JournalDamaged(
+        f"journal {path} is damaged: {reason}",
+        f"stop the daemon, then run `hotfolder journal reset --config <file>`: it renames "
+        f"the damaged file to {path.name}{DAMAGED_SUFFIX}<time> (kept for recovery) and "
+        "starts an empty journal. Submissions already delivered may then be sent again if "
+        "their files are still in a drop folder (after_success: keep).",
+    )
+
+
+def check(path: Path) -> JournalError | None:
+    """What is wrong with the journal at `path`, or None if it opens cleanly (or is absent)."""
+    if not path.exists():
+        return None
+    try:
+        Journal(path).close()
+    except JournalError as err:
+        return err
+    return None
+
+
+def reset(path: Path, now: datetime) -> Path:
+    """Move a damaged journal (and its -wal and -shm, which would otherwise be replayed into
+    the new one) aside as <name>.damaged-<time>, then create an empty journal. Never deletes.
+    Returns where the damaged file went."""
+    aside = path.with_name(f"{path.name}{DAMAGED_SUFFIX}{now.strftime('%Y%m%dT%H%M%SZ')}")
+    if aside.exists():
+        raise FileExistsError(f"{aside} exists already; nothing was moved")
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.rename(companion, aside.with_name(aside.name + suffix))
+    os.rename(path, aside)
+    Journal(path).close()
+    return aside
+
+
 def _row(raw: sqlite3.Row) -> Row:
     return Row(
         id=raw["id"],
@@ -410,9 +619,15 @@ def _row(raw: sqlite3.Row) -> Row:
 def _log(db: sqlite3.Connection, sid: str, now: datetime, state: State, note: str) -> None:
     db.execute(
         "INSERT INTO history (submission_id, at, state, note) VALUES (?, ?, ?, ?)",
-        (sid, now.isoformat(), str(state), note),
+        (sid, now.isoformat(), str(state), cap(note)),
     )
 
 
 def _problem_json(p: Problem) -> dict[str, Any]:
-    return {"code": p.code, "message": p.message, "hint": p.hint, "path": p.path, "line": p.line}
+    return {
+        "code": p.code,
+        "message": cap(p.message),
+        "hint": cap(p.hint),
+        "path": p.path,
+        "line": p.line,
+    }

@@ -1,9 +1,19 @@
-from datetime import UTC, datetime
+import os
+import sqlite3
+import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder.journal import Journal, StaleTransition
+from hotfolder import journal as journal_module
+from hotfolder.journal import (
+    Journal,
+    JournalDamaged,
+    JournalHealth,
+    JournalTooNew,
+    StaleTransition,
+)
 from hotfolder.model import FileIdentity, ManifestFormat, Problem, State, Submission, SubmissionFile
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -92,3 +102,181 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
     again = Journal(tmp_path / "j.sqlite")
     assert again.state_of("m-1") is State.QUEUED
     assert again.counts() == {State.QUEUED: 1}
+
+
+# -- damage, versions, limits ------------------------------------------------------------------
+
+#: The journal as hotfolder 0.1.0 wrote it: no user_version, these tables, this row.
+JOURNAL_0_1_0 = """
+CREATE TABLE submissions (
+    id TEXT PRIMARY KEY, watch TEXT NOT NULL, manifest TEXT NOT NULL, format TEXT,
+    state TEXT NOT NULL, files TEXT NOT NULL DEFAULT '[]',
+    bytes_total INTEGER NOT NULL DEFAULT 0, bytes_done INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT,
+    detail TEXT NOT NULL DEFAULT '{}', postprocessed INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE INDEX submissions_state ON submissions(state);
+CREATE TABLE history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, submission_id TEXT NOT NULL, at TEXT NOT NULL,
+    state TEXT NOT NULL, note TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO submissions VALUES ('old-1', 'w', 'm.xml', 'ooyala-mrss', 'complete',
+    '[{"relpath": "a.mov", "dest": "a.mov", "role": "media", "size": 10, "mtime_ns": 1,
+       "ctime_ns": 1, "inode": 5},
+      {"relpath": "m.xml", "dest": "m.xml", "role": "manifest", "size": 3, "mtime_ns": 2,
+       "ctime_ns": 2, "inode": 6}]',
+    13, 13, 0, NULL, NULL, '{}', 1, '2026-11-23T00:00:00+00:00', '2026-11-23T00:00:00+00:00');
+INSERT INTO history (submission_id, at, state, note)
+    VALUES ('old-1', '2026-11-23T00:00:00+00:00', 'complete', '');
+"""
+
+
+def _user_version(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_journal_from_0_1_0_is_migrated_forward_and_read_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(JOURNAL_0_1_0)
+    old.close()
+    assert _user_version(path) == 0
+    j = Journal(path)
+    row = j.get("old-1")
+    assert row is not None
+    assert row.state is State.COMPLETE
+    assert row.postprocessed
+    assert row.submission() == sub("old-1")  # device 0: not recorded then
+    assert j.history("old-1") == [("2026-11-23T00:00:00+00:00", "complete", "")]
+    j.close()
+    assert _user_version(path) == journal_module.SCHEMA_VERSION >= 1
+    db = sqlite3.connect(path)
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    db.close()
+    assert "history_submission" in indexes
+
+
+def test_a_journal_from_a_newer_hotfolder_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    Journal(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(JournalTooNew) as err:
+        Journal(path)
+    assert "schema version 99" in str(err.value)
+    assert "newer hotfolder" in str(err.value)
+    assert _user_version(path) == 99
+
+
+def test_garbage_is_reported_as_damage_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"this is not a database\n" * 200)
+    with pytest.raises(JournalDamaged) as err:
+        Journal(path)
+    assert "is damaged" in str(err.value)
+    assert "hotfolder journal reset" in err.value.hint
+    assert path.read_bytes() == b"this is not a database\n" * 200  # untouched
+
+
+def test_a_damaged_page_is_found_by_the_integrity_check_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    for i in range(200):
+        j.record_pending(f"p-{i}", "w", PurePosixPath(f"m{i}.xml"), NOW, {"pad": "x" * 200})
+    j.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with path.open("r+b") as f:  # scribble over the middle of the table, keep the header
+        f.seek(page * 3 + 100)
+        f.write(b"\xff" * 2000)
+    with pytest.raises(JournalDamaged):
+        Journal(path)
+
+
+def test_reset_moves_the_damaged_journal_aside_with_its_wal_and_starts_anew(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"garbage")
+    (tmp_path / "j.sqlite-wal").write_bytes(b"old wal")
+    assert isinstance(journal_module.check(path), JournalDamaged)
+    aside = journal_module.reset(path, NOW)
+    assert aside.name == "j.sqlite.damaged-20261123T000000Z"
+    assert aside.read_bytes() == b"garbage"
+    assert (tmp_path / "j.sqlite.damaged-20261123T000000Z-wal").read_bytes() == b"old wal"
+    assert journal_module.check(path) is None
+    fresh = Journal(path)
+    assert fresh.counts() == {}
+    fresh.close()
+
+
+def test_a_journal_deleted_or_replaced_while_open_is_noticed(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    assert j.healthy() is JournalHealth.OK
+    path.unlink()
+    assert j.healthy() is JournalHealth.MISSING
+    path.write_bytes(b"")
+    assert j.healthy() is JournalHealth.REPLACED
+    j.close()
+
+
+def test_the_journal_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        Journal(tmp_path / "state" / "j.sqlite").close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    for name in ("j.sqlite", "j.sqlite-wal"):
+        if (tmp_path / "state" / name).exists():
+            assert stat.S_IMODE((tmp_path / "state" / name).stat().st_mode) == 0o600, name
+
+
+def test_long_errors_and_notes_are_capped(journal: Journal) -> None:
+    huge = "row 1: bad; " * 10_000
+    problems = tuple(Problem("bad-row", huge, huge) for _ in range(1000))
+    journal.record_failed("f-1", "w", PurePosixPath("m.csv"), problems, NOW)
+    row = journal.get("f-1")
+    assert row is not None
+    assert row.error_message is not None
+    assert len(row.error_message) < 2100
+    assert row.error_message.endswith(f"... ({len(huge) - 2000} more characters)")
+    assert len(row.detail["problems"]) == 50
+    assert row.detail["problems_left_out"] == 950
+    assert all(len(p["message"]) < 2100 for p in row.detail["problems"])
+    assert all(len(note) < 2100 for _, _, note in journal.history("f-1"))
+    journal.record_ready(sub(), NOW)
+    journal.record_attempt("m-1", NOW, 1, "x", huge)
+    journal.transition("m-1", State.HELD, NOW, note=huge, error_message=huge)
+    row = journal.get("m-1")
+    assert row is not None
+    assert row.error_message is not None
+    assert len(row.error_message) < 2100
+    assert all(len(note) < 2100 for _, _, note in journal.history("m-1"))
+
+
+def test_ended_badly_since_counts_only_what_failed_or_was_held_after(journal: Journal) -> None:
+    start = NOW + timedelta(minutes=1)
+    later = start + timedelta(seconds=5)
+    bad = (Problem("x", "bad"),)
+    journal.record_failed("before", "w", PurePosixPath("a.xml"), bad, NOW)
+    journal.record_failed("after", "w", PurePosixPath("b.xml"), bad, later)
+    journal.record_ready(sub("held"), NOW)
+    journal.transition("held", State.HELD, later)
+    journal.record_ready(sub("done"), later)
+    for state in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT, State.SENDING_MANIFEST):
+        journal.transition("done", state, later)
+    journal.transition("done", State.COMPLETE, later)
+    journal.record_ready(sub("released"), NOW)
+    journal.transition("released", State.HELD, later)
+    journal.transition("released", State.READY, later)
+    assert journal.ended_badly_since(start) == ["after", "held"]
