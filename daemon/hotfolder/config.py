@@ -7,8 +7,9 @@ hint, in two steps (borgmatic's way): the schema first, then rules that span sev
 from __future__ import annotations
 
 import difflib
+import grp
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import jsonschema
 import yaml
 
 from hotfolder import schema
+from hotfolder.perms import SharedPermissions, parse_mode
 
 KeyPath = tuple[str | int, ...]
 
@@ -64,6 +66,7 @@ class WatchConfig:
     mode: str = "auto"
     poll_interval: float = 2.0
     max_settle: float = 3600.0
+    permissions: SharedPermissions | None = None  # failed/ and archive/ for the editors
 
     @property
     def own_folders(self) -> tuple[Path, ...]:
@@ -91,6 +94,11 @@ class Config:
     backlot: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications: dict[str, Any] = field(default_factory=dict)
     min_free_bytes: int = 1_000_000_000
+    #: Where each key is in the file, for messages about it after loading (check-config).
+    lines: dict[KeyPath, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        return _line_of(path, self.lines)
 
 
 def format_path(path: KeyPath) -> str:
@@ -119,7 +127,7 @@ def parse(text: str, filename: str = "<config>", base: Path | None = None) -> Co
         errors = list(_cross_checks(data, filename, lines, base or Path.cwd()))
     if errors:
         raise InvalidConfig(sorted(errors, key=lambda e: (e.line or 0, format_path(e.path))))
-    return _build(data, Path(filename), base or Path.cwd())
+    return _build(data, Path(filename), base or Path.cwd(), lines)
 
 
 # -- YAML with line numbers ------------------------------------------------------------------
@@ -301,7 +309,6 @@ def _cross_checks(
     targets = data["targets"]
     state_dir = _resolve(data["state_dir"], base)
     seen_names: dict[str, int] = {}
-    seen_paths: dict[Path, int] = {}
     for i, watch in enumerate(data["watches"]):
         name = watch["name"]
         if name in seen_names:
@@ -333,19 +340,9 @@ def _cross_checks(
                 f"folder {path} is not readable by this user",
                 "fix its permissions or run the daemon as a user who can read it",
             )
-        if path in seen_paths:
-            yield err(
-                ("watches", i, "path"),
-                f"folder {path} is watched twice",
-                f"watches[{seen_paths[path]}] watches it already",
-            )
-        seen_paths.setdefault(path, i)
-        if _is_within(state_dir, path):
-            yield err(
-                ("state_dir",),
-                f"state_dir {state_dir} is inside watch folder {path}",
-                "its files would be picked up as drops; move it elsewhere",
-            )
+        if watch.get("permissions"):
+            yield from _permission_checks(watch, i, state_dir, base, err)
+    yield from _overlaps(data, state_dir, base, err)
     for name, target in targets.items():
         account = (target.get("verify") or {}).get("backlot")
         if account is not None and account not in (data.get("backlot") or {}):
@@ -355,9 +352,9 @@ def _cross_checks(
                 "define it under 'backlot:' with api_key and api_secret_file",
             )
         if target.get("type") == "local":
-            dest = _resolve(target["path"], base)
+            dest = _real(_resolve(target["path"], base))
             for i, watch in enumerate(data["watches"]):
-                wpath = _resolve(watch["path"], base)
+                wpath = _real(_resolve(watch["path"], base))
                 if _is_within(dest, wpath) or _is_within(wpath, dest):
                     yield err(
                         ("targets", name, "path"),
@@ -366,8 +363,149 @@ def _cross_checks(
                     )
 
 
+Err = Callable[[KeyPath, str, str], ConfigError]
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    """A folder the daemon reads from or writes into, as written and as it really is."""
+
+    what: str  # "watch folder", "archive_dir", "failed_dir"
+    watch: int
+    key: KeyPath
+    given: Path  # lexically resolved, as the scanner and the moves use it
+    real: Path  # every symlink followed
+
+    def __str__(self) -> str:
+        shown = f"{self.what} {self.given}"
+        return shown if self.given == self.real else f"{shown} (really {self.real})"
+
+
+def _folders(data: dict[str, Any], state_dir: Path, base: Path) -> list[_Folder]:
+    found = []
+    for i, watch in enumerate(data["watches"]):
+        name = watch["name"]
+        default = {
+            "archive_dir": state_dir / "archive" / name,
+            "failed_dir": state_dir / "failed" / name,
+        }
+        keys = ["path", "failed_dir"]
+        if watch.get("after_success", "archive") == "archive":
+            keys.insert(1, "archive_dir")
+        for key in keys:
+            given = _resolve(watch[key], base) if watch.get(key) else default[key]
+            what = "watch folder" if key == "path" else key
+            found.append(_Folder(what, i, ("watches", i, key), given, _real(given)))
+    return found
+
+
+def _overlaps(data: dict[str, Any], state_dir: Path, base: Path, err: Err) -> Iterator[ConfigError]:
+    """Folders that would feed the daemon its own output (an archive inside a drop folder,
+    reached through a symlink: one submission sent 38 times in 20 s), or one folder claimed
+    twice. Real paths, both ways round."""
+    folders = _folders(data, state_dir, base)
+    drops = [f for f in folders if f.what == "watch folder"]
+    real_state = _real(state_dir)
+    for a_index, a in enumerate(drops):
+        for b in drops[a_index + 1 :]:
+            if a.real == b.real:
+                yield err(
+                    b.key,
+                    f"{b} is watched twice",
+                    f"watches[{a.watch}] watches it already ({a.given}); one watch per folder",
+                )
+            elif _is_within(b.real, a.real) or _is_within(a.real, b.real):
+                inner, outer = (b, a) if _is_within(b.real, a.real) else (a, b)
+                yield err(
+                    b.key,
+                    f"{inner} (watches[{inner.watch}]) is inside {outer} (watches[{outer.watch}])",
+                    "its drops would be claimed by both watches; use folders side by side",
+                )
+        if _is_within(real_state, a.real):
+            yield err(
+                ("state_dir",),
+                f"state_dir {state_dir} is inside {a} (watches[{a.watch}])",
+                "its files would be picked up as drops; move it elsewhere",
+            )
+        elif _is_within(a.real, real_state):
+            yield err(
+                a.key,
+                f"{a} is inside state_dir {state_dir}",
+                "state_dir is the daemon's private folder; drop folders go elsewhere",
+            )
+    for out in (f for f in folders if f.what != "watch folder"):
+        for drop in drops:
+            yield from _output_against_drop(out, drop, err)
+
+
+def _output_against_drop(out: _Folder, drop: _Folder, err: Err) -> Iterator[ConfigError]:
+    where = f"(watches[{drop.watch}])"
+    if _is_within(drop.real, out.real):
+        yield err(
+            out.key,
+            f"{drop} {where} is inside {out}" if drop.real != out.real else f"{out} is {drop}",
+            f"what is moved into {out.what} would be picked up as a new drop and sent again; "
+            "keep it outside every watch folder",
+        )
+        return
+    if not _is_within(out.real, drop.real):
+        return
+    if out.watch != drop.watch:
+        yield err(
+            out.key,
+            f"{out} is inside {drop} {where}",
+            "that watch would pick up what is moved there and send it again; keep it "
+            "outside every other watch folder",
+        )
+        return
+    # Its own archive or failed folder inside its own drop folder is skipped by the scanner,
+    # which walks the drop folder by the names written here: allowed only when those names
+    # lead there with no symlink on the way.
+    inside = drop.given in out.given.parents
+    if not inside or drop.real / out.given.relative_to(drop.given) != out.real:
+        yield err(
+            out.key,
+            f"{out} is inside {drop} through a symlink",
+            f"the scanner would not know to skip it and would send what is moved there again; "
+            f"write it as a real path under {drop.given}, or keep it outside the watch folder",
+        )
+
+
+def _permission_checks(
+    watch: dict[str, Any], i: int, state_dir: Path, base: Path, err: Err
+) -> Iterator[ConfigError]:
+    group = watch["permissions"].get("group")
+    if group is not None:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            yield err(
+                ("watches", i, "permissions", "group"),
+                f"no group named '{group}' on this machine",
+                "create it (groupadd) and add the editors and the daemon's user to it",
+            )
+    real_state = _real(state_dir)
+    keys = ["failed_dir"]
+    if watch.get("after_success", "archive") == "archive":
+        keys.append("archive_dir")
+    for key in keys:
+        folder = _real(_resolve(watch[key], base)) if watch.get(key) else real_state
+        if _is_within(folder, real_state):
+            yield err(
+                ("watches", i, key),
+                f"{key} {folder} is inside the private state_dir {state_dir}, so `permissions` "
+                "cannot let the editors reach it",
+                f"set {key} to a folder the editors can reach, e.g. beside the drop folder",
+            )
+
+
 def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
+
+
+def _real(path: Path) -> Path:
+    """Every symlink followed, in every component (the parts that do not exist yet kept)."""
+    return Path(os.path.realpath(path))
 
 
 def _resolve(value: str, base: Path) -> Path:
@@ -382,7 +520,7 @@ def _default(sch: schema.Schema, key: str) -> Any:
     return sch["properties"][key]["default"]
 
 
-def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
+def _build(data: dict[str, Any], source: Path, base: Path, lines: dict[KeyPath, int]) -> Config:
     state_dir = _resolve(data["state_dir"], base)
     log = data.get("logging") or {}
     watches = tuple(_build_watch(w, state_dir, base) for w in data["watches"])
@@ -404,6 +542,7 @@ def _build(data: dict[str, Any], source: Path, base: Path) -> Config:
         min_free_bytes=int(data.get("min_free_bytes", _default(schema.CONFIG, "min_free_bytes"))),
         watches=watches,
         targets=targets,
+        lines=lines,
     )
 
 
@@ -427,6 +566,18 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
         mode=get("mode"),
         poll_interval=float(get("poll_interval")),
         max_settle=float(get("max_settle")),
+        permissions=_permissions(w.get("permissions")),
+    )
+
+
+def _permissions(spec: dict[str, Any] | None) -> SharedPermissions | None:
+    if spec is None:
+        return None
+    defaults = schema.PERMISSIONS["properties"]
+    return SharedPermissions(
+        folder_mode=parse_mode(spec.get("folder_mode", defaults["folder_mode"]["default"])),
+        file_mode=parse_mode(spec.get("file_mode", defaults["file_mode"]["default"])),
+        group=spec.get("group"),
     )
 
 

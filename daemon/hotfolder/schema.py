@@ -28,6 +28,40 @@ LOGGING: Schema = {
     },
 }
 
+MODE = {"type": "string", "pattern": "^(0o)?[0-7]{3,4}$"}
+
+PERMISSIONS: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Who may work with this watch's failed_dir and archive_dir: the folders "
+    "and files the daemon puts there get these modes and this group, whatever the umask "
+    "(systemd's UMask=0027 would leave editors unable to fix or remove their own failed "
+    "drops). Unset: the umask decides. Both folders must then be outside state_dir, which "
+    "stays private to the daemon.",
+    "properties": {
+        "group": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The editors' group; the daemon's user must be a member. Unset: the "
+            "group the files were created with.",
+            "example": "editors",
+        },
+        "folder_mode": {
+            **MODE,
+            "default": "2770",
+            "description": "Octal mode of each folder (quoted). 2770: the group may add and "
+            "remove files, and new files keep the group; 2775 lets everyone read too.",
+            "example": "2770",
+        },
+        "file_mode": {
+            **MODE,
+            "default": "0660",
+            "description": "Octal mode of each file (quoted), REPORT.txt included.",
+            "example": "0660",
+        },
+    },
+}
+
 WATCH: Schema = {
     "type": "object",
     "additionalProperties": False,
@@ -78,6 +112,7 @@ WATCH: Schema = {
             "and report.json. Default: <state_dir>/failed/<watch name>.",
             "example": "/srv/dropbox/failed",
         },
+        "permissions": PERMISSIONS,
         "incomplete_after": {
             "type": "number",
             "exclusiveMinimum": 0,

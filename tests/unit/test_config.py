@@ -1,8 +1,13 @@
+import grp
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from hotfolder import config, schema
+from hotfolder.perms import SharedPermissions
 
 GOOD = """\
 state_dir: {tmp}/state
@@ -152,6 +157,7 @@ def test_the_example_documents_every_key_of_the_schema() -> None:
         schema.CONFIG,
         schema.LOGGING,
         schema.WATCH,
+        schema.PERMISSIONS,
         schema.RETRY,
         schema.VERIFY,
         schema.BACKLOT_ACCOUNT,
@@ -167,3 +173,176 @@ def test_the_example_documents_every_key_of_the_schema() -> None:
         for key, spec in section["properties"].items():
             if isinstance(spec, dict) and "properties" not in spec:
                 assert spec.get("description"), f"{key} has no description"
+
+
+# -- folders that would feed the daemon its own output ------------------------------------------
+
+
+def two_watches(tmp: Path, first: dict[str, Any], second: dict[str, Any]) -> str:
+    (tmp / "drop2").mkdir(exist_ok=True)
+    base = {"target": "nas", "after_success": "archive"}
+    data = {
+        "state_dir": f"{tmp}/state",
+        "watches": [
+            {
+                "name": "one",
+                "path": f"{tmp}/drop",
+                "archive_dir": f"{tmp}/archive",
+                "failed_dir": f"{tmp}/failed",
+                **base,
+                **first,
+            },
+            {
+                "name": "two",
+                "path": f"{tmp}/drop2",
+                "archive_dir": f"{tmp}/archive2",
+                "failed_dir": f"{tmp}/failed2",
+                **base,
+                **second,
+            },
+        ],
+        "targets": {"nas": {"type": "local", "path": f"{tmp}/ingest"}},
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def test_two_separate_watches_are_fine(tmp: Path) -> None:
+    cfg = config.parse(two_watches(tmp, {}, {}), "hf.yaml")
+    assert [w.name for w in cfg.watches] == ["one", "two"]
+
+
+def test_an_archive_reached_through_a_symlink_into_the_drop_folder_is_refused(tmp: Path) -> None:
+    (tmp / "drop" / "sent").mkdir()
+    (tmp / "arch").symlink_to(tmp / "drop" / "sent")
+    text = GOOD.format(tmp=tmp).replace(f"archive_dir: {tmp}/archive", f"archive_dir: {tmp}/arch")
+    (e,) = errors(text)
+    assert e.path == ("watches", 0, "archive_dir")
+    assert e.line == 9
+    assert str(e).startswith(
+        f"hf.yaml:9: at 'watches[0].archive_dir': archive_dir {tmp}/arch "
+        f"(really {tmp}/drop/sent) is inside watch folder {tmp}/drop"
+    )
+    assert e.message.endswith("through a symlink")
+    assert "would send what is moved there again" in e.hint
+
+
+def test_own_failed_folder_inside_the_drop_folder_by_a_symlink_inside_it_is_refused(
+    tmp: Path,
+) -> None:
+    (tmp / "drop" / "real-failed").mkdir()
+    (tmp / "drop" / "failed").symlink_to(tmp / "drop" / "real-failed")
+    text = GOOD.format(tmp=tmp).replace(
+        f"failed_dir: {tmp}/failed", f"failed_dir: {tmp}/drop/failed"
+    )
+    (e,) = errors(text)
+    assert e.path == ("watches", 0, "failed_dir")
+    assert "through a symlink" in e.message
+
+
+def test_own_archive_and_failed_folders_inside_the_drop_folder_stay_allowed(tmp: Path) -> None:
+    (tmp / "drop" / "real").mkdir()
+    (tmp / "droplink").symlink_to(tmp / "drop")
+    text = (
+        GOOD.format(tmp=tmp)
+        .replace(f"path: {tmp}/drop", f"path: {tmp}/droplink")
+        .replace(f"archive_dir: {tmp}/archive", f"archive_dir: {tmp}/droplink/.archive")
+        .replace(f"failed_dir: {tmp}/failed", f"failed_dir: {tmp}/droplink/real/failed")
+    )
+    (w,) = config.parse(text, "hf.yaml").watches
+    assert w.own_folders == (tmp / "droplink" / ".archive", tmp / "droplink" / "real" / "failed")
+
+
+def test_a_drop_folder_inside_its_own_archive_is_refused(tmp: Path) -> None:
+    text = GOOD.format(tmp=tmp).replace(f"archive_dir: {tmp}/archive", f"archive_dir: {tmp}")
+    (e,) = errors(text)
+    assert e.path == ("watches", 0, "archive_dir")
+    assert f"watch folder {tmp}/drop (watches[0]) is inside archive_dir {tmp}" in e.message
+
+
+def test_two_watches_on_one_folder_through_a_symlink_are_refused(tmp: Path) -> None:
+    (tmp / "alias").symlink_to(tmp / "drop")
+    (e,) = errors(two_watches(tmp, {}, {"path": f"{tmp}/alias"}))
+    assert e.path == ("watches", 1, "path")
+    assert e.message == f"watch folder {tmp}/alias (really {tmp}/drop) is watched twice"
+    assert "watches[0]" in e.hint
+
+
+def test_nested_watches_are_refused_both_ways(tmp: Path) -> None:
+    (tmp / "drop" / "inner").mkdir()
+    (e,) = errors(two_watches(tmp, {}, {"path": f"{tmp}/drop/inner"}))
+    assert e.message == (
+        f"watch folder {tmp}/drop/inner (watches[1]) is inside watch folder {tmp}/drop (watches[0])"
+    )
+    (tmp / "drop2" / "inner").mkdir()
+    (e,) = errors(two_watches(tmp, {"path": f"{tmp}/drop2/inner"}, {}))
+    assert e.message == (
+        f"watch folder {tmp}/drop2/inner (watches[0]) is inside watch folder {tmp}/drop2 "
+        "(watches[1])"
+    )
+
+
+def test_an_archive_inside_another_watch_is_refused(tmp: Path) -> None:
+    (e,) = errors(two_watches(tmp, {"archive_dir": f"{tmp}/drop2/archive"}, {}))
+    assert e.path == ("watches", 0, "archive_dir")
+    assert e.message == f"archive_dir {tmp}/drop2/archive is inside watch folder {tmp}/drop2 " + (
+        "(watches[1])"
+    )
+    (e,) = errors(two_watches(tmp, {}, {"failed_dir": f"{tmp}/drop/failed"}))
+    assert e.path == ("watches", 1, "failed_dir")
+
+
+def test_an_archive_is_not_checked_when_nothing_is_archived(tmp: Path) -> None:
+    text = two_watches(tmp, {"archive_dir": f"{tmp}/drop2/x", "after_success": "delete"}, {})
+    config.parse(text, "hf.yaml")
+
+
+def test_a_state_dir_reached_through_a_symlink_into_a_drop_folder_is_refused(tmp: Path) -> None:
+    (tmp / "drop" / "st").mkdir()
+    (tmp / "st").symlink_to(tmp / "drop" / "st")
+    (e,) = errors(GOOD.format(tmp=tmp).replace(f"state_dir: {tmp}/state", f"state_dir: {tmp}/st"))
+    assert e.path == ("state_dir",)
+    assert "is inside watch folder" in e.message
+    (tmp / "state" / "drop").mkdir(parents=True)
+    text = GOOD.format(tmp=tmp).replace(f"path: {tmp}/drop", f"path: {tmp}/state/drop")
+    (e,) = errors(text)
+    assert e.message == f"watch folder {tmp}/state/drop is inside state_dir {tmp}/state"
+
+
+# -- permissions for the editors ---------------------------------------------------------------
+
+
+def test_permissions_are_read_as_octal(tmp: Path) -> None:
+    group = grp.getgrgid(os.getgid()).gr_name
+    text = GOOD.format(tmp=tmp).replace(
+        "    stability_seconds: 5\n",
+        f'    stability_seconds: 5\n    permissions: {{group: {group}, folder_mode: "2775"}}\n',
+    )
+    (w,) = config.parse(text, "hf.yaml").watches
+    assert w.permissions == SharedPermissions(0o2775, 0o660, group)
+
+
+def test_permissions_name_a_real_group_and_folders_outside_the_state_dir(tmp: Path) -> None:
+    text = (
+        GOOD.format(tmp=tmp)
+        .replace(
+            "    stability_seconds: 5\n",
+            "    stability_seconds: 5\n    permissions: {group: no-such-group-here}\n",
+        )
+        .replace(f"failed_dir: {tmp}/failed", f"failed_dir: {tmp}/state/failed")
+    )
+    found = {config.format_path(e.path): e.message for e in errors(text)}
+    assert found == {
+        "watches[0].permissions.group": "no group named 'no-such-group-here' on this machine",
+        "watches[0].failed_dir": f"failed_dir {tmp}/state/failed is inside the private "
+        f"state_dir {tmp}/state, so `permissions` cannot let the editors reach it",
+    }
+
+
+def test_a_mode_must_be_quoted_octal(tmp: Path) -> None:
+    text = GOOD.format(tmp=tmp).replace(
+        "    stability_seconds: 5\n",
+        "    stability_seconds: 5\n    permissions: {file_mode: 660}\n",
+    )
+    (e,) = errors(text)
+    assert e.path == ("watches", 0, "permissions", "file_mode")
+    assert "Octal mode" in e.hint
