@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from hotfolder import backlot, config
+from hotfolder.daemon import Daemon
 from hotfolder.model import State
 from tests import manifests
 from tests.helpers import running, wait_until, write_config
@@ -312,3 +313,36 @@ def test_an_ingest_error_is_recorded(server: FakeBacklot, tmp_path: Path) -> Non
         "result": "ingest-error",
         "assets": {"g-1": "ingest-error"},
     }
+
+
+def test_a_missing_secret_is_a_verify_error_and_the_check_resumes_once_it_is_there(
+    server: FakeBacklot, tmp_path: Path
+) -> None:
+    server.assets["G1"] = {"embed_code": "G1", "name": "T", "guid": "g-1", "status": "live"}
+    cfg = config.load(backlot_config(tmp_path, server))
+    secret = tmp_path / "backlot.secret"
+    secret.unlink()
+    (tmp_path / "drop" / "a.mov").write_bytes(b"a")
+    (tmp_path / "drop" / "m.xml").write_text(
+        manifests.ooyala(manifests.ooyala_item("a.mov", None, None, guid="g-1"))
+    )
+
+    def check(daemon: Daemon) -> dict[str, Any] | None:
+        rows = daemon.journal.rows(frozenset({State.COMPLETE}))
+        return rows[0].detail.get("verify") if rows else None
+
+    with running(cfg) as daemon:
+        failed = wait_until(
+            lambda: (check(daemon) or {}).get("result") == "verify-error" and check(daemon),
+            what="the check to fail on the missing secret",
+        )
+        assert failed["error"].startswith("cannot read the Backlot secret: ")
+        assert str(secret) in failed["error"]
+        assert SECRET not in json.dumps(failed)
+        secret.write_text(SECRET + "\n")
+        done = wait_until(
+            lambda: (check(daemon) or {}).get("result") == "verified" and check(daemon),
+            what="the check to resume and succeed",
+        )
+        assert done == {"result": "verified", "assets": {"g-1": "verified"}}
+        assert any(t.name == "verify" and t.is_alive() for t in threading.enumerate())
