@@ -17,14 +17,26 @@ import structlog
 
 from hotfolder import backlot, demo, logs, ops, startup, survey, verify
 from hotfolder import config as configuration
+from hotfolder import journal as journal_module
 from hotfolder.credentials import CredentialError
 from hotfolder.daemon import JOURNAL_FILE, Daemon
-from hotfolder.journal import Journal, Row
+from hotfolder.journal import Journal, JournalError, Row
 from hotfolder.model import IN_FLIGHT, State
+from hotfolder.startup import Severity
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
+EXIT_FAILURE = 1  # the command ran, but something did not succeed
+EXIT_CONFIG = 2  # nothing a restart fixes: the config, the journal or the arguments
+
+EXIT_CODES = """\
+exit status:
+  0  done: everything asked for succeeded
+  1  something did not succeed: `run --once` had a submission fail or held, an operator
+     action did not apply, a Backlot request failed
+  2  nothing was done and a restart will not help: invalid config or arguments, a start-up
+     check failed, or the journal is damaged or from a newer hotfolder (the message says
+     what to do; `hotfolder journal reset` starts a new journal, keeping the damaged one)
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,24 +51,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hold": cmd_operator,
         "forget": cmd_operator,
         "backlot": cmd_backlot,
+        "journal": cmd_journal,
     }[args.command]
     return handler(args)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hotfolder", description="Drop-folder video ingest: manifest last, never twice."
+        prog="hotfolder",
+        description="Drop-folder video ingest: manifest last, never twice.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run = sub.add_parser(
+        "run",
+        help="run the daemon in the foreground",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--config", "-c", type=Path, required=True)
     run.add_argument(
         "--once",
         action="store_true",
-        help="exit when nothing is waiting or transferring (for cron and tests)",
+        help="exit when nothing is waiting or transferring (for cron and tests); exit "
+        "status 1 if a submission failed or was held during the run",
     )
-    check = sub.add_parser("check-config", help="validate a config and print every error")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config and print every error",
+        description="Validate the config (every error at once, with file, line and key), "
+        "then check what it names: the ascp executable and the credential files. Says "
+        "which checks it could not make (a systemd credential outside the unit).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("config", type=Path)
+    check.add_argument(
+        "--config-only",
+        action="store_true",
+        help="check the file only, not executables and credentials (for ExecStartPre and "
+        "ExecReload: the daemon holds a submission that needs a missing one, and alerts)",
+    )
     dem = sub.add_parser("demo", help="drop a sample submission into the demo folder and run")
     dem.add_argument("--config", "-c", type=Path, default=Path("config/demo.yaml"))
     dem.add_argument("--once", action="store_true", help="exit once the sample is delivered")
@@ -86,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     find = bl_sub.add_parser("find", help="query assets, e.g. --where \"labels INCLUDES 'x'\"")
     find.add_argument("--where", required=True)
     find.add_argument("--limit", type=int, default=100)
+    jr = sub.add_parser("journal", help="check the journal, or start a new one if damaged")
+    jr.add_argument("--config", "-c", type=Path, required=True)
+    jr_sub = jr.add_subparsers(dest="journal_command", required=True)
+    jr_sub.add_parser("check", help="open the journal and check its integrity and version")
+    jr_sub.add_parser(
+        "reset",
+        help="only for a damaged journal, with the daemon stopped: rename it to "
+        "journal.sqlite.damaged-<time> (kept, never deleted) and start an empty one",
+    )
     status = sub.add_parser("status", help="list recent submissions from the journal")
     status.add_argument("--config", "-c", type=Path, required=True)
     status.add_argument("--json", action="store_true")
@@ -108,7 +153,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    print(f"{args.config}: OK ({len(cfg.watches)} watches, {len(cfg.targets)} targets)")
+    found = [] if args.config_only else startup.environment(cfg)
+    errors = [f for f in found if f.severity is Severity.ERROR]
+    warnings = [f for f in found if f.severity is Severity.WARNING]
+    if errors:
+        count = len(errors)
+        print(f"{args.config}: {count} error{'s' if count != 1 else ''}:", file=sys.stderr)
+    for finding in (*errors, *warnings):
+        print(f"  {finding}", file=sys.stderr)
+    for finding in found:
+        if finding.severity is Severity.NOT_CHECKED:
+            print(f"  {finding}")
+    if errors:
+        return EXIT_CONFIG
+    checked = "the file only" if args.config_only else "the file, executables and credentials"
+    warned = f", {len(warnings)} warnings" if warnings else ""
+    print(
+        f"{args.config}: OK ({len(cfg.watches)} watches, {len(cfg.targets)} targets; "
+        f"checked {checked}{warned})"
+    )
     return EXIT_OK
 
 
@@ -120,6 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_daemon(cfg: configuration.Config, once: bool = False) -> int:
+    """The daemon in this process. With `once`, exit status 1 if a submission failed or was
+    held while it ran (cron and scripts need to know); a service run ends 0."""
     logs.configure(cfg.logging.target, cfg.logging.level)
     log = structlog.get_logger()
     problems = startup.check(cfg)
@@ -127,9 +192,73 @@ def run_daemon(cfg: configuration.Config, once: bool = False) -> int:
         for p in problems:
             log.error("cannot start", reason=p.message, hint=p.hint)
         return EXIT_CONFIG
-    daemon = Daemon(cfg, shutdown_grace=cfg.shutdown_grace)
+    for finding in startup.environment(cfg):
+        # Not fatal: a submission that needs what is missing is held, and the admin alerted.
+        log.warning(
+            "the config names something this process cannot use",
+            reason=f"{finding.severity}: {finding.where.message}",
+            key=configuration.format_path(finding.where.path),
+            hint=finding.where.hint,
+        )
+    started = datetime.now(UTC)
+    try:
+        daemon = Daemon(cfg, shutdown_grace=cfg.shutdown_grace)
+    except JournalError as err:
+        log.error("cannot start", reason=str(err), hint=err.hint)  # noqa: TRY400 - says all
+        return EXIT_CONFIG
     _install_signals(daemon)
     daemon.run(once=once)
+    if not once:
+        return EXIT_OK
+    journal = Journal(cfg.state_dir / JOURNAL_FILE)
+    try:
+        bad = journal.ended_badly_since(started)
+    finally:
+        journal.close()
+    if bad:
+        log.warning("submissions failed or were held during this run", count=len(bad), ids=bad)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _open_journal(cfg: configuration.Config, command: str) -> Journal | None:
+    """The journal, or None after saying on stderr why it cannot be used and what to do."""
+    try:
+        return Journal(cfg.state_dir / JOURNAL_FILE)
+    except JournalError as err:
+        print(f"hotfolder {command}: {err}\n  hint: {err.hint}", file=sys.stderr)
+        return None
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    path = cfg.state_dir / JOURNAL_FILE
+    problem = journal_module.check(path)
+    if args.journal_command == "check":
+        if problem is not None:
+            print(f"hotfolder journal: {problem}\n  hint: {problem.hint}", file=sys.stderr)
+            return EXIT_CONFIG
+        state = "absent (it is created at the first start)" if not path.exists() else "OK"
+        print(f"{path}: {state} (schema version {journal_module.SCHEMA_VERSION})")
+        return EXIT_OK
+    if problem is None or isinstance(problem, journal_module.JournalTooNew):
+        print(
+            f"hotfolder journal reset: {path} is not damaged; nothing was done"
+            + (f" ({problem})" if problem else ""),
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    try:
+        aside = journal_module.reset(path, datetime.now(UTC))
+    except OSError as err:
+        print(f"hotfolder journal reset: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(
+        f"moved the damaged journal to {aside} (kept: nothing was deleted) and started an "
+        f"empty one at {path}"
+    )
     return EXIT_OK
 
 
@@ -169,8 +298,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not watches:
         print(f"no watch named {args.watch!r}", file=sys.stderr)
         return EXIT_CONFIG
-    journal_path = cfg.state_dir / JOURNAL_FILE
-    journal = Journal(journal_path) if journal_path.exists() else None
+    journal = None
+    if (cfg.state_dir / JOURNAL_FILE).exists():
+        journal = _open_journal(cfg, "scan")
+        if journal is None:
+            return EXIT_CONFIG
     try:
         found = {w.name: survey.survey(w, journal, time.time()) for w in watches}
     finally:
@@ -205,7 +337,9 @@ def cmd_operator(args: argparse.Namespace) -> int:
     ):
         print("nothing done", file=sys.stderr)
         return EXIT_FAILURE
-    journal = Journal(cfg.state_dir / JOURNAL_FILE)
+    journal = _open_journal(cfg, args.command)
+    if journal is None:
+        return EXIT_CONFIG
     now = datetime.now(UTC)
     try:
         if args.command == "retry":
@@ -263,7 +397,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     now = datetime.now(UTC)
-    journal = Journal(cfg.state_dir / JOURNAL_FILE)
+    journal = _open_journal(cfg, "status")
+    if journal is None:
+        return EXIT_CONFIG
     try:
         rows = journal.rows(watch=args.watch, limit=200)
         speeds = {r.id: _speed(journal, r, now) for r in rows if r.state in IN_FLIGHT}
@@ -299,6 +435,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         err = f"  last error {r.error_code}: {r.error_message}" if r.error_code else ""
         checked = r.detail.get("verify", {}).get("result")
+        why = r.detail.get("verify", {}).get("error")
+        checked = f"{checked} ({why})" if checked and why else checked
         err = f"  backlot: {checked}{err}" if checked else err
         rate, eta = speeds.get(r.id, (None, None))
         speed = f"  {_size(int(rate))}/s eta {eta:.0f}s" if rate and eta is not None else ""

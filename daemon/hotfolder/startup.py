@@ -32,7 +32,9 @@ def check(cfg: Config) -> list[StartupProblem]:
 
 
 def _state_dir(cfg: Config) -> Iterator[StartupProblem]:
-    yield from _creatable(cfg.state_dir, "state_dir")
+    # Private when we make it, whatever the umask: the journal, transfer lists and (by
+    # default) the archive and failed folders are the daemon's business alone.
+    yield from _creatable(cfg.state_dir, "state_dir", mode=0o700)
 
 
 def _watches(cfg: Config) -> Iterator[StartupProblem]:
@@ -71,9 +73,9 @@ def _targets(cfg: Config) -> Iterator[StartupProblem]:
             )
 
 
-def _creatable(folder: Path, what: str) -> Iterator[StartupProblem]:
+def _creatable(folder: Path, what: str, mode: int = 0o777) -> Iterator[StartupProblem]:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=mode)  # the umask only takes bits away
     except OSError as err:
         yield StartupProblem(
             f"{what}: cannot create {folder}: {err.strerror}",
