@@ -1,0 +1,61 @@
+"""failed/ and archive/ shared with the editors' group whatever the umask (issue 16 item 18)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotfolder.perms import SharedPermissions, share_tree
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    old = os.umask(0o027)  # the unit's UMask=0027
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_a_quarantined_tree_is_shared_with_the_group(tmp_path: Path, strict_umask: None) -> None:
+    other = next(g for g in grp.getgrall() if g.gr_gid != os.getgid())  # root may chown
+    failed = tmp_path / "failed"
+    sub = failed / "ep1-abc"
+    (sub / "captions").mkdir(parents=True)
+    (sub / "REPORT.txt").write_text("r")
+    (sub / "captions" / "en.dfxp").write_text("c")
+    (sub / "outside").symlink_to("/etc/hostname")
+    assert mode(sub) == 0o750  # what the umask alone gives
+    settings = SharedPermissions(folder_mode=0o2770, file_mode=0o660, group=other.gr_name)
+    share_tree(failed, sub, settings)
+    for folder in (failed, sub, sub / "captions"):
+        assert mode(folder) == 0o2770, folder
+        assert folder.stat().st_gid == other.gr_gid
+    for file in (sub / "REPORT.txt", sub / "captions" / "en.dfxp"):
+        assert mode(file) == 0o660, file
+        assert file.stat().st_gid == other.gr_gid
+    assert mode(Path("/etc/hostname")) != 0o660  # a symlink is never followed
+    assert mode(tmp_path) != 0o2770  # nothing above failed_dir
+
+
+def test_an_archive_date_folder_is_shared_too(tmp_path: Path, strict_umask: None) -> None:
+    top = tmp_path / "archive" / "2026-11-23" / "ep1"
+    top.mkdir(parents=True)
+    (top / "v.mp4").write_bytes(b"v")
+    share_tree(tmp_path / "archive", top, SharedPermissions(0o2775, 0o664))
+    assert mode(tmp_path / "archive" / "2026-11-23") == 0o2775
+    assert mode(top / "v.mp4") == 0o664
+
+
+def test_without_settings_the_umask_decides(tmp_path: Path, strict_umask: None) -> None:
+    top = tmp_path / "failed" / "x"
+    top.mkdir(parents=True)
+    share_tree(tmp_path / "failed", top, None)
+    assert mode(top) == 0o750
