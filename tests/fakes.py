@@ -1,10 +1,11 @@
-"""Test doubles for the seams: an in-memory filesystem the tracker can stat and read."""
+"""Test doubles for the seams: an in-memory file system the tracker can look at and read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from hotfolder.beneath import MISSING, Kind, Look
 from hotfolder.model import FileIdentity
 
 
@@ -18,10 +19,13 @@ class FakeFile:
 
 @dataclass
 class FakeFileSystem:
-    """Files keyed by absolute path. Every write bumps mtime/ctime like a real copier would."""
+    """Files keyed by absolute path. Every write bumps mtime/ctime like a real copier would.
+    `links` are symlinks (a link anywhere in a path makes the path a link); `specials` are
+    FIFOs and devices, by path."""
 
     files: dict[Path, FakeFile] = field(default_factory=dict)
-    links_outside: set[Path] = field(default_factory=set)
+    links: set[Path] = field(default_factory=set)
+    specials: set[Path] = field(default_factory=set)
     _tick: int = 1
     _inode: int = 100
 
@@ -45,8 +49,19 @@ class FakeFileSystem:
         f = self.files.get(path)
         return FileIdentity(len(f.data), f.mtime_ns, f.ctime_ns, f.inode) if f else None
 
-    def escapes(self, path: Path, root: Path) -> bool:
-        return path in self.links_outside
+    def look(self, root: Path, relpath: PurePosixPath) -> Look:
+        path = root / relpath
+        for part in (path, *path.parents):
+            if part in self.links:
+                return Look(Kind.LINK, FileIdentity(0, 0, 0, hash(part)), str(part))
+        if path in self.specials:
+            return Look(Kind.SPECIAL, FileIdentity(0, 0, 0, hash(path)), "a named pipe (FIFO)")
+        ident = self.identity(path)
+        return Look(Kind.FILE, ident) if ident else MISSING
 
-    def read(self, path: Path, limit: int) -> bytes:
-        return self.files[path].data[:limit]
+    def read(self, root: Path, relpath: PurePosixPath, limit: int) -> bytes:
+        return self.files[root / relpath].data[:limit]
+
+    def names(self, root: Path, folder: PurePosixPath) -> list[str]:
+        base = root / folder
+        return [p.name for p in self.files if p.parent == base]

@@ -118,6 +118,10 @@ def cap(text: str, limit: int = MAX_NOTE) -> str:
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
+#: Between a submission's base id and its generation: `ep1-0a1b2c3d4e~2`.
+GENERATION_MARK = "~"
+
+
 class StaleTransition(Exception):
     """The submission was not in a state this transition may leave."""
 
@@ -488,6 +492,28 @@ class Journal:
                 detail["verify"]["error"] = cap(error)
             db.execute("UPDATE submissions SET detail = ? WHERE id = ?", (json.dumps(detail), sid))
 
+    def latest_generation(self, base: str) -> Row | None:
+        """The newest submission for a manifest identity: id `base` or `base~N` (a new drop
+        of the same bytes after the earlier one's manifest was taken away; see `known`)."""
+        with self._lock:
+            raw = self._db.execute(
+                "SELECT * FROM submissions WHERE id = ? OR (id > ? AND id < ?) "
+                "ORDER BY created_at DESC, length(id) DESC, id DESC LIMIT 1",
+                (base, base + GENERATION_MARK, base + chr(ord(GENERATION_MARK) + 1)),
+            ).fetchone()
+        return _row(raw) if raw else None
+
+    def mark_manifest_removed(self, sid: str) -> None:
+        """The submission's manifest left the drop folder (archived, deleted, quarantined):
+        the same bytes seen there again are a new drop, not this submission."""
+        with self._tx() as db:
+            raw = db.execute("SELECT detail FROM submissions WHERE id = ?", (sid,)).fetchone()
+            if raw is None:
+                return
+            detail = json.loads(raw[0])
+            detail["manifest_removed"] = True
+            db.execute("UPDATE submissions SET detail = ? WHERE id = ?", (json.dumps(detail), sid))
+
     def forget(self, sid: str) -> bool:
         with self._tx() as db:
             cur = db.execute("DELETE FROM submissions WHERE id = ?", (sid,))
@@ -509,8 +535,9 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
     ),
     State.QUEUED: frozenset({State.READY}),
     State.SENDING_MEDIA: frozenset({State.QUEUED}),
-    # back from sending-manifest only in recovery, when no manifest byte ever left
-    State.MEDIA_SENT: frozenset({State.SENDING_MEDIA, State.SENDING_MANIFEST}),
+    # back from sending-manifest only in recovery, when no manifest byte ever left; from
+    # held when an admin fault before the manifest left is gone (delivery/faults)
+    State.MEDIA_SENT: frozenset({State.SENDING_MEDIA, State.SENDING_MANIFEST, State.HELD}),
     State.SENDING_MANIFEST: frozenset({State.MEDIA_SENT, State.QUEUED}),
     State.COMPLETE: frozenset({State.SENDING_MANIFEST}),
     State.FAILED: frozenset(
@@ -524,7 +551,15 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
         }
     ),
     State.HELD: frozenset(
-        {State.SENDING_MANIFEST, *FINAL - {State.HELD}, State.PENDING, State.READY, State.QUEUED}
+        {
+            State.QUEUED,  # these four: an admin fault or an unexpected error mid-delivery
+            State.SENDING_MEDIA,
+            State.MEDIA_SENT,
+            State.SENDING_MANIFEST,
+            *FINAL - {State.HELD},
+            State.PENDING,
+            State.READY,
+        }
     ),
 }
 

@@ -40,15 +40,22 @@ class FileIdentity:
     mtime_ns: int
     ctime_ns: int
     inode: int
+    device: int = 0  # 0: not recorded (journals written before it was)
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileIdentity:
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
     def unchanged_in(self, st: os.stat_result) -> bool:
-        """The same bytes as when pinned? ctime is left out: it moves when a file is merely
-        renamed or moved between folders, which changes nothing that is sent."""
-        return (st.st_size, st.st_mtime_ns, st.st_ino) == (self.size, self.mtime_ns, self.inode)
+        """The same file with the same bytes as when pinned? ctime is left out: it moves when
+        a file is merely renamed or moved between folders, which changes nothing that is sent.
+        The device counts: an inode number means nothing on another file system."""
+        return self.same_as(FileIdentity.of(st))
+
+    def same_as(self, other: FileIdentity) -> bool:
+        """`unchanged_in`, for two identities (ctime left out; device only where known)."""
+        same = (other.size, other.mtime_ns, other.inode) == (self.size, self.mtime_ns, self.inode)
+        return (same and 0 in (self.device, other.device)) or other == self
 
 
 class ManifestFormat(StrEnum):

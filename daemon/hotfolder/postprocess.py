@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hotfolder.model import FileIdentity, Problem, Submission, SubmissionFile
+from hotfolder import beneath
+from hotfolder.model import Problem, Submission, SubmissionFile
 
 REPORT_TXT = "REPORT.txt"
 REPORT_JSON = "report.json"
@@ -61,46 +61,29 @@ def after_success(
 def _delete(sub: Submission, root: Path) -> Outcome:
     deleted, kept = [], []
     for f in sub.files:
-        path = root / f.relpath
-        if _unchanged(path, f.identity):
-            path.unlink()
-            deleted.append(str(f.relpath))
+        try:
+            beneath.unlink(root, f.relpath, f.identity)
+        except FileNotFoundError:
+            kept.append(str(f.relpath))  # already gone: nothing of ours to delete
+        except (beneath.Changed, beneath.LinkInPath):
+            kept.append(str(f.relpath))  # not the file that was sent: the editor's, left alone
         else:
-            kept.append(str(f.relpath))
+            deleted.append(str(f.relpath))
     return Outcome(deleted=tuple(deleted), kept=tuple(kept))
 
 
 def _move_all(files: Iterable[SubmissionFile], root: Path, folder: Path) -> Outcome:
     moved, kept = [], []
     for f in files:
-        src, dest = root / f.relpath, folder / f.dest
-        if _unchanged(src, f.identity):
-            _move(src, dest)
+        dest = folder / f.dest
+        try:
+            beneath.rename_out(root, f.relpath, f.identity, dest)
+        except (FileNotFoundError, beneath.Changed, beneath.LinkInPath):
+            if not dest.exists():  # moved before a crash, or changed since sent: left there
+                kept.append(str(f.relpath))
+        else:
             moved.append(str(f.relpath))
-        elif not dest.exists():
-            kept.append(str(f.relpath))
     return Outcome(moved=tuple(moved), kept=tuple(kept), destination=folder)
-
-
-def _move(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(src, dest)
-    except OSError:
-        # Another filesystem: copy under a temporary name, then rename, then remove the source,
-        # so a crash leaves either the source or a complete copy, never only half a file.
-        tmp = dest.with_name(dest.name + ".partial")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-        src.unlink()
-
-
-def _unchanged(path: Path, identity: FileIdentity) -> bool:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return False
-    return identity.unchanged_in(st)
 
 
 # -- quarantine --------------------------------------------------------------------------------
@@ -121,11 +104,15 @@ def quarantine(
     report.json. Nothing is deleted."""
     folder = failed_dir / sid
     problems = list(problems)
-    moved = []
+    moved, left = [], []
     for relpath in (*present, manifest):
-        src = root / relpath
-        if src.is_file() and not src.is_symlink():
-            _move(src, folder / relpath.relative_to(manifest.parent))
+        # Walked from the root without following links: a link swapped into the path can
+        # never bring a file from outside the drop folder into failed/, where editors read.
+        try:
+            beneath.rename_out(root, relpath, None, folder / relpath.relative_to(manifest.parent))
+        except (FileNotFoundError, beneath.Changed, beneath.LinkInPath):
+            left.append(str(relpath))
+        else:
             moved.append(str(relpath))
     report = {
         "submission": sid,
@@ -137,6 +124,7 @@ def quarantine(
             for p in problems
         ],
         "files": moved,
+        "left_in_drop_folder": left,
         **(extra or {}),
     }
     _write_json(folder / REPORT_JSON, report)

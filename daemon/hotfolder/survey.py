@@ -8,17 +8,17 @@ memory of what was sent) is the daemon's own code.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hotfolder import grouping, manifest
+from hotfolder import beneath, grouping, manifest
 from hotfolder.config import WatchConfig
 from hotfolder.journal import Journal
+from hotfolder.known import JournalKnown
 from hotfolder.model import FileIdentity, Manifest, Problem, submission_id
 from hotfolder.stability import EMPTY_FILE_FACTOR
-from hotfolder.tracker import LocalFileSystem, is_candidate
+from hotfolder.tracker import is_candidate
 from hotfolder.watch import scan
 
 
@@ -57,25 +57,36 @@ def survey(watch: WatchConfig, journal: Journal | None, now: float) -> list[Subm
 def _look(
     watch: WatchConfig, rel: PurePosixPath, journal: Journal | None, now: float
 ) -> SubmissionLook:
-    fs = LocalFileSystem()
-    ident = fs.identity(watch.path / rel)
+    found = beneath.look(watch.path, rel)
+    ident = found.identity
     if ident is None:
         return SubmissionLook(str(rel), "wait", waiting_for=["the manifest vanished"])
-    sid = submission_id(watch.name, rel, ident)
-    look = SubmissionLook(str(rel), "send", sid)
-    row = journal.get(sid) if journal else None
-    if row is not None and row.state != "pending":
-        look.journal_state = str(row.state)
+    base = submission_id(watch.name, rel, ident)
+    sid = JournalKnown(journal, journal.path.parent).resolve(base) if journal else base
+    look = SubmissionLook(str(rel), "send", sid or base)
+    if sid is None:
+        row = journal.latest_generation(base) if journal else None
+        look.journal_state = str(row.state) if row else "sent (kept)"
         look.verdict = "done"
         return look
-    look.files.append(_file(watch.path / rel, str(rel), "manifest", watch, now))
+    if not found.is_file:
+        _fail(
+            look,
+            Problem(
+                "manifest-not-a-file",
+                f"the manifest is {found.where or 'a link'}",
+                "copy the manifest file itself into the drop folder",
+            ),
+        )
+        return look
+    look.files.append(_file(watch.path, rel, "manifest", watch, now))
     parsed = _parse(look, watch, rel, ident)
     if parsed is None:
         return look
     plan = grouping.plan(rel, parsed)
     look.format = str(parsed.format)
     for f in plan.files:
-        look.files.append(_file(watch.path / f.relpath, str(f.relpath), str(f.kind), watch, now))
+        look.files.append(_file(watch.path, f.relpath, str(f.kind), watch, now))
     if plan.problems:
         for p in plan.problems:
             _fail(look, p)
@@ -104,7 +115,7 @@ def _parse(
         )
         return None
     try:
-        return manifest.parse(LocalFileSystem().read(watch.path / rel, ident.size), rel.name)
+        return manifest.parse(beneath.read(watch.path, rel, ident.size), rel.name)
     except manifest.NotAManifest:
         look.verdict = "not-a-manifest"
     except manifest.ManifestError as err:
@@ -118,12 +129,14 @@ def _fail(look: SubmissionLook, problem: Problem) -> SubmissionLook:
     return look
 
 
-def _file(path: Path, rel: str, role: str, watch: WatchConfig, now: float) -> FileLook:
-    try:
-        st = os.stat(path)
-    except OSError:
+def _file(
+    root: Path, relpath: PurePosixPath, role: str, watch: WatchConfig, now: float
+) -> FileLook:
+    rel = str(relpath)
+    found = beneath.look(root, relpath)  # a link is not followed: it counts as absent
+    ident = found.identity if found.is_file else None
+    if ident is None:
         return FileLook(rel, role, None, None, False)
-    ident = FileIdentity.of(st)
     age = now - max(ident.mtime_ns, ident.ctime_ns) / 1e9
     window = watch.stability_seconds * (EMPTY_FILE_FACTOR if ident.size == 0 else 1)
     return FileLook(rel, role, ident.size, round(age, 1), age >= window)

@@ -1,122 +1,85 @@
 """One watch folder's bookkeeping: from events and scans to submissions that are ready to go.
 
-The tracker owns no thread and reads no clock: the daemon feeds it events, scan results and the
-current monotonic time, and the filesystem comes in through the FileSystem seam. It answers with
-Decisions (Waiting, Ready, Failed, Gone) and with the time it next needs looking at, so the daemon
-sleeps exactly until something can change.
+The tracker owns no thread and reads no clock: its watch's thread (and only that thread) feeds
+it events, scan results and the current monotonic time, and the file system comes in through
+the FileSystem seam. It answers with Decisions (Waiting, Ready, Failed, Gone) and with the time
+it next needs looking at, so the watch sleeps exactly until something can change.
+
+A waiting manifest is looked at again only when something it names changes (an event, a scan
+that lists the file, a file's stability window ending) or its deadline comes: a 100,000-row
+manifest costs a look per changed file, not 100,000 stats a tick. Before it is declared ready,
+every file is looked at once more.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-from collections.abc import Callable, Iterable
+import heapq
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from hotfolder import grouping, manifest
+from hotfolder import beneath, grouping, manifest
+from hotfolder.beneath import Kind, Look
+from hotfolder.decisions import Decision, Failed, Gone, GoneWhy, Ready, Waiting
 from hotfolder.ignore import is_ignored
-from hotfolder.model import (
-    FileIdentity,
-    Manifest,
-    ManifestFormat,
-    Problem,
-    Submission,
-    SubmissionFile,
-    submission_id,
-)
+from hotfolder.model import FileIdentity, Manifest, Problem, Submission, SubmissionFile
+from hotfolder.model import submission_id as base_id
 from hotfolder.stability import StabilityTracker
 
-#: How often a waiting manifest re-checks files that events may never announce (NFS, SMB).
+__all__ = ["Decision", "Failed", "Gone", "GoneWhy", "Ready", "Waiting", "WatchTracker"]
+
+#: How often a manifest re-checks when only time can tell (an open writer, a conflict).
 MAX_RECHECK = 2.0
+NEVER = float("inf")
 
 
 class FileSystem(Protocol):
-    def identity(self, path: Path) -> FileIdentity | None:
-        """The file's identity, or None if it is not there (or not a regular file)."""
+    """The drop folder, seen from its root without following links below it (`beneath`)."""
 
-    def escapes(self, path: Path, root: Path) -> bool:
-        """True if `path` is a symlink whose target lies outside `root`."""
+    def look(self, root: Path, relpath: PurePosixPath) -> Look: ...
 
-    def read(self, path: Path, limit: int) -> bytes:
-        """At most `limit` bytes of the file."""
+    def read(self, root: Path, relpath: PurePosixPath, limit: int) -> bytes: ...
+
+    def names(self, root: Path, folder: PurePosixPath) -> list[str]: ...
 
 
 class LocalFileSystem:
-    def identity(self, path: Path) -> FileIdentity | None:
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return FileIdentity.of(st) if stat.S_ISREG(st.st_mode) else None
+    def look(self, root: Path, relpath: PurePosixPath) -> Look:
+        return beneath.look(root, relpath)
 
-    def escapes(self, path: Path, root: Path) -> bool:
-        if not path.is_symlink():
-            return False
-        real_root = os.path.realpath(root)
-        real = os.path.realpath(path)
-        return os.path.commonpath([real_root, real]) != real_root
+    def read(self, root: Path, relpath: PurePosixPath, limit: int) -> bytes:
+        return beneath.read(root, relpath, limit)
 
-    def read(self, path: Path, limit: int) -> bytes:
-        with open(path, "rb") as f:
-            return f.read(limit)
+    def names(self, root: Path, folder: PurePosixPath) -> list[str]:
+        return beneath.names(root, folder)
+
+
+class Known(Protocol):
+    """What the journal remembers, as the tracker needs it."""
+
+    def resolve(self, base: str) -> str | None:
+        """The id for a manifest whose identity gives `base`: `base` (or a later generation
+        of it, when the earlier submission's manifest was taken away by us and this is a new
+        drop of the same bytes), or None when that submission is already decided."""
+        ...
+
+    def in_flight(self, sid: str) -> bool:
+        """Is the submission being sent right now?"""
+        ...
+
+
+class NothingKnown:
+    def resolve(self, base: str) -> str | None:
+        return base
+
+    def in_flight(self, sid: str) -> bool:
+        return False
 
 
 def is_candidate(relpath: PurePosixPath) -> bool:
     return relpath.suffix.lower() in manifest.CANDIDATE_SUFFIXES
-
-
-# -- decisions --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    submission_id: str
-    manifest: PurePosixPath
-    missing: tuple[PurePosixPath, ...] = ()
-    unsettled: tuple[PurePosixPath, ...] = ()
-    format: ManifestFormat | None = None
-    conflicts: tuple[PurePosixPath, ...] = ()  # other waiting manifests naming the same files
-    since: float = 0.0  # when the manifest was first seen (monotonic)
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    submission: Submission
-    assets: tuple[tuple[str | None, str | None], ...] = ()  # (guid, title) per item
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    submission_id: str
-    manifest: PurePosixPath
-    problems: tuple[Problem, ...]
-    present: tuple[PurePosixPath, ...]  # files to quarantine with the manifest
-    format: ManifestFormat | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Gone:
-    """A manifest we were waiting on disappeared before it was sent (editor took it back)."""
-
-    submission_id: str
-    manifest: PurePosixPath
-
-
-Decision = Waiting | Ready | Failed | Gone
-
-
-@dataclass(slots=True)
-class _Candidate:
-    relpath: PurePosixPath
-    first_seen: float
-    next_check: float
-    plan: grouping.Plan | None = None
-    plan_identity: FileIdentity | None = None
-    settled_identity: FileIdentity | None = None  # decided for this identity: look no more
-    waiting_id: str | None = None
-    refs: frozenset[PurePosixPath] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,19 +93,43 @@ class WatchSettings:
     max_settle: float = 3600.0
 
 
+@dataclass(slots=True)
+class _Candidate:
+    relpath: PurePosixPath
+    first_seen: float
+    next_check: float = NEVER
+    plan: grouping.Plan | None = None
+    plan_identity: FileIdentity | None = None
+    settled_identity: FileIdentity | None = None  # decided for this identity: look no more
+    waiting_id: str | None = None  # the pending row this candidate stands for
+    sent_id: str | None = None  # the submission it became, while its manifest is here
+    decided_id: str | None = None  # the submission decided for settled_identity, if known
+    refs: frozenset[PurePosixPath] = field(default_factory=frozenset)
+    missing: set[PurePosixPath] = field(default_factory=set)
+    unsettled: set[PurePosixPath] = field(default_factory=set)
+    touched: set[PurePosixPath] = field(default_factory=set)
+    refused: dict[PurePosixPath, Problem] = field(default_factory=dict)  # can never be sent
+    full: bool = True  # look at every named file next time
+
+
+@dataclass(frozen=True, slots=True)
+class _Files:
+    missing: tuple[PurePosixPath, ...]
+    unsettled: tuple[PurePosixPath, ...]
+    refused: tuple[Problem, ...]  # links, FIFOs, folders, names in another encoding
+
+
 class WatchTracker:
-    def __init__(
-        self,
-        settings: WatchSettings,
-        fs: FileSystem,
-        is_settled: Callable[[str], bool] = lambda _id: False,
-    ) -> None:
+    def __init__(self, settings: WatchSettings, fs: FileSystem, known: Known | None = None) -> None:
         self.settings = settings
         self.fs = fs
-        self.is_settled = is_settled  # the journal already has this submission id
+        self.known = known or NothingKnown()
         self.stability = StabilityTracker(settings.stability_seconds, settings.max_settle)
         self._candidates: dict[PurePosixPath, _Candidate] = {}
-        self._referenced_by: dict[PurePosixPath, set[PurePosixPath]] = {}
+        self._referenced_by: dict[PurePosixPath, set[PurePosixPath]] = {}  # waiting owners
+        self._claimed_by: dict[PurePosixPath, PurePosixPath] = {}  # files of sent manifests
+        self._due: list[tuple[float, int, PurePosixPath]] = []  # a heap; stale entries skipped
+        self._seq = 0
 
     # -- input ----------------------------------------------------------------------------
 
@@ -154,19 +141,26 @@ class WatchTracker:
             self.stability.written(relpath, now)
         elif kind in ("closed", "deleted", "moved"):
             self.stability.closed(relpath)
-        if is_candidate(relpath):
-            self._ensure(relpath, now).next_check = now
-        for owner in self._referenced_by.get(relpath, ()):
-            self._candidates[owner].next_check = now
+        self._touch(relpath, now)
 
     def on_scan(self, relpaths: Iterable[PurePosixPath], now: float) -> None:
-        """A full or partial scan listed these files: pick up manifests events did not show."""
+        """A full or partial scan listed these files: pick up manifests events did not show,
+        and let waiting manifests look at the files they name."""
         for relpath in relpaths:
-            if is_candidate(relpath) and not is_ignored(relpath.name, self.settings.ignore):
-                self._ensure(relpath, now)
-        for cand in self._candidates.values():
-            if cand.settled_identity is None:
-                cand.next_check = min(cand.next_check, now)
+            if not is_ignored(relpath.name, self.settings.ignore):
+                self._touch(relpath, now, scanned=True)
+
+    def _touch(self, relpath: PurePosixPath, now: float, scanned: bool = False) -> None:
+        if is_candidate(relpath):
+            cand = self._candidates.get(relpath)
+            if cand is None:
+                cand = self._candidates[relpath] = _Candidate(relpath, now)
+            if not scanned or cand.settled_identity is None:
+                self._schedule(cand, now)
+        for owner in self._referenced_by.get(relpath, ()):
+            cand = self._candidates[owner]
+            cand.touched.add(relpath)
+            self._schedule(cand, now)
 
     def reconfigure(self, settings: WatchSettings) -> None:
         """New settings from a reload; what is being tracked stays as it is."""
@@ -180,64 +174,102 @@ class WatchTracker:
         if cand is not None:
             cand.settled_identity = None
             cand.plan_identity = None
-            cand.next_check = when
+            cand.full = True
+            self._schedule(cand, when)
+
+    def prune(self, now: float) -> None:
+        """Forget paths only an event ever touched, once the event can no longer matter."""
+        self.stability.prune_events(now - 3 * self.settings.stability_seconds - 1)
 
     def next_due(self) -> float:
-        return min((c.next_check for c in self._candidates.values()), default=float("inf"))
+        while self._due:
+            at, _, relpath = self._due[0]
+            cand = self._candidates.get(relpath)
+            if cand is not None and cand.next_check == at:
+                return at
+            heapq.heappop(self._due)
+        return NEVER
 
     @property
     def busy(self) -> bool:
         """Some manifest still needs a look (not yet decided, or waiting for files)."""
-        return self.next_due() != float("inf")
+        return self.next_due() != NEVER
 
     @property
     def waiting(self) -> int:
         return sum(1 for c in self._candidates.values() if c.waiting_id is not None)
 
+    def _schedule(self, cand: _Candidate, at: float) -> None:
+        if at < cand.next_check:
+            cand.next_check = at
+            self._seq += 1
+            heapq.heappush(self._due, (at, self._seq, cand.relpath))
+
     # -- decide ---------------------------------------------------------------------------
 
     def check(self, now: float, everything: bool = False) -> list[Decision]:
-        due = [c for c in self._candidates.values() if everything or c.next_check <= now]
-        decisions = []
-        for cand in due:
-            decision = self._check_one(cand, now)
-            if decision is not None:
-                decisions.append(decision)
+        if everything:
+            for cand in self._candidates.values():
+                self._schedule(cand, now)
+        decisions: list[Decision] = []
+        while self.next_due() <= now:
+            _, _, relpath = heapq.heappop(self._due)
+            cand = self._candidates[relpath]
+            cand.next_check = NEVER  # taken; looking at it schedules the next look
+            decisions += self._check_one(cand, now)
         return decisions
 
-    def _ensure(self, relpath: PurePosixPath, now: float) -> _Candidate:
-        cand = self._candidates.get(relpath)
-        if cand is None:
-            cand = self._candidates[relpath] = _Candidate(relpath, now, now)
-        return cand
-
-    def _check_one(self, cand: _Candidate, now: float) -> Decision | None:
-        root = self.settings.root
-        ident = self.fs.identity(root / cand.relpath)
-        self.stability.observe(cand.relpath, ident, now)
-        if ident is None:
+    def _check_one(self, cand: _Candidate, now: float) -> list[Decision]:
+        found = self.fs.look(self.settings.root, cand.relpath)
+        ident = found.identity
+        if ident is None or found.kind in (Kind.MISSING, Kind.FOLDER):
             return self._drop(cand)
+        self.stability.observe(cand.relpath, ident, now)
         if cand.settled_identity == ident:
-            cand.next_check = float("inf")
-            return None
-        sid = submission_id(self.settings.name, cand.relpath, ident)
-        if self.is_settled(sid):
+            return []
+        if cand.sent_id is not None and self.known.in_flight(cand.sent_id):
+            # Edited while its submission is being sent: it is a new submission only once
+            # that delivery has ended, never a second one sending the same media meanwhile.
+            self._schedule(cand, now + MAX_RECHECK)
+            return []
+        cand.sent_id = None
+        sid = self.known.resolve(base_id(self.settings.name, cand.relpath, ident))
+        if sid is None:
             self._settle(cand, ident)
-            return None
-        return self._decide(cand, ident, sid, now)
+            return []
+        replaced: list[Decision] = []
+        if cand.waiting_id not in (None, sid):
+            replaced.append(Gone(cand.waiting_id, cand.relpath, GoneWhy.REPLACED))
+            cand.waiting_id = None
+        decision = self._decide(cand, found, ident, sid, now)
+        return replaced + ([decision] if decision is not None else [])
 
     def _decide(
-        self, cand: _Candidate, ident: FileIdentity, sid: str, now: float
+        self, cand: _Candidate, found: Look, ident: FileIdentity, sid: str, now: float
     ) -> Decision | None:
+        if found.kind is not Kind.FILE:
+            # A link is never followed (it could name a password file), a FIFO never opened.
+            what = "a link to another file" if found.kind is Kind.LINK else found.where
+            return self._fail(
+                cand,
+                ident,
+                sid,
+                (
+                    Problem(
+                        "manifest-not-a-file",
+                        f"the manifest '{cand.relpath}' is {what}",
+                        "copy the manifest file itself into the drop folder; links are not "
+                        "followed",
+                        path=str(cand.relpath),
+                    ),
+                ),
+            )
         if not self.stability.is_stable(cand.relpath, now):
             return self._peek(cand, ident, sid, now)
         if cand.plan_identity != ident:
-            outcome = self._plan(cand, ident)
-            if outcome is not None:
-                return outcome if isinstance(outcome, Failed) else None
-        assert cand.plan is not None
-        if cand.plan.problems:
-            return self._fail(cand, ident, sid, cand.plan.problems)
+            failed = self._plan(cand, ident, sid)
+            if failed is not None or cand.plan is None:
+                return failed
         return self._check_files(cand, ident, sid, now)
 
     def _peek(self, cand: _Candidate, ident: FileIdentity, sid: str, now: float) -> Waiting:
@@ -246,26 +278,21 @@ class WatchTracker:
         decided from an unsettled manifest; a parse error here just means 'look again'."""
         if cand.plan_identity != ident and ident.size <= self.settings.max_manifest_bytes:
             try:
-                data = self.fs.read(self.settings.root / cand.relpath, ident.size)
+                data = self.fs.read(self.settings.root, cand.relpath, ident.size)
                 parsed = manifest.parse(data, cand.relpath.name)
             except (manifest.ManifestError, manifest.NotAManifest, OSError):
                 pass
             else:
                 self._adopt(cand, ident, parsed)
-        missing = []
+        missing: tuple[PurePosixPath, ...] = ()
         if cand.plan is not None and cand.plan_identity == ident:
-            for f in cand.plan.files:
-                found = self.fs.identity(self.settings.root / f.relpath)
-                self.stability.observe(f.relpath, found, now)
-                if found is None:
-                    missing.append(f.relpath)
-        cand.next_check = self.stability.stable_at(cand.relpath) or now + MAX_RECHECK
-        return self._wait(cand, sid, tuple(missing), (cand.relpath,))
+            missing = self._look_files(cand, now).missing
+        self._schedule(cand, self.stability.stable_at(cand.relpath) or now + MAX_RECHECK)
+        return self._wait(cand, sid, missing, (cand.relpath,))
 
-    def _plan(self, cand: _Candidate, ident: FileIdentity) -> Failed | bool | None:
-        """Parse the manifest; a Failed if it is unusable, True if it is not a manifest."""
-        sid = submission_id(self.settings.name, cand.relpath, ident)
-        path = self.settings.root / cand.relpath
+    def _plan(self, cand: _Candidate, ident: FileIdentity, sid: str) -> Failed | Gone | None:
+        """Parse the manifest: a Failed if it is unusable, None once it is planned (or, if it
+        is not a manifest at all, settled and left alone)."""
         limit = self.settings.max_manifest_bytes
         if ident.size > limit:
             return self._fail(
@@ -281,17 +308,15 @@ class WatchTracker:
                 ),
             )
         try:
-            parsed = manifest.parse(self.fs.read(path, limit + 1), cand.relpath.name)
+            data = self.fs.read(self.settings.root, cand.relpath, limit + 1)
+            parsed = manifest.parse(data, cand.relpath.name)
         except manifest.NotAManifest:
+            waiting = cand.waiting_id
             self._settle(cand, ident)
-            return True
+            return Gone(waiting, cand.relpath, GoneWhy.NOT_A_MANIFEST) if waiting else None
         except manifest.ManifestError as err:
-            return self._fail(
-                cand,
-                ident,
-                sid,
-                (Problem(err.code, err.message, err.hint, str(cand.relpath), err.line),),
-            )
+            problem = Problem(err.code, err.message, err.hint, str(cand.relpath), err.line)
+            return self._fail(cand, ident, sid, (problem,))
         except OSError as err:
             return self._fail(
                 cand,
@@ -312,81 +337,122 @@ class WatchTracker:
         """Group the parsed manifest, and start following the files it names."""
         cand.plan = grouping.plan(cand.relpath, parsed)
         cand.plan_identity = ident
+        cand.full = True
         self._index_refs(cand, frozenset(f.relpath for f in cand.plan.files))
 
     def _check_files(self, cand: _Candidate, ident: FileIdentity, sid: str, now: float) -> Decision:
         assert cand.plan is not None
-        root = self.settings.root
-        missing, unsettled, escaping = [], [], []
-        for f in cand.plan.files:
-            if self.fs.escapes(root / f.relpath, root):
-                escaping.append(f.relpath)
-                continue
-            self.stability.observe(f.relpath, self.fs.identity(root / f.relpath), now)
-            if self.stability.identity(f.relpath) is None:
-                missing.append(f.relpath)
-            elif not self.stability.is_stable(f.relpath, now):
-                unsettled.append(f.relpath)
-        if escaping:
-            return self._fail(
-                cand,
-                ident,
-                sid,
-                tuple(
-                    Problem(
-                        "path-escapes",
-                        f"'{p}' is a link to a place outside the drop folder",
-                        "copy the file itself into the drop folder",
-                        path=str(p),
-                    )
-                    for p in escaping
-                ),
-            )
-        conflicts = self._conflicts(cand)
-        if (missing or conflicts) and now - cand.first_seen >= self.settings.incomplete_after:
-            # Files another manifest also names stay in the drop folder for that manifest.
-            return self._fail(
-                cand,
-                ident,
-                sid,
-                (self._incomplete(missing, conflicts),),
-                keep_files=bool(conflicts),
-            )
-        if missing or unsettled or conflicts:
-            soonest = [t for p in unsettled if (t := self.stability.stable_at(p)) is not None]
-            latest = max(soonest, default=now + MAX_RECHECK)
-            if latest <= now:  # settled by the clock, still open for writing: its close wakes us
-                latest = now + MAX_RECHECK
-            cand.next_check = (
-                now + min(MAX_RECHECK, self.settings.stability_seconds)
-                if missing or conflicts
-                else latest
-            )
-            return self._wait(cand, sid, tuple(missing), tuple(unsettled), conflicts)
+        if now - cand.first_seen >= self.settings.incomplete_after:
+            cand.full = True
+        files = self._look_files(cand, now)
+        taken, older = self._conflicts(cand, now)
+        problems = [*cand.plan.problems, *files.refused, *taken]
+        if problems:
+            # Everything wrong at once, so the editor fixes it in one go.
+            problems += [_not_here(p) for p in files.missing]
+            return self._fail(cand, ident, sid, tuple(problems), keep=bool(taken))
+        if files.missing and now - cand.first_seen >= self.settings.incomplete_after:
+            return self._fail(cand, ident, sid, (_never_arrived(files.missing),))
+        if files.missing or files.unsettled or older:
+            self._schedule(cand, self._next_look(cand, files, bool(older), now))
+            return self._wait(cand, sid, files.missing, files.unsettled, older)
         return self._ready(cand, ident, sid)
 
-    def _conflicts(self, cand: _Candidate) -> tuple[PurePosixPath, ...]:
-        """Other manifests, not yet sent, that name one of this manifest's files: sending
-        either would take the file from the other, so both wait until one is withdrawn."""
-        others = {
-            o for ref in cand.refs for o in self._referenced_by.get(ref, ()) if o != cand.relpath
-        }
-        return tuple(sorted(others))
+    def _next_look(self, cand: _Candidate, files: _Files, conflicted: bool, now: float) -> float:
+        """Files that settle by the clock are looked at when their window ends; missing files
+        only when an event or a scan names them, or at the deadline."""
+        at = cand.first_seen + self.settings.incomplete_after
+        stable_ats = [t for p in files.unsettled if (t := self.stability.stable_at(p)) is not None]
+        if stable_ats:
+            # At or past its window, still open for writing: its close event wakes us.
+            at = min(at, max(*stable_ats, now + MIN_LOOK))
+        if conflicted:
+            at = min(at, now + MAX_RECHECK)
+        return at
 
-    @staticmethod
-    def _incomplete(missing: list[PurePosixPath], conflicts: tuple[PurePosixPath, ...]) -> Problem:
-        if missing:
+    def _look_files(self, cand: _Candidate, now: float) -> _Files:
+        """Look at the named files that may have changed (all of them on a full pass); the
+        confirming full pass happens by itself before a manifest can be declared ready."""
+        assert cand.plan is not None
+        named = {f.relpath for f in cand.plan.files}
+        to_look = named if cand.full else (cand.unsettled | cand.touched) & named
+        cand.touched = set()
+        for relpath in to_look:
+            found = self.fs.look(self.settings.root, relpath)
+            self.stability.observe(relpath, found.identity if found.is_file else None, now)
+            problem = self._refusal(relpath, found)
+            if problem is None:
+                cand.refused.pop(relpath, None)
+            else:
+                cand.refused[relpath] = problem
+        looked_missing = {
+            p for p in to_look if self.stability.identity(p) is None and p not in cand.refused
+        }
+        cand.missing = looked_missing | (cand.missing - to_look)
+        cand.unsettled = {
+            p for p in to_look - looked_missing if not self.stability.is_stable(p, now)
+        }
+        was_full, cand.full = cand.full, False
+        if not was_full and not cand.missing and not cand.unsettled and not cand.refused:
+            cand.full = True
+            return self._look_files(cand, now)
+        refused = tuple(cand.refused[p] for p in sorted(cand.refused))
+        return _Files(tuple(sorted(cand.missing)), tuple(sorted(cand.unsettled)), refused)
+
+    def _refusal(self, relpath: PurePosixPath, found: Look) -> Problem | None:
+        """Why a named file can never be sent as it is, in the editor's words; None if it can
+        (or may still arrive)."""
+        if found.kind is Kind.LINK:
             return Problem(
-                "incomplete",
-                "files named in the manifest never arrived: " + ", ".join(str(p) for p in missing),
-                "copy the missing files into the drop folder next to the manifest, then drop "
-                "the manifest again",
+                "path-escapes",
+                f"'{relpath}' goes through a link ('{found.where}'), which may "
+                "point outside the drop folder",
+                "copy the file itself into the drop folder; links are not followed",
+                path=str(relpath),
             )
-        return Problem(
-            "conflict",
-            "files are also named by other manifests: " + ", ".join(str(p) for p in conflicts),
-            "a file can go with one manifest only; remove or fix one of the manifests",
-        )
+        if found.kind in (Kind.SPECIAL, Kind.FOLDER):
+            what = "a folder" if found.kind is Kind.FOLDER else found.where
+            return Problem(
+                "not-a-file",
+                f"'{relpath}' is {what}, not a file",
+                "put the file itself there under that name",
+                path=str(relpath),
+            )
+        if found.kind is Kind.MISSING:
+            twin = _encoding_twin(relpath.name, self.fs.names(self.settings.root, relpath.parent))
+            if twin is not None:
+                return Problem(
+                    "name-encoding",
+                    f"'{relpath}' is there only as '{twin}', the same name "
+                    "written with other Unicode characters (as macOS does)",
+                    "rename the file, or re-type the name in the manifest, so that both match",
+                    path=str(relpath),
+                )
+        return None
+
+    def _conflicts(
+        self, cand: _Candidate, now: float
+    ) -> tuple[list[Problem], tuple[PurePosixPath, ...]]:
+        """(problems if this manifest loses a conflict, older manifests it waits for). A file
+        goes with one manifest: one already sent or being sent keeps it, and of two waiting
+        manifests the one seen first keeps it; the newer one fails at once, naming the other."""
+        problems, older = [], set()
+        me = (cand.first_seen, cand.relpath)
+        for ref in sorted(cand.refs):
+            holder = self._claimed_by.get(ref)
+            if holder is not None and holder != cand.relpath:
+                problems.append(_conflict(ref, holder, "was already sent with"))
+                continue
+            for other in self._referenced_by.get(ref, ()):
+                if other == cand.relpath:
+                    continue
+                rival = self._candidates[other]
+                if (rival.first_seen, rival.relpath) < me:
+                    problems.append(_conflict(ref, other, "is already named by"))
+                else:
+                    older.add(other)
+                    self._schedule(rival, now)  # the newer one fails at its next look
+        return problems, tuple(sorted(older)) if not problems else ()
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -404,19 +470,18 @@ class WatchTracker:
 
     def _ready(self, cand: _Candidate, ident: FileIdentity, sid: str) -> Ready:
         assert cand.plan is not None
-        media = tuple(
-            SubmissionFile(f.relpath, f.dest, self._identity(f.relpath)) for f in cand.plan.files
-        )
+        media = []
+        for f in cand.plan.files:
+            pinned = self.stability.identity(f.relpath)
+            assert pinned is not None  # _look_files just found every file present and stable
+            media.append(SubmissionFile(f.relpath, f.dest, pinned))
+            self._claimed_by[f.relpath] = cand.relpath
         manifest_file = SubmissionFile(cand.relpath, PurePosixPath(cand.relpath.name), ident)
         assets = tuple((item.guid, item.title) for item in cand.plan.manifest.items)
         fmt = cand.plan.manifest.format
-        self._settle(cand, ident)
-        return Ready(Submission(sid, self.settings.name, manifest_file, media, fmt), assets)
-
-    def _identity(self, relpath: PurePosixPath) -> FileIdentity:
-        ident = self.stability.identity(relpath)
-        assert ident is not None
-        return ident
+        self._settle(cand, ident, sid)
+        cand.sent_id = sid
+        return Ready(Submission(sid, self.settings.name, manifest_file, tuple(media), fmt), assets)
 
     def _fail(
         self,
@@ -424,25 +489,21 @@ class WatchTracker:
         ident: FileIdentity,
         sid: str,
         problems: tuple[Problem, ...],
-        keep_files: bool = False,
+        keep: bool = False,
     ) -> Failed:
-        present = (
-            ()
-            if keep_files
-            else tuple(
-                f.relpath
-                for f in (cand.plan.files if cand.plan else ())
-                if self.stability.identity(f.relpath) is not None
-            )
-        )
+        """`keep`: the files stay where they are (another manifest has them)."""
+        planned = cand.plan.files if cand.plan and not keep else ()
+        # Links and special files were observed as absent: they are never moved.
+        present = tuple(f.relpath for f in planned if self.stability.identity(f.relpath))
         fmt = cand.plan.manifest.format if cand.plan else None
-        self._settle(cand, ident)
+        self._settle(cand, ident, sid)
         return Failed(sid, cand.relpath, problems, present, fmt)
 
-    def _settle(self, cand: _Candidate, ident: FileIdentity) -> None:
+    def _settle(self, cand: _Candidate, ident: FileIdentity, sid: str | None = None) -> None:
         cand.settled_identity = ident
+        cand.decided_id = sid
         cand.waiting_id = None
-        cand.next_check = float("inf")
+        cand.next_check = NEVER
         self._forget_refs(cand)
 
     def _forget_refs(self, cand: _Candidate) -> None:
@@ -451,22 +512,73 @@ class WatchTracker:
                 self.stability.forget(ref)
         self._index_refs(cand, frozenset())
         cand.plan_identity = None
+        cand.missing, cand.unsettled, cand.touched = set(), set(), set()
+        cand.refused = {}
 
-    def _drop(self, cand: _Candidate) -> Gone | None:
+    def _drop(self, cand: _Candidate) -> list[Decision]:
         del self._candidates[cand.relpath]
+        for ref, holder in list(self._claimed_by.items()):
+            if holder == cand.relpath:
+                del self._claimed_by[ref]
         self._forget_refs(cand)
         self.stability.forget(cand.relpath)
         if cand.waiting_id is not None:
-            return Gone(cand.waiting_id, cand.relpath)
-        return None
+            return [Gone(cand.waiting_id, cand.relpath)]
+        if cand.decided_id is not None:
+            return [Gone(cand.decided_id, cand.relpath, GoneWhy.LEFT)]
+        return []
 
     def _index_refs(self, cand: _Candidate, refs: frozenset[PurePosixPath]) -> None:
         for old in cand.refs - refs:
             owners = self._referenced_by.get(old)
             if owners is not None:
                 owners.discard(cand.relpath)
+                for owner in owners:  # a conflict may be over: let them look now
+                    self._schedule(self._candidates[owner], -NEVER)
                 if not owners:
                     del self._referenced_by[old]
         for new in refs:
             self._referenced_by.setdefault(new, set()).add(cand.relpath)
         cand.refs = refs
+
+
+#: The shortest pause before looking again at a file that is settled by the clock but still
+#: open for writing (its close event usually comes first).
+MIN_LOOK = MAX_RECHECK
+
+
+def _encoding_twin(name: str, names: list[str]) -> str | None:
+    """The entry that is `name` in another Unicode normalisation (NFC vs NFD), if any."""
+    wanted = unicodedata.normalize("NFC", name)
+    for other in names:
+        if other != name and unicodedata.normalize("NFC", other) == wanted:
+            return other
+    return None
+
+
+def _not_here(relpath: PurePosixPath) -> Problem:
+    return Problem(
+        "missing-file",
+        f"'{relpath}' is not in the drop folder",
+        "copy it next to the manifest",
+        path=str(relpath),
+    )
+
+
+def _never_arrived(missing: Iterable[PurePosixPath]) -> Problem:
+    return Problem(
+        "incomplete",
+        "files named in the manifest never arrived: " + ", ".join(str(p) for p in missing),
+        "copy the missing files into the drop folder "
+        "next to the manifest, then drop the manifest again",
+    )
+
+
+def _conflict(ref: PurePosixPath, other: PurePosixPath, how: str) -> Problem:
+    return Problem(
+        "conflict",
+        f"'{ref}' {how} the manifest '{other}'",
+        "a file can go with one "
+        "manifest only; name another file, or remove the other manifest first",
+        path=str(ref),
+    )

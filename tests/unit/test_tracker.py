@@ -4,8 +4,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from hotfolder.beneath import Look
 from hotfolder.model import State
-from hotfolder.tracker import Failed, Gone, Ready, Waiting, WatchSettings, WatchTracker
+from hotfolder.tracker import Failed, Gone, GoneWhy, Ready, Waiting, WatchSettings, WatchTracker
 from tests import manifests
 from tests.fakes import FakeFileSystem
 
@@ -18,9 +19,22 @@ def fs() -> FakeFileSystem:
     return FakeFileSystem()
 
 
+class Decided:
+    """The journal, as the tracker sees it: these ids are decided, nothing is in flight."""
+
+    def __init__(self, settled: set[str]) -> None:
+        self.settled = settled
+
+    def resolve(self, base: str) -> str | None:
+        return None if base in self.settled else base
+
+    def in_flight(self, sid: str) -> bool:
+        return False
+
+
 def tracker(fs: FakeFileSystem, settled: set[str] | None = None, **kw: float) -> WatchTracker:
     settings = WatchSettings("w", ROOT, WINDOW, **kw)  # type: ignore[arg-type]
-    return WatchTracker(settings, fs, (settled or set()).__contains__)
+    return WatchTracker(settings, fs, Decided(settled or set()))
 
 
 def drop_all(fs: FakeFileSystem, t: WatchTracker, now: float) -> None:
@@ -132,7 +146,7 @@ def test_rule_problems_fail_with_the_files_present(fs: FakeFileSystem) -> None:
 def test_symlink_out_of_the_folder_fails(fs: FakeFileSystem) -> None:
     t = tracker(fs)
     fs.write(ROOT / "a.mov", b"secret")
-    fs.links_outside.add(ROOT / "a.mov")
+    fs.links.add(ROOT / "a.mov")
     fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item("a.mov", None, None)).encode())
     t.on_event(PurePosixPath("m.xml"), 0)
     t.check(0)
@@ -184,9 +198,96 @@ def test_caption_xml_is_not_taken_for_a_manifest(fs: FakeFileSystem) -> None:
     t = tracker(fs)
     fs.write(ROOT / "captions.xml", b'<tt xmlns="http://www.w3.org/ns/ttml"/>')
     t.on_event(PurePosixPath("captions.xml"), 0)
-    t.check(0)
-    assert t.check(WINDOW) == []
+    (seen,) = t.check(0)  # while it settles it might be a manifest: a pending row is noted
+    assert isinstance(seen, Waiting)
+    (closed,) = t.check(WINDOW)
+    assert closed == Gone(seen.submission_id, seen.manifest, GoneWhy.NOT_A_MANIFEST), (
+        "the pending row must be closed, not left pending forever"
+    )
     assert t.waiting == 0
+    assert t.check(WINDOW * 2, everything=True) == []
+
+
+def test_a_manifest_replaced_while_waiting_closes_the_old_pending_row(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "m.xml", manifests.ooyala().encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    (first,) = t.check(0)
+    assert isinstance(first, Waiting)
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item(guid="v2")).encode())
+    t.on_event(PurePosixPath("m.xml"), 1)
+    replaced, second = t.check(1)
+    assert replaced == Gone(first.submission_id, first.manifest, GoneWhy.REPLACED)
+    assert isinstance(second, Waiting)
+    assert second.submission_id != first.submission_id
+
+
+def test_a_named_fifo_or_link_fails_at_once_with_every_other_problem(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.specials.add(ROOT / "my_video.mov")
+    fs.links.add(ROOT / "sub")
+    item = manifests.ooyala_item("my_video.mov", "sub/t.jpg", "bad&amp;name.dfxp")
+    fs.write(ROOT / "m.xml", manifests.ooyala(item).encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    (failed,) = t.check(WINDOW)  # at once: not after incomplete_after
+    assert isinstance(failed, Failed)
+    codes = sorted(p.code for p in failed.problems)
+    assert codes == ["bad-file-name", "not-a-file", "path-escapes"], failed.problems
+    assert failed.present == ()
+
+
+def test_a_missing_file_is_listed_with_a_rule_failure(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "v.mov", b"v")
+    item = manifests.ooyala_item("v.mov", "thumb.jpg", "a&amp;b.dfxp")
+    fs.write(ROOT / "m.xml", manifests.ooyala(item).encode())
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    (failed,) = t.check(WINDOW)
+    assert isinstance(failed, Failed)
+    assert {(p.code, p.path) for p in failed.problems} >= {
+        ("bad-file-name", "a&b.dfxp"),
+        ("missing-file", "thumb.jpg"),
+    }
+
+
+def test_a_name_in_another_unicode_form_is_refused_at_once(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "cafe\u0301.mov", b"v")  # NFD, as macOS writes it
+    fs.write(
+        ROOT / "m.xml",
+        manifests.ooyala(manifests.ooyala_item("caf\u00e9.mov", None, None)).encode(),
+    )
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    (failed,) = t.check(WINDOW)
+    assert isinstance(failed, Failed)
+    assert [p.code for p in failed.problems] == ["name-encoding"]
+
+
+def test_a_waiting_manifest_looks_only_at_files_that_changed(fs: FakeFileSystem) -> None:
+    names = [f"v{i}.mov" for i in range(200)]
+    items = [manifests.ooyala_item(n, None, None, guid=n) for n in names]
+    fs.write(ROOT / "m.xml", manifests.ooyala(*items).encode())
+    looks: list[PurePosixPath] = []
+    real_look = fs.look
+
+    def counting_look(root: Path, relpath: PurePosixPath) -> Look:
+        looks.append(relpath)
+        return real_look(root, relpath)
+
+    fs.look = counting_look  # type: ignore[method-assign]
+    t = tracker(fs)
+    t.on_event(PurePosixPath("m.xml"), 0)
+    t.check(0)
+    t.check(WINDOW)  # settled manifest, every file missing: one full look
+    looks.clear()
+    fs.write(ROOT / "v7.mov", b"x")
+    t.on_event(PurePosixPath("v7.mov"), 10)
+    t.check(10)
+    assert looks == [PurePosixPath("m.xml"), PurePosixPath("v7.mov")]
+    assert t.next_due() == 10 + WINDOW, "v7.mov's window, not a tick"
 
 
 def test_ignored_names_are_never_candidates(fs: FakeFileSystem) -> None:
@@ -223,35 +324,34 @@ def two_manifests_sharing_a_file(fs: FakeFileSystem, t: WatchTracker) -> None:
     t.check(0)
 
 
-def test_a_file_named_by_two_manifests_holds_both_until_one_is_withdrawn(
+def test_a_file_named_by_two_manifests_fails_the_newer_at_once_naming_the_other(
     fs: FakeFileSystem,
 ) -> None:
     t = tracker(fs)
     two_manifests_sharing_a_file(fs, t)
     decisions = t.check(WINDOW + 1, everything=True)
-    assert len(decisions) == 2
-    for d in decisions:
-        assert isinstance(d, Waiting)
-        assert d.conflicts, "each manifest must say which other manifest blocks it"
-    assert {str(d.conflicts[0]) for d in decisions if isinstance(d, Waiting)} == {
-        "one.xml",
-        "two.xml",
-    }
-    fs.remove(ROOT / "two.xml")
-    t.on_event(PurePosixPath("two.xml"), 7)
-    results = t.check(7, everything=True)
-    assert any(isinstance(d, Gone) for d in results)
-    ready = [d for d in results + t.check(7 + WINDOW, everything=True) if isinstance(d, Ready)]
+    failed = [d for d in decisions if isinstance(d, Failed)]
+    assert [str(f.manifest) for f in failed] == ["two.xml"], "the newer one (by path on a tie)"
+    assert failed[0].problems[0].code == "conflict"
+    assert "one.xml" in failed[0].problems[0].message, "the reason names the other manifest"
+    assert failed[0].present == (), "a shared file must stay for the other manifest"
+    ready = [d for d in decisions + t.check(WINDOW + 2) if isinstance(d, Ready)]
     assert [str(r.submission.manifest.relpath) for r in ready] == ["one.xml"]
 
 
-def test_an_unresolved_conflict_fails_after_incomplete_after(fs: FakeFileSystem) -> None:
-    t = tracker(fs, incomplete_after=30)
-    two_manifests_sharing_a_file(fs, t)
-    failed = [d for d in t.check(30, everything=True) if isinstance(d, Failed)]
-    assert failed
-    assert failed[0].problems[0].code == "conflict"
-    assert failed[0].present == (), "a shared file must stay for the other manifest"
+def test_a_manifest_naming_a_file_already_sent_fails_at_once(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    drop_all(fs, t, 0)
+    t.check(0)
+    (ready,) = t.check(WINDOW)
+    assert isinstance(ready, Ready)
+    fs.write(ROOT / "again.xml", manifests.ooyala(manifests.ooyala_item(guid="again")).encode())
+    t.on_event(PurePosixPath("again.xml"), 10)
+    t.check(10)
+    (failed,) = t.check(10 + WINDOW)
+    assert isinstance(failed, Failed)
+    assert {p.code for p in failed.problems} == {"conflict"}
+    assert "m.xml" in failed.problems[0].message
 
 
 def test_an_oversized_manifest_is_refused_unread(fs: FakeFileSystem) -> None:
