@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+import structlog
+
 from hotfolder import beneath, grouping, manifest
 from hotfolder.beneath import Kind, Look
 from hotfolder.decisions import Decision, Failed, Gone, GoneWhy, Ready, Waiting
@@ -29,6 +31,8 @@ from hotfolder.model import submission_id as base_id
 from hotfolder.stability import StabilityTracker
 
 __all__ = ["Decision", "Failed", "Gone", "GoneWhy", "Ready", "Waiting", "WatchTracker"]
+
+log = structlog.get_logger()
 
 #: How often a manifest re-checks when only time can tell (an open writer, a conflict).
 MAX_RECHECK = 2.0
@@ -216,8 +220,43 @@ class WatchTracker:
             _, _, relpath = heapq.heappop(self._due)
             cand = self._candidates[relpath]
             cand.next_check = NEVER  # taken; looking at it schedules the next look
-            decisions += self._check_one(cand, now)
+            try:
+                decisions += self._check_one(cand, now)
+            except OSError as err:  # the share hiccuped: look again, decide nothing
+                log.warning(
+                    "cannot look at a manifest; will look again",
+                    watch=self.settings.name,
+                    manifest=str(relpath),
+                    error=str(err),
+                )
+                self._schedule(cand, now + MAX_RECHECK)
+            except Exception as err:
+                decisions += self._broken(cand, err)
         return decisions
+
+    def _broken(self, cand: _Candidate, err: Exception) -> list[Decision]:
+        """Evaluating this manifest hit a bug: fail it alone, with a report that does not
+        blame the editor, and go on with the others."""
+        log.error(
+            "a manifest could not be evaluated",
+            watch=self.settings.name,
+            manifest=str(cand.relpath),
+            exc_info=err,
+        )
+        ident = self.fs.look(self.settings.root, cand.relpath).identity
+        if ident is None:
+            return self._drop(cand)
+        sid = self.known.resolve(base_id(self.settings.name, cand.relpath, ident))
+        if sid is None:
+            self._settle(cand, ident)
+            return []
+        problem = Problem(
+            "internal-error",
+            f"hotfolder could not evaluate this manifest ({type(err).__name__})",
+            "this is a fault in hotfolder, not in your drop; the administrator can see it in "
+            "the log; drop the manifest again once it is fixed",
+        )
+        return [self._fail(cand, ident, sid, (problem,))]
 
     def _check_one(self, cand: _Candidate, now: float) -> list[Decision]:
         found = self.fs.look(self.settings.root, cand.relpath)
