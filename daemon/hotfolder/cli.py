@@ -166,12 +166,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  {finding}")
     if errors:
         return EXIT_CONFIG
-    checked = "the file only" if args.config_only else "the file, executables and credentials"
-    warned = f", {len(warnings)} warnings" if warnings else ""
-    print(
-        f"{args.config}: OK ({len(cfg.watches)} watches, {len(cfg.targets)} targets; "
-        f"checked {checked}{warned})"
-    )
+    warned = f" with {len(warnings)} warnings" if warnings else ""
+    print(f"{args.config}: OK ({len(cfg.watches)} watches, {len(cfg.targets)} targets){warned}")
+    if args.config_only:
+        print("  checked the file only, not executables and credentials (--config-only)")
     return EXIT_OK
 
 
