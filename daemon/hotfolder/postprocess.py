@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hotfolder import beneath
+from hotfolder import beneath, perms
 from hotfolder.model import Problem, Submission, SubmissionFile
+from hotfolder.perms import SharedPermissions
 
 REPORT_TXT = "REPORT.txt"
 REPORT_JSON = "report.json"
@@ -36,7 +37,12 @@ def archive_folder(archive_dir: Path, when: datetime, sid: str) -> Path:
 
 
 def after_success(
-    sub: Submission, root: Path, action: str, archive_dir: Path, when: datetime
+    sub: Submission,
+    root: Path,
+    action: str,
+    archive_dir: Path,
+    when: datetime,
+    permissions: SharedPermissions | None = None,
 ) -> Outcome:
     if action == "keep":
         return Outcome(kept=tuple(str(f.relpath) for f in sub.files))
@@ -55,6 +61,7 @@ def after_success(
             "kept_in_drop_folder": list(outcome.kept),
         },
     )
+    perms.share_tree(archive_dir, folder, permissions)  # the watch's `permissions:`, if any
     return outcome
 
 
@@ -99,6 +106,7 @@ def quarantine(
     failed_dir: Path,
     when: datetime,
     extra: dict[str, Any] | None = None,
+    permissions: SharedPermissions | None = None,
 ) -> Path:
     """Move the manifest and its present files to failed_dir/<id>/ with REPORT.txt and
     report.json. Nothing is deleted."""
@@ -129,6 +137,7 @@ def quarantine(
     }
     _write_json(folder / REPORT_JSON, report)
     _write_text(folder / REPORT_TXT, render_report(report))
+    perms.share_tree(failed_dir, folder, permissions)  # editors may fix or remove it
     return folder
 
 

@@ -6,10 +6,13 @@ import grp
 import os
 import stat
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
 import pytest
 
+from hotfolder import postprocess
+from hotfolder.model import Problem
 from hotfolder.perms import SharedPermissions, share_tree
 
 
@@ -61,3 +64,26 @@ def test_without_settings_the_umask_decides(tmp_path: Path, strict_umask: None) 
     top.mkdir(parents=True)
     share_tree(tmp_path / "failed", top, None)
     assert mode(top) == 0o750
+
+
+def test_quarantine_applies_the_watch_permissions(tmp_path: Path, strict_umask: None) -> None:
+    drop, failed = tmp_path / "drop", tmp_path / "failed"
+    drop.mkdir()
+    (drop / "m.xml").write_text("<rss/>")
+    folder = postprocess.quarantine(
+        "ep1-abc",
+        "w",
+        drop,
+        PurePosixPath("m.xml"),
+        (),
+        (Problem("malformed-manifest", "bad"),),
+        failed,
+        datetime(2026, 11, 23, tzinfo=UTC),
+        permissions=SharedPermissions(0o2770, 0o660),
+    )
+    assert mode(failed) == mode(folder) == 0o2770
+    assert {p.name: mode(p) for p in folder.iterdir()} == {
+        "m.xml": 0o660,
+        "REPORT.txt": 0o660,
+        "report.json": 0o660,
+    }
