@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 OOYALA_NS = (
     'version="2.0" xmlns:media="http://search.yahoo.com/mrss/" '
     'xmlns:dcterms="http://purl.org/dc/terms/" '
@@ -86,3 +89,22 @@ BRIGHTCOVE = """<?xml version="1.0" encoding="UTF-8"?>
   </channel>
 </rss>
 """
+
+
+def brightcove(master: str, image: str, track: str, srclang: str = "en") -> str:
+    """The Brightcove sample with its three references replaced (already XML-escaped)."""
+    return (
+        BRIGHTCOVE.replace('"bc_master.mp4"', f'"{master}"')
+        .replace('"bc_poster.jpg"', f'"{image}"')
+        .replace('"bc_captions.vtt"', f'"{track}"')
+        .replace('srclang="en"', f'srclang="{srclang}"')
+    )
+
+
+def csv_manifest(header: list[str], *rows: list[str]) -> str:
+    """An Ooyala CSV manifest, every cell quoted so any text (commas, quotes, newlines) fits."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 from hotfolder import rules
 from hotfolder.model import Manifest, Problem, RefKind
+from hotfolder.report import excerpt
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,23 @@ def plan(manifest_relpath: PurePosixPath, manifest: Manifest) -> Plan:
             continue
         dest = PurePosixPath(posixpath.normpath(ref.name))
         relpath = PurePosixPath(posixpath.normpath(base / dest))
+        if not _inside(relpath, base):
+            # The rules refuse every escape they know; this is the last line, not the first.
+            problems.append(
+                Problem(
+                    "path-escapes",
+                    f"'{excerpt(ref.name)}' points outside the manifest's folder",
+                    "put the file next to the manifest and name it without '..' or '/' first",
+                    path=ref.name,
+                    line=ref.line,
+                )
+            )
+            continue
         if relpath == manifest_relpath:
             problems.append(
                 Problem(
                     "self-reference",
-                    f"'{ref.name}' is the manifest itself",
+                    f"'{excerpt(ref.name)}' is the manifest itself",
                     "reference the media files, not the manifest",
                     path=ref.name,
                     line=ref.line,
@@ -53,3 +66,12 @@ def plan(manifest_relpath: PurePosixPath, manifest: Manifest) -> Plan:
             continue
         files.setdefault(relpath, PlannedFile(relpath, dest, ref.kind))
     return Plan(manifest_relpath, manifest, tuple(files.values()), tuple(problems))
+
+
+def _inside(relpath: PurePosixPath, base: PurePosixPath) -> bool:
+    return (
+        not relpath.is_absolute()
+        and ".." not in relpath.parts
+        and relpath != base
+        and relpath.is_relative_to(base)
+    )

@@ -4,10 +4,13 @@ Parsing is pure (bytes in, Manifest or ManifestError out) and never trusts its i
 through defusedxml (no entity expansion, no external entities, no DTD fetches), size is capped by
 the caller, and any failure is a ManifestError with a line number an editor can find.
 Formats: Ooyala MRSS XML and CSV (ingest-facts §3.2-3.3), Brightcove Video Cloud MRSS (§5).
+Messages quote the file only in short, escaped excerpts (`report.excerpt`): a manifest may be
+a symlink to a password file, and its first line must not end up in a report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import xml.etree.ElementTree as ET  # only for types and the TreeBuilder; parsing is defused
@@ -17,6 +20,7 @@ import defusedxml
 from defusedxml import ElementTree as DefusedET
 
 from hotfolder.model import Manifest, ManifestFormat, ManifestItem, Reference, RefKind
+from hotfolder.report import excerpt
 
 MEDIA_NS = ("http://search.yahoo.com/mrss/", "https://search.yahoo.com/mrss/")
 OOYALA_NS = ("http://www.ooyala.com/mrss/", "https://www.ooyala.com/mrss/")
@@ -46,6 +50,9 @@ class NotAManifest(Exception):
 
 def parse(data: bytes, name: str) -> Manifest:
     """Parse manifest bytes; raise ManifestError if unusable, NotAManifest if it is not one."""
+    wide = _wide_encoding(data[:4])
+    if wide is not None:
+        _refuse_wide(data, name, *wide)
     text_start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if text_start == b"<":
         return _parse_xml(data)
@@ -58,6 +65,59 @@ def parse(data: bytes, name: str) -> Manifest:
             "save it as XML (an <rss> document), or check it is the right file",
         )
     raise NotAManifest(name)
+
+
+# -- UTF-16 and UTF-32 ------------------------------------------------------------------------
+# Refused, not parsed (expat could read UTF-16): hotfolder sends the manifest unchanged, the
+# ingest formats are documented in UTF-8 only, and a manifest we accept but the ingest server
+# cannot read would fail there, silently, after the media went. Said at once, it is one re-save.
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32", "utf-32"),  # before UTF-16 LE: it starts the same way
+    (b"\x00\x00\xfe\xff", "UTF-32", "utf-32"),
+    (b"\xff\xfe", "UTF-16", "utf-16"),
+    (b"\xfe\xff", "UTF-16", "utf-16"),
+)
+_PRINTABLE_ASCII = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+
+
+def _wide_encoding(head: bytes) -> tuple[str, str] | None:
+    """(name, codec) if the file starts like UTF-16 or UTF-32: a BOM, or (XML's own rule of
+    thumb, XML 1.0 appendix F) an ASCII character padded with NUL bytes."""
+    for bom, label, codec in _BOMS:
+        if head.startswith(bom):
+            return label, codec
+    if len(head) < 4:
+        return None
+    a, b, c, d = head
+    if a in _PRINTABLE_ASCII and b == c == d == 0:
+        return "UTF-32", "utf-32-le"
+    if a == b == c == 0 and d in _PRINTABLE_ASCII:
+        return "UTF-32", "utf-32-be"
+    if a in _PRINTABLE_ASCII and c in _PRINTABLE_ASCII and b == d == 0:
+        return "UTF-16", "utf-16-le"
+    if b in _PRINTABLE_ASCII and d in _PRINTABLE_ASCII and a == c == 0:
+        return "UTF-16", "utf-16-be"
+    return None
+
+
+def _refuse_wide(data: bytes, name: str, label: str, codec: str) -> None:
+    """Raise the re-save refusal, or NotAManifest for a UTF-16 XML that is something else (a
+    TTML caption, a sidecar): only a manifest needs to be UTF-8."""
+    refusal = ManifestError(
+        "bad-encoding",
+        f"the manifest is {label}; save it as UTF-8",
+        "in your editor use 'Save as' and choose the encoding UTF-8: the manifest is sent "
+        "unchanged, and the ingest server is documented with UTF-8 manifests only",
+    )
+    text = data.decode(codec, errors="replace")
+    if name.lower().endswith(".csv") or not text.lstrip("\ufeff \t\r\n").startswith("<"):
+        if name.lower().endswith((".csv", ".xml", ".mrss", ".rss")):
+            raise refusal
+        raise NotAManifest(name)
+    with contextlib.suppress(ManifestError):  # broken and UTF-16: saving as UTF-8 comes first
+        _parse_xml(text)
+    raise refusal
 
 
 # -- XML -------------------------------------------------------------------------------------
@@ -77,7 +137,8 @@ class _LineRecorder(ET.TreeBuilder):
         return element
 
 
-def _parse_xml(data: bytes) -> Manifest:
+def _parse_xml(data: bytes | str) -> Manifest:
+    """Parse XML bytes (expat honours the declared encoding) or already-decoded text."""
     recorder = _LineRecorder()
     parser = DefusedET.DefusedXMLParser(target=recorder, forbid_dtd=True)
     recorder.expat = parser.parser
@@ -88,7 +149,7 @@ def _parse_xml(data: bytes) -> Manifest:
         at = err.position[0] if err.position else None
         raise ManifestError(
             "malformed-manifest",
-            f"the XML is not well-formed: {err}",
+            f"the XML is not well-formed: {excerpt(str(err), 120)}",
             "the file may be truncated or hand-edited; re-export it",
             at,
         ) from err
@@ -99,19 +160,21 @@ def _parse_xml(data: bytes) -> Manifest:
     ) as err:
         raise ManifestError(
             "unsafe-manifest",
-            f"the XML uses a DTD or entities ({err})",
+            f"the XML uses a DTD or entities ({excerpt(str(err))})",
             "manifests must be plain XML without <!DOCTYPE> or <!ENTITY>",
         ) from err
     except (UnicodeDecodeError, ValueError, LookupError) as err:
         raise ManifestError(
-            "bad-encoding", f"the XML cannot be decoded: {err}", "save the manifest as UTF-8"
+            "bad-encoding",
+            f"the XML cannot be decoded: {excerpt(str(err), 120)}",
+            "save the manifest as UTF-8",
         ) from err
 
     def line(el: ET.Element) -> int | None:
         return recorder.lines.get(id(el))
 
     if _local(root.tag) != "rss":
-        raise NotAManifest(f"root element is <{_local(root.tag)}>")
+        raise NotAManifest(f"root element is <{excerpt(_local(root.tag))}>")
     channel = _child(root, "channel")
     if channel is None:
         raise ManifestError(
@@ -236,7 +299,7 @@ def _ref(
     if value is None or not value.strip():
         raise ManifestError(
             "missing-reference",
-            f'item {item + 1}: <{_local(el.tag)}> has no {attr}="..."',
+            f'item {item + 1}: <{excerpt(_local(el.tag))}> has no {attr}="..."',
             f'give the file name, e.g. {attr}="my_video.mov"',
             line(el),
         )
@@ -282,7 +345,7 @@ def _parse_csv(data: bytes) -> Manifest:
     except csv.Error as err:
         raise ManifestError(
             "malformed-manifest",
-            f"the CSV cannot be read: {err}",
+            f"the CSV cannot be read: {excerpt(str(err), 120)}",
             "check the quotes on that line",
             reader.line_num,
         ) from err
@@ -293,10 +356,15 @@ def _parse_csv(data: bytes) -> Manifest:
     header = [h.strip() for h in rows[0][1]]
     columns = {h.lower(): i for i, h in enumerate(header)}
     if "video" not in columns:
+        # The first row is not quoted: if this "CSV" is a linked password file, that row is
+        # the password. Name only what we recognise, and count the rest.
+        known = [h.lower() for h in header if h.lower() in CSV_KNOWN]
+        found = f"recognised: {', '.join(known)}" if known else "none of them a known column"
         raise ManifestError(
             "malformed-manifest",
             "the CSV has no 'video' column",
-            f"the header row is: {', '.join(header)}; 'video' is required",
+            f"its first row has {len(header)} cell(s), {found}; the first row must name the "
+            "columns, and 'video' is required",
             1,
         )
     video_rows = [(line, row) for line, row in rows[1:] if any(cell.strip() for cell in row)]

@@ -95,3 +95,74 @@ def test_quota_fits_waits_or_never_fits() -> None:
     problem = rules.quota(101, 0, 100)
     assert not isinstance(problem, bool)
     assert problem.code == "over-quota"
+
+
+# -- inputs nobody planned for (issue 16, items 2, 7 and 15) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[cdn.example.com/ep105.jpg",  # urlsplit: Invalid IPv6 URL
+        "http://x:99999/t.jpg",  # port out of range
+        "https://cdn.example.com:port/t.jpg",  # port not a number
+        "http://\uff03x/t.jpg",  # netloc that NFKC-normalises to a separator
+        "http:///t.jpg",  # no host
+    ],
+)
+def test_a_malformed_url_is_a_problem_not_an_exception(url: str) -> None:
+    p = plan_for(manifests.ooyala(manifests.ooyala_item("ep105.mov", url, None)))
+    (problem,) = p.problems
+    assert problem.code == "bad-url"
+    assert "is not a valid URL" in problem.message
+    assert problem.path == url
+    assert [str(f.relpath) for f in p.files] == ["ep105.mov"]  # the URL is not a local file
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("ep1\n.mp4", "a file name with a line break cannot be sent; rename it"),
+        ("ep1\r.mp4", "a file name with a line break cannot be sent; rename it"),
+        ("clips\nold/ep1.mp4", "a file name with a line break cannot be sent; rename it"),
+        ("ep1\x00.mp4", "NUL"),
+        ("ep1\x1b[2J.mp4", "control character"),
+    ],
+)
+def test_names_that_can_never_be_sent_are_refused_at_once(name: str, words: str) -> None:
+    data = manifests.csv_manifest(["title", "video"], ["Ep 1", name])
+    p = grouping.plan(PurePosixPath("m.csv"), manifest.parse(data.encode(), "m.csv"))
+    assert "unsendable-name" in {x.code for x in p.problems}
+    (refusal,) = (x for x in p.problems if x.code == "unsendable-name")
+    assert words in refusal.message
+    assert "permission" not in refusal.message + refusal.hint
+    assert p.files == ()
+
+
+def test_messages_quote_names_escaped_and_short() -> None:
+    name = "\x1b]0;owned\x07" + "x" * 5000 + "\x00.ts"
+    data = manifests.csv_manifest(["title", "video"], ["Ep 1", name])
+    p = grouping.plan(PurePosixPath("m.csv"), manifest.parse(data.encode(), "m.csv"))
+    assert {x.code for x in p.problems} >= {"unsendable-name", "unsupported-format"}
+    for problem in p.problems:
+        assert problem.message.isprintable(), problem.message
+        assert "\\e]0;owned\\x07" in problem.message
+        assert len(problem.message) < 200
+
+
+def test_a_name_in_another_unicode_normalisation_is_found() -> None:
+    composed, decomposed = "\u00e9t\u00e9.mp4", "e\u0301te\u0301.mp4"
+    assert rules.normalisation_twin(composed, ["other.mp4", decomposed]) == decomposed
+    assert rules.normalisation_twin(decomposed, [composed]) == composed
+    assert rules.normalisation_twin(composed, [decomposed, composed]) is None  # there as written
+    assert rules.normalisation_twin(composed, ["ete.mp4"]) is None  # a different name
+    assert rules.normalisation_twin("\ufb01le.mp4", ["file.mp4"]) is None  # NFKC is too broad
+
+
+def test_the_normalisation_problem_says_what_to_do() -> None:
+    problem = rules.twin_problem("show/\u00e9.mp4", "e\u0301.mp4", line=3)
+    assert problem.code == "name-encoding"
+    assert problem.message.startswith("'show/\u00e9.mp4' exists as a differently encoded name")
+    assert "decomposed" in problem.message
+    assert problem.hint
+    assert (problem.path, problem.line) == ("show/\u00e9.mp4", 3)

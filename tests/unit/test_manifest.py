@@ -132,3 +132,57 @@ def test_brightcove_limit_is_100_items() -> None:
     with pytest.raises(manifest.ManifestError) as err:
         manifest.parse((head + f"<item>{item}</item>" * 101 + tail).encode(), "bc.xml")
     assert err.value.code == "too-many-items"
+
+
+@pytest.mark.parametrize(
+    "secret_file",
+    [
+        b"Wr0ng-Pa55word-7f3a\n",
+        b"root:$6$Wr0ng-Pa55word-7f3a:19000:0:99999:7:::\n",
+        b"title,Wr0ng-Pa55word-7f3a\nx,y\n",
+    ],
+)
+def test_a_csv_that_is_a_secret_is_refused_without_quoting_it(secret_file: bytes) -> None:
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(secret_file, "pw.csv")
+    said = f"{err.value.message} {err.value.hint}"
+    assert "'video' column" in said
+    assert "Wr0ng-Pa55word-7f3a" not in said
+    assert "Pa55" not in said  # not even a prefix of it
+
+
+def test_a_csv_without_video_names_the_columns_it_recognised() -> None:
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(b"Title,Thumbnail,clip file\nx,y,z\n", "m.csv")
+    assert "3 cell(s)" in err.value.hint
+    assert "recognised: title, thumbnail" in err.value.hint
+    assert "clip file" not in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("codec", "label"),
+    [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")],
+)
+def test_a_wide_manifest_is_refused_with_the_right_words(codec: str, label: str) -> None:
+    for data, name in (
+        (manifests.ooyala().encode(codec), "m.xml"),
+        (manifests.CSV_WITH_CAPTIONS.encode(codec), "m.csv"),
+    ):
+        with pytest.raises(manifest.ManifestError) as err:
+            manifest.parse(data, name)
+        assert err.value.code == "bad-encoding"
+        assert err.value.message == f"the manifest is {label}; save it as UTF-8"
+
+
+def test_a_utf16_caption_is_not_a_manifest() -> None:
+    ttml = '<?xml version="1.0" encoding="UTF-16"?><tt xmlns="http://www.w3.org/ns/ttml"/>'
+    with pytest.raises(manifest.NotAManifest):
+        manifest.parse(ttml.encode("utf-16"), "cap.xml")
+
+
+def test_parse_errors_quote_the_file_escaped_and_short() -> None:
+    bomb = b'<?xml version="1.0"?><!DOCTYPE ' + b"a" * 5000 + b' SYSTEM "x\ny"><rss/>'
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(bomb, "m.xml")
+    assert err.value.message.isprintable()
+    assert len(err.value.message) < 200

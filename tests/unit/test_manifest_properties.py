@@ -13,6 +13,11 @@ from hotfolder.tracker import Failed, Ready, Waiting, WatchSettings, WatchTracke
 from tests import manifests
 from tests.fakes import FakeFileSystem
 
+#: Characters no planned file may carry: ascp's file lists are line-based, NUL ends a C string.
+UNSENDABLE = frozenset("\n\r\x00")
+#: A message quotes excerpts of names, never a whole hostile name.
+MESSAGE_LIMIT = 400
+
 SEEDS = [
     manifests.ooyala().encode(),
     manifests.REMOTE_ASSET.encode(),
@@ -61,21 +66,28 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, str]:
 
 
 def outcome(data: bytes, name: str) -> str:
+    """Parse, check and plan as the tracker does; only the two documented exceptions may leave."""
+    where = PurePosixPath(name)
     try:
-        parsed = manifest.parse(data, name)
+        parsed = manifest.parse(data, where.name)
     except manifest.ManifestError as err:
         return "error" if err.code and err.message else "error without a reason"
     except manifest.NotAManifest:
         return "not-a-manifest"
     assert isinstance(parsed, Manifest)
     assert parsed.items
-    plan = grouping.plan(PurePosixPath(name), parsed)
+    plan = grouping.plan(where, parsed)
     for f in plan.files:
         assert ".." not in f.relpath.parts
         assert not f.relpath.is_absolute()
+        assert f.relpath.is_relative_to(where.parent), f"{f.relpath} left {where.parent}"
+        assert f.relpath != where
+        assert not UNSENDABLE & set(str(f.relpath)), f"{f.relpath!r} cannot be sent"
     for p in plan.problems:
         assert p.code
         assert p.message
+        assert p.message.isprintable(), f"unescaped text in {p.message!r}"
+        assert len(p.message) <= MESSAGE_LIMIT, f"{len(p.message)} characters"
     return "manifest"
 
 
@@ -108,3 +120,163 @@ def test_the_tracker_never_raises_on_hostile_manifests(case: tuple[bytes, str]) 
         if isinstance(d, Failed):
             assert d.problems
             assert all(p.message for p in d.problems)
+
+
+# -- hostile names in valid skeletons ----------------------------------------------------------
+# Random bytes rarely get past the XML parser; these build manifests that parse and put the
+# hostile text where the rules must judge it: a file name, a URL, a caption language.
+
+HOSTILE_PIECES = [
+    "[",
+    "]",
+    "%",
+    "%2e%2e/",
+    "%00",
+    "..",
+    "../",
+    "/",
+    "//",
+    "\\",
+    "C:",
+    "\x00",
+    "\n",
+    "\r",
+    "\t",
+    "\x1b[31m",
+    "\x7f",
+    "\u202e",
+    "\u2028",
+    "\ufeff",
+    "e\u0301",
+    "\u00e9",
+    "\ufb01",
+    "\uff03",
+    "\u2100",
+    "\U0001f600",
+    "&",
+    " ",
+    "?",
+    "#",
+    ":",
+    "@",
+]
+URL_PREFIXES = [
+    "",
+    "",
+    "",
+    "http://",
+    "https://",
+    "HTTP://",
+    "ftp://",
+    "ftps://",
+    "file://",
+    "mailto:",
+    "javascript:",
+    "http://[",
+    "http://[cdn.example.com/",
+    "http://[::1]:0/",
+    "http://x:99999/",
+    "https://x:-1/",
+    "http://",
+    "//cdn.example.com/",
+    "/",
+    "../",
+]
+SUFFIXES = ["", ".mp4", ".mov", ".jpg", ".vtt", ".dfxp", ".xml", ".csv"]
+LANGS = ["en", "fr", "", "xx", "\x00", "e\nn", "zh-Hans"]
+
+
+# Strategies built once: building them inside each draw costs more than the checks themselves.
+_PIECE = st.one_of(
+    st.sampled_from(HOSTILE_PIECES),
+    st.text(max_size=8),
+    st.integers(200, 5000).map(lambda n: "x" * n),
+    st.sampled_from(["clip", "ep105", "a/b", "show/ep1"]),
+)
+_PREFIX, _SUFFIX, _LANG = (st.sampled_from(x) for x in (URL_PREFIXES, SUFFIXES, LANGS))
+
+
+@st.composite
+def _hostile_name(draw: st.DrawFn) -> str:
+    parts = [draw(_PREFIX), *draw(st.lists(_PIECE, min_size=1, max_size=6)), draw(_SUFFIX)]
+    name = "".join(parts)
+    return name if name.strip() else "x" + name
+
+
+HOSTILE_NAME = _hostile_name()
+
+
+def _xml_attr(text: str) -> str:
+    """Escape for a double-quoted attribute; line breaks and tabs as character references so
+    they survive attribute normalisation. Other control characters stay raw: the parser must
+    refuse them with a reason."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
+    )
+
+
+MANIFEST_PLACES = ["m.xml", "show/m.xml", "a/b/m.xml"]
+
+
+@st.composite
+def hostile_ooyala(draw: st.DrawFn) -> tuple[bytes, str]:
+    video, thumb, caption = (_xml_attr(draw(HOSTILE_NAME)) for _ in range(3))
+    lang = _xml_attr(draw(_LANG))
+    item = manifests.ooyala_item(video, thumb, caption, lang=lang)
+    if draw(st.booleans()):  # a remote asset instead of local media
+        item = item.replace("<media:content", "<ooyala:remoteasset", 1)
+    data = manifests.ooyala(item).encode("utf-8", "surrogatepass")
+    return data, draw(st.sampled_from(MANIFEST_PLACES))
+
+
+@st.composite
+def hostile_brightcove(draw: st.DrawFn) -> tuple[bytes, str]:
+    master, image, track = (_xml_attr(draw(HOSTILE_NAME)) for _ in range(3))
+    lang = _xml_attr(draw(_LANG))
+    data = manifests.brightcove(master, image, track, srclang=lang).encode("utf-8", "surrogatepass")
+    return data, draw(st.sampled_from(MANIFEST_PLACES))
+
+
+CSV_HEADER = ["title", "video", "thumbnail", "subtitle", "subtitle:lang", "content_type"]
+
+
+@st.composite
+def hostile_csv(draw: st.DrawFn) -> tuple[bytes, str]:
+    rows = []
+    for _ in range(draw(st.integers(1, 2))):
+        video, thumb, sub = (draw(HOSTILE_NAME) for _ in range(3))
+        lang = draw(_LANG)
+        kind = draw(st.sampled_from(["", "video", "remoteasset"]))
+        rows.append(["Title", video, thumb, sub, lang, kind])
+    header = list(CSV_HEADER)
+    if draw(st.integers(0, 9)) == 0:  # now and then a hostile header instead of 'video'
+        header[1] = draw(HOSTILE_NAME)
+    data = manifests.csv_manifest(header, *rows).encode("utf-8", "surrogatepass")
+    place = draw(st.sampled_from(MANIFEST_PLACES)).replace(".xml", ".csv")
+    return data, place
+
+
+HOSTILE = settings(max_examples=400, deadline=None)
+
+
+@HOSTILE
+@given(hostile_ooyala())
+def test_hostile_names_in_ooyala_mrss_end_in_a_plan_or_a_reason(case: tuple[bytes, str]) -> None:
+    assert outcome(*case) in {"error", "manifest"}
+
+
+@HOSTILE
+@given(hostile_brightcove())
+def test_hostile_names_in_brightcove_end_in_a_plan_or_a_reason(case: tuple[bytes, str]) -> None:
+    assert outcome(*case) in {"error", "manifest"}
+
+
+@HOSTILE
+@given(hostile_csv())
+def test_hostile_names_in_csv_end_in_a_plan_or_a_reason(case: tuple[bytes, str]) -> None:
+    assert outcome(*case) in {"error", "manifest"}
