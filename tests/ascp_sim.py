@@ -13,6 +13,9 @@ Environment:
   ASCP_SIM_STATE     a folder for the session counter and the session log (required)
   ASCP_SIM_PASSWORD  if set, ASPERA_SCP_PASS must equal it, else error 19
   ASCP_SIM_RATE      bytes per second (default 50 MB/s); STATS flow every 0.1 s
+  ASCP_SIM_LOGIN_S   seconds the SSH connection and login take (default 0.05)
+  ASCP_SIM_RECORD_STARTS  if set, log each session's start (starts.jsonl) and each file
+                     renamed into place (landed.jsonl), for the torture test
   ASCP_SIM_FAULTS    JSON list of {"session": n, "file": name, "at_byte": n, "kind": k,
                      "code": c, "description": d}; kinds: error, exit_before_connect,
                      exit_after_init, stall, kill
@@ -215,6 +218,17 @@ class Session:
             f.flush()
             os.fsync(f.fileno())
 
+    def record_landed(self, name: str) -> None:
+        """A file renamed into place at the server: what an ingest server acts on. The
+        torture test counts a manifest landing twice as a duplicate."""
+        if not os.environ.get("ASCP_SIM_RECORD_STARTS"):
+            return
+        with open(self.state / "landed.jsonl", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.write(json.dumps({"session": self.number, "name": name, "at": time.time()}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
     def run(self) -> int:
         self.record_start()
         if self.fault("exit_before_connect"):
@@ -262,6 +276,9 @@ class Session:
         return 0
 
     def _authenticate(self) -> None:
+        # The real ascp connects over SSH and logs in between SESSION and its first look at
+        # a source (test_ascp_real: INIT, SESSION, then the SSH error); never instantaneous.
+        time.sleep(float(os.environ.get("ASCP_SIM_LOGIN_S", "0.05")))
         wanted = os.environ.get("ASCP_SIM_PASSWORD")
         if wanted is not None and os.environ.get("ASPERA_SCP_PASS") != wanted:
             raise Stop(19, "failed to authenticate")
@@ -361,6 +378,7 @@ class Session:
             offset = min(partial.stat().st_size, size)  # resume where the last try stopped
         self._copy(src, partial, offset, size, name, started)
         partial.rename(target)
+        self.record_landed(name)
         self.passed += 1
         self.mgmt.send(
             Type="STOP",

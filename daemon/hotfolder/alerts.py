@@ -26,7 +26,7 @@ MAX_TRIES = 5
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # "failed" | "complete"
+    kind: str  # "failed" | "held" | "complete"
     submission_id: str
     watch: str
     summary: str  # the reason (failed) or "N files, B bytes" (complete)
@@ -135,6 +135,15 @@ class Alerts:
                 self._first_failure = self.clock.monotonic()
         self._wake.set()
 
+    def held(self, sid: str, watch: str, reason: str) -> None:
+        """A submission waits for an admin (a credential, the target, an unprovable manifest):
+        batched with the failures, so someone acts on it."""
+        with self._lock:
+            self._failures.events.append(Event("held", sid, watch, reason))
+            if self._first_failure is None:
+                self._first_failure = self.clock.monotonic()
+        self._wake.set()
+
     def completed(self, sid: str, watch: str, summary: str) -> None:
         if self.digest_every > 0:
             with self._lock:
@@ -202,7 +211,9 @@ def render(events: list[Event], what: str, host: str) -> tuple[str, str, dict[st
             f"{'s' if len(events) != 1 else ''} failed"
         )
         lines = [
-            f"- [{e.watch}] {e.submission_id}: {e.summary}"
+            f"- [{e.watch}] {e.submission_id}: "
+            + ("HELD, waiting for an admin: " if e.kind == "held" else "")
+            + e.summary
             + (f"\n  report: {e.report}" if e.report else "")
             for e in events
         ]

@@ -1,23 +1,38 @@
-"""Deliver one submission: media in one session, then (only once that succeeded) the manifest
-alone, then archive or delete. Runs on a worker thread; every state change goes to the journal
-first, so a crash anywhere resumes from the last committed state (see `recovery.resume`).
+"""Deliver one submission: media in one session, then (only once that succeeded and every
+file is still the one that settled) the manifest alone, then archive or delete. Runs on a
+worker thread; every state change goes to the journal first, so a crash anywhere resumes from
+the last committed state (see `recovery.resume`).
+
+Every delivery ends decided: complete, failed (the editor's to fix, with a report), held (an
+admin's fault, an unprovable manifest, or an unexpected error, with the reason), or left in
+its state for the next start only when shutdown cancelled it.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from hotfolder import postprocess
 from hotfolder.clock import Clock
 from hotfolder.config import WatchConfig
-from hotfolder.journal import Journal, Row
+from hotfolder.journal import Journal, Row, StaleTransition
 from hotfolder.model import Problem, State, Submission
-from hotfolder.targets import Session, Target, TransferError
+from hotfolder.targets import Fault, Session, Target, TransferError
+
+#: error_code of a hold only an admin can fix ("admin:" + the target's code); the daemon
+#: re-checks these by itself (faults.AdminHolds).
+ADMIN_PREFIX = "admin:"
+MANIFEST_UNCONFIRMED = "manifest-unconfirmed"
+INTERNAL_ERROR = "internal-error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +60,7 @@ class ProgressLog:
     JOURNAL_EVERY = 1.0
     LOG_EVERY = 30.0
     LOG_STEP = 0.10
+    WARN_EVERY = 60.0  # a failing progress write (a full state disk) is said this often
 
     def __init__(
         self,
@@ -58,6 +74,7 @@ class ProgressLog:
         self.journal, self.sid, self.total, self.offset = journal, sid, max(total, 1), offset
         self.clock, self.log = clock, log
         self.started = self.last_write = self.last_log = clock.monotonic()
+        self.last_warning = float("-inf")
         self.last_fraction = 0.0
 
     def __call__(self, session_bytes: int) -> None:
@@ -65,7 +82,7 @@ class ProgressLog:
         done = self.offset + session_bytes
         if now - self.last_write >= self.JOURNAL_EVERY:
             self.last_write = now
-            self.journal.progress(self.sid, done)
+            self.write(done)
         fraction = done / self.total
         if fraction - self.last_fraction >= self.LOG_STEP or now - self.last_log >= self.LOG_EVERY:
             elapsed = max(now - self.started, 1e-6)
@@ -80,6 +97,35 @@ class ProgressLog:
                 eta_s=round(eta) if eta is not None else None,
             )
             self.last_fraction, self.last_log = fraction, now
+
+    def write(self, done: int) -> None:
+        """Progress is for `status` only: a write that fails (the state disk full) must never
+        stop the transfer. Said once a minute at most."""
+        try:
+            self.journal.progress(self.sid, done)
+        except sqlite3.Error as err:
+            now = self.clock.monotonic()
+            if now - self.last_warning >= self.WARN_EVERY:
+                self.last_warning = now
+                self.log.warning(
+                    "cannot record progress in the journal; the transfer goes on",
+                    error=str(err),
+                    hint="free space on the state disk",
+                )
+
+
+class HoldKind(StrEnum):
+    ADMIN = "admin"  # only an admin can fix it; re-checked and resumed by itself
+    UNCONFIRMED = "unconfirmed"  # the manifest may have arrived: an operator decides
+    INTERNAL = "internal"  # an unexpected error: an operator looks at the log
+
+
+class _Hold(Exception):
+    """Stop here and hold the submission; `resume` is the state to go back to, if any."""
+
+    def __init__(self, kind: HoldKind, code: str, message: str, resume: State | None) -> None:
+        super().__init__(message)
+        self.kind, self.code, self.message, self.resume = kind, code, message, resume
 
 
 class Cancelled(Exception):
@@ -112,15 +158,32 @@ class Delivery:
         self.retry = retry or RetryPolicy()
 
     def run(self, row: Row) -> State:
-        """Take the submission from its journal state to complete (or failed); return the end
-        state. Raises Cancelled on shutdown, leaving the state for the next start."""
-        sub = row.submission()
+        """Take the submission from its journal state to a decided end (complete, failed or
+        held); return it. Raises Cancelled on shutdown, leaving the state for the next start,
+        and StaleTransition if someone else moved the submission."""
         log = structlog.get_logger()
         # Bound for the whole delivery, so the target's own lines carry them too.
         with structlog.contextvars.bound_contextvars(
-            submission_id=sub.id, watch=sub.watch, state=str(row.state)
+            submission_id=row.id, watch=row.watch, state=str(row.state)
         ):
-            return self._run(sub, row.state, log)
+            try:
+                sub = row.submission()
+                return self._run(sub, row.state, log)
+            except (Cancelled, StaleTransition):
+                raise
+            except Exception as err:
+                # A bug, a dead disk: never leave the row in a working state nobody works
+                # on. Held, with the reason, for an operator.
+                log.exception("delivery stopped on an unexpected error; holding it")
+                hold = _Hold(
+                    HoldKind.INTERNAL,
+                    INTERNAL_ERROR,
+                    f"the delivery stopped on an unexpected error ({type(err).__name__}: "
+                    f"{err}); the files are where they were; see the daemon's log, then: "
+                    f"hotfolder retry {row.id}",
+                    None,
+                )
+                return self._hold(row.id, hold, log)
 
     def _run(
         self, sub: Submission, state: State, log: structlog.typing.FilteringBoundLogger
@@ -135,6 +198,8 @@ class Delivery:
         except TransferError as err:
             self._fail(sub, err, log)
             return State.FAILED
+        except _Hold as hold:
+            return self._hold(sub.id, hold, log)
         if state is State.COMPLETE:
             self.finish(sub, log)
         return state
@@ -146,10 +211,15 @@ class Delivery:
         self._step(sub.id, State.MEDIA_SENT, log, "media delivered")
 
     def _manifest(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
-        self._check_unchanged(sub, manifest_only=True)
+        # Every file again, not only the manifest: a medium changed while it was sent (or
+        # since) may have left a mixed copy at the destination, and the manifest would make
+        # the ingest server take it (issue 16, item 6).
+        self._check_unchanged(sub, sent=True)
         self._step(sub.id, State.SENDING_MANIFEST, log, str(sub.manifest.dest))
         self._send(manifest_session(sub, self.watch.path), log, sub)
-        self.journal.progress(sub.id, sub.total_bytes)
+        ProgressLog(self.journal, sub.id, sub.total_bytes, 0, self.clock, log).write(
+            sub.total_bytes
+        )
         self._step(sub.id, State.COMPLETE, log, "manifest delivered")
 
     def _step(
@@ -173,10 +243,14 @@ class Delivery:
             except TransferError as err:
                 if self.cancel.is_set():
                     raise Cancelled(session.submission_id) from err
-                delay = next(delays, None) if err.retryable else None
                 self.journal.record_attempt(
                     session.submission_id, self.clock.now(), attempt, err.code, err.message
                 )
+                if self._manifest_arrived(session, err, log):
+                    return
+                if err.fault is Fault.ADMIN:
+                    raise _admin_hold(session, err) from err
+                delay = next(delays, None) if err.fault is Fault.TRANSIENT else None
                 if delay is None:
                     raise
                 log.warning(
@@ -192,21 +266,101 @@ class Delivery:
             else:
                 return
 
-    def _check_unchanged(self, sub: Submission, manifest_only: bool = False) -> None:
-        files = (sub.manifest,) if manifest_only else sub.files
-        for f in files:
+    def _manifest_arrived(
+        self, session: Session, err: TransferError, log: structlog.typing.FilteringBoundLogger
+    ) -> bool:
+        """A manifest session failed after the manifest may have left: decided by evidence,
+        as after a crash, never by trying again (a second manifest is a second asset).
+        True: it provably arrived. Raises _Hold when it cannot be told. False: it provably
+        did not, and the failure may be handled like any other."""
+        if session.label != "manifest" or not err.may_have_arrived:
+            return False
+        evidence = self.target.delivered(session)
+        if evidence:
+            log.warning(
+                "the manifest session failed, but the manifest is at the destination: "
+                "counted as delivered",
+                code=err.code,
+                error=err.message,
+            )
+            return True
+        if evidence is None:
+            raise _Hold(
+                HoldKind.UNCONFIRMED,
+                MANIFEST_UNCONFIRMED,
+                f"the manifest session failed ({err.message}) after the manifest may have "
+                "left; its delivery cannot be proven and sending it again could create a "
+                "duplicate asset; check the destination, then: hotfolder retry "
+                f"{session.submission_id} (send it again) or hotfolder forget "
+                f"{session.submission_id} (it arrived)",
+                None,
+            )
+        return False
+
+    def _check_unchanged(self, sub: Submission, *, sent: bool = False) -> None:
+        """Each file is still the regular file that settled (not replaced, not a link now,
+        same size, mtime and inode). With `sent`, after the media session: a medium that
+        changed may have reached the destination half old, half new."""
+        for f in sub.files:
             try:
-                st = (self.watch.path / f.relpath).stat()
+                st = (self.watch.path / f.relpath).lstat()
             except FileNotFoundError as err:
                 raise TransferError(
                     f"'{f.relpath}' disappeared before it was sent",
                     "source-missing",
-                    retryable=False,
+                    Fault.EDITOR,
+                    may_have_arrived=False,
                 ) from err
-            if not f.identity.unchanged_in(st):
+            if stat.S_ISREG(st.st_mode) and f.identity.unchanged_in(st):
+                continue
+            if sent and f is not sub.manifest:
                 raise TransferError(
-                    f"'{f.relpath}' changed after it settled", "source-changed", retryable=False
+                    f"'{f.relpath}' changed while it was being sent; the destination may "
+                    "have an incomplete copy; drop it again",
+                    "source-changed-in-flight",
+                    Fault.EDITOR,
+                    may_have_arrived=False,
                 )
+            raise TransferError(
+                f"'{f.relpath}' changed after it settled",
+                "source-changed",
+                Fault.EDITOR,
+                may_have_arrived=False,
+            )
+
+    def _hold(self, sid: str, hold: _Hold, log: structlog.typing.FilteringBoundLogger) -> State:
+        """Held with the reason, files left where they are. The hold and where to resume go
+        in the row's detail, for the re-check (faults.AdminHolds) and `hotfolder status`."""
+        now = self.clock.now()
+        row = self.journal.get(sid)
+        detail: dict[str, Any] = dict(row.detail) if row is not None else {}
+        before = detail.get("hold") or {}
+        holds = int(before.get("holds", 0)) + 1 if before.get("code") == hold.code else 1
+        detail["hold"] = {
+            "kind": str(hold.kind),
+            "code": hold.code,
+            "resume": str(hold.resume) if hold.resume else None,
+            "holds": holds,
+            "since": now.isoformat(),
+        }
+        self.journal.transition(
+            sid,
+            State.HELD,
+            now,
+            note=hold.message,
+            error_code=hold.code,
+            error_message=hold.message,
+            detail=detail,
+        )
+        structlog.contextvars.bind_contextvars(state=str(State.HELD))
+        log.warning(
+            "submission held",
+            state=str(State.HELD),
+            code=hold.code,
+            reason=hold.message,
+            resumes_at=str(hold.resume) if hold.resume else None,
+        )
+        return State.HELD
 
     def _fail(
         self, sub: Submission, err: TransferError, log: structlog.typing.FilteringBoundLogger
@@ -262,9 +416,29 @@ class Delivery:
         )
 
 
+def _admin_hold(session: Session, err: TransferError) -> _Hold:
+    """An admin's fault: the drop waits in the drop folder and goes on by itself once the
+    fault is gone. The media go again from the start (resume makes it cheap); a manifest
+    session that failed before any byte of it could leave goes back to media-sent."""
+    resume = State.MEDIA_SENT if session.label == "manifest" else State.READY
+    return _Hold(
+        HoldKind.ADMIN,
+        ADMIN_PREFIX + err.code,
+        f"{err.message}. Only an admin can fix this; the editor's files stay in the drop "
+        "folder and are sent by themselves once it is fixed (or at once: hotfolder retry "
+        f"{session.submission_id})",
+        resume,
+    )
+
+
 def _hint(err: TransferError) -> str:
     if err.code == "source-changed":
         return "a file was modified while it was queued; drop the submission again"
+    if err.code == "source-changed-in-flight":
+        return (
+            "a file was modified while it was being sent; let the copy finish, then drop "
+            "the submission again"
+        )
     if err.code == "source-missing":
         return "a file was removed from the drop folder; drop the submission again"
     if err.retryable:

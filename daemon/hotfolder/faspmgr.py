@@ -81,6 +81,17 @@ CODE_NAMES = {
 #: Errors an editor or operator must fix; say so instead of "try again".
 AUTH_CODES = frozenset({19, 34, 51})
 LICENCE_CODES = frozenset({9, 10, 29, 30, 38})
+#: Errors only the admin can fix (credentials, licence, our own argv, the server's docroot,
+#: permissions, disk and configuration); the editor's drop is fine and waits for the fix.
+ADMIN_CODES = AUTH_CODES | LICENCE_CODES | frozenset({5, 8, 25, 26, 41, 50, 59})
+#: Errors that end a session before any file data can move: the login, the licence, the
+#: command line, the first TCP connection. With no data-phase frame before them they prove
+#: that nothing of the session arrived.
+PRE_TRANSFER_CODES = AUTH_CODES | LICENCE_CODES | frozenset({8, 44})
+#: FILEERROR codes for a source ascp could not open at all (no such file, cannot stat).
+SOURCE_NOT_FOUND = frozenset({4, 43})
+#: Frames that mean the data phase began (files counted, bytes moving, a file done or failed).
+DATA_PHASE = frozenset({"NOTIFICATION", "STATS", "STOP", "FILEERROR", "ARGSTOP"})
 
 
 def is_retryable(code: int, description: str = "") -> bool:

@@ -4,13 +4,20 @@ FASPMGR 2 frames, real bytes, injected faults."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 from structlog.testing import capture_logs
 
-from hotfolder import config
+from hotfolder import config, ops
 from hotfolder.model import State
+from hotfolder.process import Child
+from hotfolder.targets import Fault, Session, TransferError
+from hotfolder.targets import ascp as ascp_target
 from tests import manifests
 from tests.helpers import ascp_config, running, sim_sessions, wait_until
 
@@ -92,23 +99,35 @@ def test_a_retryable_error_mid_file_resumes_and_completes(tmp_path: Path) -> Non
     assert video.stat().st_size == VIDEO
 
 
-def test_authentication_failure_is_not_retried_and_the_manifest_never_goes(tmp_path: Path) -> None:
+def test_authentication_failure_is_held_for_the_admin_and_released_by_retry(
+    tmp_path: Path,
+) -> None:
+    """A wrong password is the admin's fault, not the editor's: held with the server's words,
+    never retried blindly, the drop left in place; fixed and released, it goes."""
     secret = "Wr0ng-Pa55word-7f3a"  # a test secret that must never be echoed
-    with capture_logs() as logs:
-        (row,) = run_until(tmp_path, State.FAILED, password=secret)
-    sessions = sim_sessions(tmp_path)
-    assert len(sessions) == 1
-    assert row["code"] == "fasp-19"
-    (failed,) = (tmp_path / "failed").iterdir()
-    report = (failed / "REPORT.txt").read_text()
-    assert "failed to authenticate" in report
+    cfg = config.load(ascp_config(tmp_path, password=secret))
+    drop(tmp_path)
+    with capture_logs() as logs, running(cfg) as daemon:
+        row = wait_until(
+            lambda: next(iter(daemon.journal.rows(frozenset({State.HELD}))), None),
+            timeout=30,
+            what="the submission to be held",
+        )
+        assert row.error_code == "admin:fasp-19"
+        assert "failed to authenticate" in str(row.error_message)
+        assert len(sim_sessions(tmp_path)) == 1, "an auth failure is not retried"
+        assert (tmp_path / "drop" / "my_video.mov").exists(), "the drop stays where it is"
+        assert not (tmp_path / "failed").exists() or not any((tmp_path / "failed").iterdir())
+        (tmp_path / "secrets" / "aspera.pass").write_text("pw\n")  # the admin fixes it
+        ops.retry(daemon.journal, daemon.config, row.id, datetime.now(UTC))
+        wait_until(lambda: daemon.journal.state_of(row.id) is State.COMPLETE, timeout=30)
+        stored = repr(daemon.journal.history(row.id)) + repr(daemon.journal.get(row.id))
     logged = repr(logs)
     assert "ascp starting" in logged, "the capture must have seen the daemon's lines"
-    for text in (report, (failed / "report.json").read_text(), logged):
+    for text in (logged, stored):
         assert secret not in text, "the password leaked"
     assert "ASPERA_SCP_PASS" not in logged
-    assert not (tmp_path / "server" / "incoming" / "m.xml").exists()
-    assert (failed / "my_video.mov").exists(), "sources are quarantined, not lost"
+    assert (tmp_path / "server" / "incoming" / "m.xml").read_text() == manifests.ooyala()
 
 
 @pytest.mark.parametrize("kind", ["exit_before_connect", "exit_after_init", "kill"])
@@ -128,7 +147,11 @@ def test_a_stalled_session_is_cancelled_and_retried(tmp_path: Path) -> None:
     assert sessions[0]["result"] in ("stalled", "error")
 
 
-def test_a_manifest_session_failure_after_media_keeps_a_clear_report(tmp_path: Path) -> None:
+def test_a_manifest_session_that_fails_after_it_may_have_left_is_held_not_retried(
+    tmp_path: Path,
+) -> None:
+    """The manifest's session errs once the manifest could be read: its outcome is unknown,
+    so it is decided by evidence (none here) and held, never sent again blindly."""
     faults = [
         {
             "session": 2,
@@ -138,6 +161,73 @@ def test_a_manifest_session_failure_after_media_keeps_a_clear_report(tmp_path: P
             "description": "Server aborted session: path outside docroot",
         }
     ]
-    (row,) = run_until(tmp_path, State.FAILED, faults=faults)
-    assert row["code"] == "fasp-41"
-    assert len(sim_sessions(tmp_path)) == 2
+    (row,) = run_until(tmp_path, State.HELD, faults=faults)
+    assert row["code"] == "manifest-unconfirmed"
+    assert "path outside docroot" in str(row["error"])
+    assert len(sim_sessions(tmp_path)) == 2, "the manifest session must not be retried"
+
+
+@pytest.mark.parametrize("kind", ["kill", "stall"])
+def test_a_manifest_session_cut_off_mid_file_is_held_not_sent_twice(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASCP_SIM_RECORD_STARTS", "1")
+    faults = [{"session": 2, "kind": kind, "file": "m.xml", "at_byte": 0}]
+    (row,) = run_until(tmp_path, State.HELD, faults=faults, stall_timeout=0.5)
+    assert row["code"] == "manifest-unconfirmed"
+    starts = [json.loads(x) for x in (tmp_path / "sim" / "starts.jsonl").read_text().splitlines()]
+    assert [s["files"] for s in starts].count(["m.xml"]) == 1, "sent twice"
+
+
+def test_a_pause_right_after_spawning_the_manifest_session_sends_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 item 3: the daemon stopped (SIGSTOP) right after it spawned the manifest's
+    ascp, which connects, finishes and exits before the daemon looks. Made deterministic: the
+    first manifest session's accept waits until ascp has exited."""
+    monkeypatch.setenv("ASCP_SIM_RECORD_STARTS", "1")
+    original = ascp_target._Run._accept
+    paused: list[int] = []
+
+    def accept_after_a_pause(
+        self: ascp_target._Run, listener: socket.socket, child: Child
+    ) -> socket.socket | None:
+        if self.session.label == "manifest" and not paused:
+            paused.append(child.pid)
+            child.wait(30)  # the daemon "wakes up" only once ascp is gone
+        return original(self, listener, child)
+
+    monkeypatch.setattr(ascp_target._Run, "_accept", accept_after_a_pause)
+    (row,) = run_until(tmp_path, State.COMPLETE)
+    assert paused, "the pause must have happened"
+    starts = [json.loads(x) for x in (tmp_path / "sim" / "starts.jsonl").read_text().splitlines()]
+    manifest_starts = [s for s in starts if s["files"] == ["m.xml"]]
+    assert manifest_starts, starts
+    for start in manifest_starts:
+        assert not start["server_complete"].get("m.xml"), "a session re-sent the manifest"
+    landed = (tmp_path / "sim" / "landed.jsonl").read_text().splitlines()
+    assert [json.loads(x)["name"] for x in landed].count("m.xml") == 1
+    assert row["state"] is State.COMPLETE
+
+
+def test_a_manifest_session_that_never_reached_the_manifest_leaves_no_attempt(
+    tmp_path: Path,
+) -> None:
+    """Item 17: the attempt marker is written only once ascp runs and just before it can
+    read the manifest; an ascp that died before that proves the manifest never left."""
+    target = ascp_target.AscpTarget(
+        ascp_target.AscpSettings.from_options(
+            "aspera",
+            yaml.safe_load(
+                ascp_config(tmp_path, faults=[{"kind": "exit_before_connect"}]).read_text()
+            )["targets"]["aspera"],
+            tmp_path / "work",
+        )
+    )
+    (tmp_path / "m.xml").write_text(manifests.ooyala())
+    session = Session("sub-1", "manifest", ((tmp_path / "m.xml", PurePosixPath("m.xml")),))
+    with pytest.raises(TransferError) as err:
+        target.send(session, lambda _: None, threading.Event())
+    assert not err.value.may_have_arrived
+    assert err.value.fault is Fault.TRANSIENT
+    assert target.delivered(session) is False

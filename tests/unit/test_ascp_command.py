@@ -1,16 +1,23 @@
 import base64
 import json
+import os
+import socket
+import sys
 from pathlib import Path, PurePosixPath
+from threading import Event
 
 import pytest
 
 from hotfolder import faspmgr
-from hotfolder.targets import Session, TransferError
+from hotfolder.process import Child
+from hotfolder.targets import Fault, Session, TransferError
 from hotfolder.targets.ascp import (
     AscpSettings,
+    _Run,
     build_argv,
     build_env,
     classify,
+    fault_of,
     pair_list_text,
 )
 
@@ -144,3 +151,45 @@ def test_classify_exits_without_a_verdict() -> None:
     killed = classify(frame(Type="SESSION"), -9, [], True)
     assert killed is not None
     assert killed.retryable
+
+
+@pytest.mark.parametrize(
+    ("code", "fault"),
+    [
+        (19, Fault.ADMIN),  # wrong password
+        (29, Fault.ADMIN),  # no licence
+        (41, Fault.ADMIN),  # the configured destination is outside the docroot
+        (26, Fault.ADMIN),  # the server's disk is read-only
+        (16, Fault.TRANSIENT),
+        (44, Fault.TRANSIENT),
+        (56, Fault.EDITOR),  # illegal characters in a file name
+    ],
+)
+def test_faults_are_classified_by_who_can_fix_them(code: int, fault: Fault) -> None:
+    assert fault_of(code) is fault
+    err = classify(frame(Type="ERROR", Code=code, Description="x"), 1, [], True)
+    assert err is not None
+    assert err.fault is fault
+
+
+def test_a_connection_left_by_an_ascp_that_already_exited_is_accepted(tmp_path: Path) -> None:
+    """Issue 16 item 3: a daemon paused right after the spawn finds ascp gone and its whole
+    session waiting on the listener; it must read it, not call it 'no connection'."""
+    with socket.create_server(("127.0.0.1", 0), backlog=1) as listener:
+        port = listener.getsockname()[1]
+        done = faspmgr.encode({"Type": "DONE", "TransfersPassed": 1})
+        script = (
+            "import socket,sys;"
+            f"s=socket.create_connection(('127.0.0.1',{port}));"
+            f"s.sendall({done!r});s.close()"
+        )
+        child = Child((sys.executable, "-c", script), dict(os.environ))
+        assert child.wait(30) == 0, child.output()
+        run = _Run(settings(), SESSION, tmp_path / "l", None, None, lambda _: None, Event())
+        conn = run._accept(listener, child)
+        assert conn is not None, "the waiting connection was ignored"
+        with conn:
+            assert run._read_frames(conn, child) is None
+        child.stop()
+    assert run.last is not None
+    assert run.last.type == "DONE"

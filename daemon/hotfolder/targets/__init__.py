@@ -7,10 +7,10 @@ from pathlib import Path
 
 from hotfolder.config import TargetConfig
 from hotfolder.targets.ascp import AscpSettings, AscpTarget
-from hotfolder.targets.base import Session, Target, TransferError
+from hotfolder.targets.base import Fault, Session, Target, TransferError
 from hotfolder.targets.local import LocalTarget
 
-__all__ = ["Session", "Target", "TransferError", "build"]
+__all__ = ["Fault", "Session", "Target", "TransferError", "build"]
 
 
 def build(config: TargetConfig, state_dir: Path) -> Target:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import select
+import shutil
 import socket
 import threading
 import time
@@ -27,7 +29,13 @@ import structlog
 from hotfolder import faspmgr
 from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.process import Child, masked
-from hotfolder.targets.base import Progress, Session, TransferError, durable_write
+from hotfolder.targets.base import (
+    Fault,
+    Progress,
+    Session,
+    TransferError,
+    durable_write,
+)
 
 RECEIPT_GLOB = "aspera-transfer-*-manifest.txt"
 INPROGRESS_SUFFIX = ".aspera-inprogress"
@@ -141,16 +149,30 @@ def pair_list_text(session: Session) -> str:
         for value in (str(src), str(dest)):
             if "\n" in value or "\r" in value:
                 raise TransferError(
-                    f"file name with a line break: {value!r}", "bad-name", retryable=False
+                    f"file name with a line break: {value!r}",
+                    "bad-name",
+                    Fault.EDITOR,
+                    may_have_arrived=False,
                 )
             lines.append(value)
     return "\n".join(lines) + "\n"
 
 
+def fault_of(code: int, description: str = "") -> Fault:
+    """Who can fix a FASP error: the admin (credentials, licence, configuration), nobody
+    (retry: the network, a busy server), else the editor (a file, a name)."""
+    if code in faspmgr.ADMIN_CODES:
+        return Fault.ADMIN
+    if faspmgr.is_retryable(code, description):
+        return Fault.TRANSIENT
+    return Fault.EDITOR
+
+
 def classify(
     last: faspmgr.Frame | None, exit_code: int | None, output: list[str], connected: bool
 ) -> TransferError | None:
-    """The session's verdict: None if it succeeded, else the error to report or retry."""
+    """The session's verdict: None if it succeeded, else the error to report or retry. Whether
+    anything arrived is decided by the caller, who knows what ascp could have read."""
     tail = " | ".join(line for line in output[-5:] if line)
     if last is not None and last.type == "DONE" and exit_code == 0:
         return None
@@ -161,32 +183,28 @@ def classify(
         return TransferError(
             f"{description} (FASP error {code}: {name})",
             f"fasp-{code}",
-            retryable=faspmgr.is_retryable(code, description),
+            fault_of(code, description),
         )
     if not connected:
         if any(w in tail.lower() for w in ("unrecognized option", "bad argument", "usage")):
-            return TransferError(f"ascp refused its arguments: {tail}", "fasp-8", retryable=False)
+            # Our argv comes from the config and the installed ascp: the admin's to fix.
+            return TransferError(f"ascp refused its arguments: {tail}", "fasp-8", Fault.ADMIN)
         return TransferError(
             f"ascp exited (status {exit_code}) before opening its "
             f"management connection: {tail or 'no output'}",
             "no-mgmt",
-            retryable=True,
         )
     if last is not None and last.type == "INIT":
         return TransferError(
             f"ascp stopped right after starting, usually an SSH handshake "
             f"failure: {tail or 'no output'}",
             "early-exit",
-            retryable=True,
         )
     if last is not None and last.type == "DONE":
-        return TransferError(
-            f"ascp reported DONE but exited with status {exit_code}", "bad-exit", retryable=True
-        )
+        return TransferError(f"ascp reported DONE but exited with status {exit_code}", "bad-exit")
     return TransferError(
         f"ascp ended without a verdict (status {exit_code}): {tail or 'no output'}",
         "no-verdict",
-        retryable=True,
     )
 
 
@@ -198,25 +216,45 @@ class AscpTarget:
         self.name = settings.name
         self.settings = settings
 
+    def check(self) -> TransferError | None:
+        """The executable runs and the credential can be read (a login itself cannot be
+        tried without a session)."""
+        path = self.settings.ascp_path
+        found = shutil.which(path)
+        if found is None:
+            return _no_ascp(path, "not found" if "/" in path else "not found on PATH")
+        try:
+            self._password()
+        except TransferError as err:
+            return err
+        return None
+
     def send(self, session: Session, progress: Progress, cancel: threading.Event) -> None:
         s = self.settings
-        s.work_dir.mkdir(parents=True, exist_ok=True)
+        gate = _Gate(self, session) if session.label == "manifest" else None
         pair_list = s.work_dir / f"{session.submission_id}.{session.label}.list"
-        pair_list.write_text(pair_list_text(session), encoding="utf-8")
-        receipts = self.receipt_dir(session) if session.label == "manifest" else None
-        if receipts is not None:
-            receipts.mkdir(parents=True, exist_ok=True)
-            durable_write(self._attempt(session), "")  # from here on, it may have left
         try:
-            _Run(s, session, pair_list, receipts, self._password(), progress, cancel).run()
+            try:
+                s.work_dir.mkdir(parents=True, exist_ok=True)
+                if gate is not None:
+                    gate.prepare()
+                listed = gate.listed(session) if gate is not None else session
+                pair_list.write_text(pair_list_text(listed), encoding="utf-8")
+            except OSError as err:
+                raise _state_dir_error(err) from err
+            password = self._password()
+            receipts = self.receipt_dir(session) if gate is not None else None
+            _Run(s, session, pair_list, receipts, password, progress, cancel, gate).run()
         finally:
             pair_list.unlink(missing_ok=True)
+            if gate is not None:
+                gate.clear()
 
     def delivered(self, session: Session) -> bool | None:
         """A finished ascp receipt naming every file of the session proves delivery; no
-        attempt marker proves ascp never ran for it."""
+        attempt marker proves ascp could never read the manifest (see _Gate)."""
         folder = self.receipt_dir(session)
-        if not self._attempt(session).exists():
+        if not self.attempt_marker(session).exists():
             return False
         names = {str(dest) for _, dest in session.files}
         for receipt in folder.glob(RECEIPT_GLOB) if folder.is_dir() else ():
@@ -227,7 +265,7 @@ class AscpTarget:
                 return True
         return None
 
-    def _attempt(self, session: Session) -> Path:
+    def attempt_marker(self, session: Session) -> Path:
         return self.receipt_dir(session) / f"{session.label}.attempt"
 
     def receipt_dir(self, session: Session) -> Path:
@@ -237,7 +275,90 @@ class AscpTarget:
         try:
             return read_secret(self.settings.password_file, self.settings.password_credential)
         except CredentialError as err:
-            raise TransferError(str(err), "no-credential", retryable=False) from err
+            raise TransferError(
+                str(err), "no-credential", Fault.ADMIN, may_have_arrived=False
+            ) from err
+
+
+def _no_ascp(path: str, why: str) -> TransferError:
+    return TransferError(
+        f"cannot run ascp ({path!r}): {why}; install IBM Aspera's ascp or set the "
+        "target's ascp_path",
+        "no-ascp",
+        Fault.ADMIN,
+        may_have_arrived=False,
+    )
+
+
+def _state_dir_error(err: OSError) -> TransferError:
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return TransferError(
+        f"cannot prepare the session in the state folder: {err.strerror or err} ({err.filename})",
+        "state-dir",
+        Fault.TRANSIENT if full else Fault.ADMIN,
+        may_have_arrived=False,
+    )
+
+
+class _Gate:
+    """The manifest reaches ascp only through this gate, so that the attempt marker is
+    durable before any byte of the manifest can leave (issue 16, item 17).
+
+    ascp is given a staged copy of the manifest in the state dir, under a name that does not
+    exist yet. It starts (INIT, SESSION, then SSH and the login: the real ascp 3.9 does not
+    look at its sources before the login, see test_ascp_real) while the copy waits under a
+    hidden name. When the daemon reads INIT, and ascp is still running, it writes the marker
+    durably and only then renames the copy into place. So:
+
+    - a daemon killed (or paused) before the rename cannot have let the manifest leave: the
+      file ascp was told to send did not exist, and PR_SET_PDEATHSIG kills ascp with us. A
+      restart finds no marker and sends again without a hold;
+    - a daemon paused until after ascp gave up finds the child gone, leaves the gate shut,
+      and knows for certain that nothing left: the session is tried again, never held;
+    - only a session that ran with the gate open can have delivered the manifest, and only
+      that one is decided by evidence (receipt) or held.
+
+    The marker could not be written any later without a race: ascp does not wait for us, and
+    a paused daemon lags ascp by any amount. Writing it at INIT, not before the spawn, is what
+    keeps a kill in the seconds of start-up from turning into a needless hold.
+    """
+
+    HIDDEN = ".closed"
+
+    def __init__(self, target: AscpTarget, session: Session) -> None:
+        ((self.source, self.dest),) = session.files
+        folder = target.settings.work_dir / "outbox"
+        self.staged = folder / f"{session.submission_id}.manifest"
+        self.hidden = self.staged.with_name(self.staged.name + self.HIDDEN)
+        self.marker = target.attempt_marker(session)
+        self.opened = False
+
+    def prepare(self) -> None:
+        """Copy the manifest as it is now (it was checked unchanged just before)."""
+        self.staged.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.staged.unlink(missing_ok=True)  # a previous try's, if a crash left it
+        shutil.copyfile(self.source, self.hidden)
+
+    def open(self, child: Child) -> bool:
+        """Let ascp read the manifest, if it still runs; the marker first, durably."""
+        if self.opened or child.poll() is not None:
+            return self.opened
+        try:
+            durable_write(self.marker, "")
+            os.rename(self.hidden, self.staged)
+        except OSError as err:
+            raise _state_dir_error(err) from err  # shut: nothing could leave
+        self.opened = True
+        return True
+
+    def listed(self, session: Session) -> Session:
+        """The session as ascp is told it: the staged copy as the source."""
+        return Session(session.submission_id, session.label, ((self.staged, self.dest),))
+
+    def clear(self) -> None:
+        self.staged.unlink(missing_ok=True)
+        self.hidden.unlink(missing_ok=True)
 
 
 class _Run:
@@ -252,6 +373,7 @@ class _Run:
         password: str | None,
         progress: Progress,
         cancel: threading.Event,
+        gate: _Gate | None = None,
     ) -> None:
         self.s = s
         self.session = session
@@ -260,11 +382,15 @@ class _Run:
         self.password = password
         self.progress = progress
         self.cancel = cancel
+        self.gate = gate
+        self.child: Child | None = None
         self.log = structlog.get_logger().bind(
             submission_id=session.submission_id, session=session.label, target=s.name
         )
         self.last: faspmgr.Frame | None = None
+        self.data_phase = False  # a frame showed files counted or bytes moving
         self.file_errors: list[str] = []
+        self.unopened: set[str] = set()  # sources ascp said it could not find or stat
         self.arrived: set[str] = set()  # destination paths whose STOP frame came in
 
     def run(self) -> None:
@@ -272,12 +398,19 @@ class _Run:
             port = listener.getsockname()[1]
             argv = build_argv(self.s, self.session, port, self.pair_list, self.receipts)
             self.log.info("ascp starting", command=masked(argv))
-            child = Child(argv, build_env(os.environ, self.password))
+            try:
+                child = self.child = Child(argv, build_env(os.environ, self.password))
+            except OSError as err:  # not there, not executable: nothing ran
+                raise _no_ascp(self.s.ascp_path, err.strerror or str(err)) from err
             try:
                 error = self._supervise(listener, child)
             finally:
                 exit_code = child.stop()
         verdict = error or classify(self.last, exit_code, child.output(), connected=True)
+        if verdict is None and self.gate is not None and not self.gate.opened:
+            verdict = TransferError(  # it never could read the manifest: not a success
+                "ascp reported success before it could read the manifest", "gate-shut"
+            )
         if verdict is not None and verdict.code != "cancelled" and self._all_arrived():
             # Every file's STOP came in before the failure: it arrived. Retrying would send
             # the manifest twice, which an ingest server takes as a second asset.
@@ -287,34 +420,71 @@ class _Run:
                 error=verdict.message,
             )
             return
-        if verdict is not None and self.file_errors:
+        if verdict is None:
+            return
+        if self.file_errors:
             verdict.message += "; files: " + "; ".join(self.file_errors[:5])
-        if verdict is not None:
-            raise verdict
+        verdict.may_have_arrived = self._may_have_arrived(verdict)
+        if self._gate_was_shut() and verdict.fault is Fault.EDITOR:
+            # ascp looked for the staged copy before the gate opened (a paused or slow
+            # daemon): the editor's files are fine and nothing left; try again.
+            verdict.fault = Fault.TRANSIENT
+        raise verdict
+
+    def _gate_was_shut(self) -> bool:
+        return self.gate is not None and (
+            not self.gate.opened or str(self.gate.staged) in self.unopened
+        )
+
+    def _may_have_arrived(self, verdict: TransferError) -> bool:
+        """Could a file of this session be complete at the destination? Answered from what
+        ascp could have read and what it said before any data could move; never from its
+        word about data already moving."""
+        if self.gate is not None and not self.gate.opened:
+            return False  # the manifest did not exist under the name ascp was given
+        if self.gate is not None and str(self.gate.staged) in self.unopened:
+            # ascp looked for the staged copy before the rename (the daemon slower than
+            # ascp's login): it could not open it, so it sent none of it.
+            return False
+        if self.last is None:
+            return False  # it never spoke to us, and ascp exits when it cannot (1.8)
+        if self.data_phase:
+            return True
+        code = self.last.int("Code", 0) if self.last.type == "ERROR" else 0
+        return code not in faspmgr.PRE_TRANSFER_CODES and verdict.code != "fasp-8"
 
     def _supervise(self, listener: socket.socket, child: Child) -> TransferError | None:
         conn = self._accept(listener, child)
         if conn is None:
             code = child.wait(5)
             return classify(None, code, child.output(), connected=False) or TransferError(
-                "ascp never opened its management connection", "no-mgmt", retryable=True
+                "ascp never opened its management connection", "no-mgmt"
             )
         with conn:
             return self._read_frames(conn, child)
 
     def _accept(self, listener: socket.socket, child: Child) -> socket.socket | None:
+        """The management connection, if ascp made one. A connection waiting on the listener
+        is taken even when ascp has already exited: a daemon paused for a few seconds finds
+        a finished session there, with its whole verdict queued (issue 16, item 3)."""
         deadline = time.monotonic() + self.s.connect_timeout
-        while time.monotonic() < deadline:
-            if self.cancel.is_set() or child.poll() is not None:
-                return None
+        while True:
             ready, _, _ = select.select([listener], [], [], POLL)
             if ready:
                 conn, _ = listener.accept()
                 return conn
-        self.log.warning(
-            "ascp did not connect to the management port", timeout=self.s.connect_timeout
-        )
-        return None
+            if self.cancel.is_set():
+                return None
+            if child.poll() is not None:
+                # Gone: any connect() it made completed before it exited, so one last look
+                # sees it for certain.
+                ready, _, _ = select.select([listener], [], [], 0)
+                return listener.accept()[0] if ready else None
+            if time.monotonic() >= deadline:
+                self.log.warning(
+                    "ascp did not connect to the management port", timeout=self.s.connect_timeout
+                )
+                return None
 
     def _read_frames(self, conn: socket.socket, child: Child) -> TransferError | None:
         parser = faspmgr.FrameParser()
@@ -324,13 +494,12 @@ class _Run:
         while True:
             if self.cancel.is_set():
                 self._send_cancel(conn)
-                return TransferError("cancelled by shutdown", "cancelled", retryable=True)
+                return TransferError("cancelled by shutdown", "cancelled")
             if time.monotonic() - last_progress > self.s.stall_timeout:
                 self._send_cancel(conn)
                 return TransferError(
                     f"no progress for {self.s.stall_timeout:.0f} s: stalled",
                     "stalled",
-                    retryable=True,
                 )
             try:
                 data = conn.recv(65536)
@@ -359,12 +528,18 @@ class _Run:
             "NOTIFICATION",
         ):
             self.last = frame if frame.type not in ("STATS", "NOTIFICATION") else self.last
+        if frame.type in faspmgr.DATA_PHASE:
+            self.data_phase = True
+        if frame.type == "INIT" and self.gate is not None and self.child is not None:
+            self.gate.open(self.child)
         if frame.type == "STATS":
             done = frame.int("TransferBytes") + frame.int("StartByte")
             self.progress(done)
             return done
         if frame.type == "FILEERROR":
             self.file_errors.append(f"{frame.get('File')}: {frame.get('Description')}")
+            if frame.int("Code") in faspmgr.SOURCE_NOT_FOUND:
+                self.unopened.add(frame.get("File"))
             self.log.warning(
                 "file failed",
                 file=frame.get("File"),

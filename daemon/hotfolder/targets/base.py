@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -22,14 +23,38 @@ class Session:
     files: tuple[tuple[Path, PurePosixPath], ...]  # (source, destination relative to the root)
 
 
-class TransferError(Exception):
-    """A session failed. `retryable` says whether trying again can help."""
+class Fault(StrEnum):
+    """Who can fix a failed session; it decides what the daemon does next."""
 
-    def __init__(self, message: str, code: str, *, retryable: bool) -> None:
+    EDITOR = "editor"  # the drop itself (a name, a file): fail it with a report for the editor
+    ADMIN = "admin"  # credentials, executables, configuration, the target's mount: hold, tell
+    #                  the admin, leave the drop where it is, resume once the fault is gone
+    TRANSIENT = "transient"  # the network, a busy server: retry with backoff
+
+
+class TransferError(Exception):
+    """A session failed: who can fix it (`fault`), and whether a file of the session may have
+    arrived (`may_have_arrived`: complete at the destination under its own name, which is
+    what an ingest server acts on). Only a failure that proves nothing arrived (False) lets a
+    manifest session be tried again; True, "cannot tell", is the safe default."""
+
+    def __init__(
+        self,
+        message: str,
+        code: str,
+        fault: Fault = Fault.TRANSIENT,
+        *,
+        may_have_arrived: bool = True,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
-        self.retryable = retryable
+        self.fault = fault
+        self.may_have_arrived = may_have_arrived
+
+    @property
+    def retryable(self) -> bool:
+        return self.fault is Fault.TRANSIENT
 
 
 def durable_write(path: Path, text: str) -> None:
@@ -60,5 +85,9 @@ class Target(Protocol):
         """Deliver every file of the session or raise TransferError."""
 
     def delivered(self, session: Session) -> bool | None:
-        """After a crash: True if the session's files provably arrived, False if provably
-        not (nothing was ever sent for it), None if it cannot be told."""
+        """After a crash or an unclear failure: True if the session's files provably arrived,
+        False if provably not (no byte of it could ever leave), None if it cannot be told."""
+
+    def check(self) -> TransferError | None:
+        """What would stop any session right now, as far as can be told without starting one
+        (credentials, executable, the destination's mount): an ADMIN fault, or None."""

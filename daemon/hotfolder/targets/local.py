@@ -1,7 +1,8 @@
 """The `local` target: a destination folder (a NAS export, a transcoder's watch folder).
 
 Each file is written as `<name>.partial`, flushed to disk and renamed, so a reader of the
-destination never sees half a file; the rename is atomic within one filesystem.
+destination never sees half a file; the rename is atomic within one filesystem. Because the
+rename is what makes a file arrive, a failure before it proves the file did not arrive.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import os
 import threading
 from pathlib import Path
 
-from hotfolder.targets.base import Progress, Session, TransferError, durable_write, fsync_dir
+from hotfolder.targets.base import (
+    Fault,
+    Progress,
+    Session,
+    TransferError,
+    durable_write,
+    fsync_dir,
+)
 
 CHUNK = 8 * 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
@@ -31,6 +39,9 @@ RETRYABLE_ERRNOS = frozenset(
         errno.ENODEV,
     }
 )
+#: The destination refuses us: a read-only mount, permissions. Only an admin can fix these;
+#: the editor's drop is fine and waits (held) until they are fixed.
+ADMIN_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT})
 
 
 class LocalTarget:
@@ -39,15 +50,53 @@ class LocalTarget:
         self.root = root
         self.receipts = receipts  # in the state dir: proof of delivery that survives a crash
 
+    def check(self) -> TransferError | None:
+        """The destination folder exists, is a folder, and is writable (not read-only)."""
+        try:
+            if not self.root.is_dir():
+                return TransferError(
+                    f"the destination folder {self.root} is missing (is it mounted?)",
+                    "target-missing",
+                    Fault.ADMIN,
+                    may_have_arrived=False,
+                )
+            if os.statvfs(self.root).f_flag & os.ST_RDONLY:
+                return TransferError(
+                    f"the destination folder {self.root} is on a read-only file system",
+                    "EROFS",
+                    Fault.ADMIN,
+                    may_have_arrived=False,
+                )
+        except OSError as err:
+            return _error(err, None, self.root)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return TransferError(
+                f"this daemon's user may not write to the destination folder {self.root}",
+                "EACCES",
+                Fault.ADMIN,
+                may_have_arrived=False,
+            )
+        return None
+
     def send(self, session: Session, progress: Progress, cancel: threading.Event) -> None:
-        self._mark_attempt(session)
+        problem = self.check()
+        if problem is not None:
+            raise problem
         done = 0
-        for src, rel in session.files:
-            dest = self.root / rel
-            try:
-                done = self._copy(src, dest, done, progress, cancel)
-            except OSError as err:
-                raise _error(err, src, dest) from err
+        arrived = False  # has a file of this session been renamed into place yet?
+        try:
+            for src, rel in session.files:
+                dest = self.root / rel
+                try:
+                    done = self._copy(session, src, dest, done, progress, cancel)
+                except OSError as err:
+                    raise _error(err, src, dest) from err
+                arrived = True
+        except TransferError as err:
+            err.may_have_arrived = err.may_have_arrived or arrived
+            if not err.may_have_arrived:
+                self._unmark_attempt(session)  # proven: nothing of it arrived
+            raise
         self._write_receipt(session)
 
     def delivered(self, session: Session) -> bool | None:
@@ -76,8 +125,15 @@ class LocalTarget:
         return self.receipts / f"{session.submission_id}.{session.label}.attempt"
 
     def _mark_attempt(self, session: Session) -> None:
-        if self.receipts is not None:
+        """Durable before the first byte of the session is written to the destination: the
+        last moment at which nothing of it had provably left (issue 16, item 17)."""
+        if self.receipts is not None and not self._attempt(session).exists():
             durable_write(self._attempt(session), "")
+
+    def _unmark_attempt(self, session: Session) -> None:
+        if self.receipts is not None and self._attempt(session).exists():
+            self._attempt(session).unlink()
+            fsync_dir(self.receipts)
 
     def _write_receipt(self, session: Session) -> None:
         receipt = self._receipt(session)
@@ -85,31 +141,42 @@ class LocalTarget:
             durable_write(receipt, "".join(f"{rel}\n" for _, rel in session.files))
 
     def _copy(
-        self, src: Path, dest: Path, done: int, progress: Progress, cancel: threading.Event
+        self,
+        session: Session,
+        src: Path,
+        dest: Path,
+        done: int,
+        progress: Progress,
+        cancel: threading.Event,
     ) -> int:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)  # the root itself: check() saw it
         partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
+        with open(src, "rb") as fin:
+            self._mark_attempt(session)
+            try:
+                with open(partial, "wb") as fout:
+                    while True:
+                        _raise_if_cancelled(cancel)
+                        sent = os.sendfile(fout.fileno(), fin.fileno(), None, CHUNK)
+                        if sent == 0:
+                            break
+                        done += sent
+                        progress(done)
+                    os.fsync(fout.fileno())
+                os.replace(partial, dest)
+            except BaseException:
+                partial.unlink(missing_ok=True)  # never leave half a file for the next reader
+                raise
         try:
-            with open(src, "rb") as fin, open(partial, "wb") as fout:
-                while True:
-                    _raise_if_cancelled(cancel)
-                    sent = os.sendfile(fout.fileno(), fin.fileno(), None, CHUNK)
-                    if sent == 0:
-                        break
-                    done += sent
-                    progress(done)
-                os.fsync(fout.fileno())
-            os.replace(partial, dest)
-        except BaseException:
-            partial.unlink(missing_ok=True)  # never leave half a file for the next reader
-            raise
-        fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
+        except OSError as err:
+            raise _error(err, src, dest, may_have_arrived=True) from err
         return done
 
 
 def _raise_if_cancelled(cancel: threading.Event) -> None:
     if cancel.is_set():
-        raise TransferError("cancelled", "cancelled", retryable=True)
+        raise TransferError("cancelled", "cancelled", may_have_arrived=False)
 
 
 def _digest(path: Path) -> str:
@@ -120,9 +187,20 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _error(err: OSError, src: Path, dest: Path) -> TransferError:
+def _error(
+    err: OSError, src: Path | None, dest: Path, *, may_have_arrived: bool = False
+) -> TransferError:
+    """Who can fix it: a transient errno is retried; the destination refusing us (read-only,
+    permissions, gone) is the admin's; anything about the editor's own file is the editor's."""
     code = errno.errorcode.get(err.errno or 0, "EUNKNOWN")
-    where = src if err.filename == str(src) else dest
+    at_source = src is not None and err.filename == str(src)
+    where = src if at_source else dest
+    if err.errno in RETRYABLE_ERRNOS:
+        fault = Fault.TRANSIENT
+    elif err.errno in ADMIN_ERRNOS and not at_source:
+        fault = Fault.ADMIN
+    else:
+        fault = Fault.EDITOR
     return TransferError(
-        f"{err.strerror or err} ({where})", code, retryable=err.errno in RETRYABLE_ERRNOS
+        f"{err.strerror or err} ({where})", code, fault, may_have_arrived=may_have_arrived
     )
