@@ -105,19 +105,20 @@ def render(report: Report, tz: tzinfo | None = None) -> str:
         "",
         *_problem_lines(report.problems),
         "",
-        f"Moved into the failed folder, unchanged ({len(report.moved)}):",
+        f"Moved into the failed folder, unchanged ({len(report.moved):,}):",
         *_file_lines(report.moved),
     ]
     if report.left_in_drop_folder:
         lines += [
             "",
-            f"Left in the drop folder ({len(report.left_in_drop_folder)}):",
+            f"Left in the drop folder ({len(report.left_in_drop_folder):,}):",
             *_file_lines(report.left_in_drop_folder),
         ]
     lines += [
         "",
         "Nothing was deleted. When it is fixed, copy the files back into the drop folder,",
-        "manifest last (or run: hotfolder retry <submission>).",
+        "manifest last (an administrator can do this with: hotfolder retry "
+        f"{excerpt(report.submission, PATH_CHARS)}).",
     ]
     return _cap_bytes("\n".join(lines) + "\n", MAX_TEXT_BYTES)
 
@@ -135,11 +136,11 @@ def _problem_lines(problems: tuple[Problem, ...]) -> list[str]:
     for p in problems:
         groups.setdefault(p.code, []).append(p)
     shown = _allot([len(g) for g in groups.values()], LISTED_PROBLEMS)
-    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    count = f"{len(problems):,} problem{'s' if len(problems) != 1 else ''}"
     lines = [f"What is wrong ({count}):"]
     number = 0
     for (code, group), n in zip(groups.items(), shown, strict=True):
-        lines.append(f"  [{excerpt(code)}] ({len(group)})")
+        lines.append(f"  [{excerpt(code)}] ({len(group):,})")
         last_hint = None
         for p in group[:n]:
             number += 1
@@ -149,7 +150,7 @@ def _problem_lines(problems: tuple[Problem, ...]) -> list[str]:
                 lines.append(f"     What to do: {excerpt(p.hint, MESSAGE_CHARS)}")
             last_hint = p.hint
         if len(group) > n:
-            lines.append(f"     ... and {len(group) - n} more of the same kind ({excerpt(code)})")
+            lines.append(f"     ... and {len(group) - n:,} more of the same kind ({excerpt(code)})")
     return lines
 
 
@@ -167,7 +168,7 @@ def _allot(sizes: list[int], budget: int) -> list[int]:
 def _file_lines(files: tuple[PurePosixPath, ...]) -> list[str]:
     lines = [f"  - {excerpt(str(f), PATH_CHARS)}" for f in files[:LISTED_FILES]]
     if len(files) > LISTED_FILES:
-        lines.append(f"  ... and {len(files) - LISTED_FILES} more (all in {REPORT_JSON})")
+        lines.append(f"  ... and {len(files) - LISTED_FILES:,} more (see {REPORT_JSON})")
     return lines or ["  (none)"]
 
 
