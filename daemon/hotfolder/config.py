@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from hotfolder import schema
+from hotfolder import schema, units
 from hotfolder.perms import SharedPermissions, parse_mode
 
 KeyPath = tuple[str | int, ...]
@@ -122,7 +122,8 @@ def parse(text: str, filename: str = "<config>", base: Path | None = None) -> Co
     data, lines, yaml_errors = _read_yaml(text, filename)
     if yaml_errors:
         raise InvalidConfig(yaml_errors)
-    errors = [_schema_error(e, filename, lines) for e in _schema_errors(data)]
+    errors = list(_read_units(data, filename, lines))
+    errors += [_schema_error(e, filename, lines) for e in _schema_errors(data)]
     if not errors:
         errors = list(_cross_checks(data, filename, lines, base or Path.cwd()))
     if errors:
@@ -189,6 +190,55 @@ def _line_of(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
     while path and path not in lines:
         path = path[:-1]
     return lines.get(path)
+
+
+# -- step 0: human units (5s, 24h, 100GB, 100Mbps) ---------------------------------------------
+
+
+def _unit_keys(node: Any) -> dict[str, units.Unit]:
+    """Every key the schema marks with a unit, wherever it sits (the names are unique)."""
+    found: dict[str, units.Unit] = {}
+    if isinstance(node, dict):
+        for key, sub in node.get("properties", {}).items():
+            if isinstance(sub, dict) and "unit" in sub:
+                found[key] = units.Unit(sub["unit"])
+        for sub in node.values():
+            found.update(_unit_keys(sub))
+    elif isinstance(node, list):
+        for sub in node:
+            found.update(_unit_keys(sub))
+    return found
+
+
+UNIT_KEYS = _unit_keys(schema.CONFIG)
+
+
+def _read_units(data: Any, filename: str, lines: dict[KeyPath, int]) -> Iterator[ConfigError]:
+    """Replace, in place, each unit value with the number (or ascp rate) the code uses; a
+    value that cannot be read is an error in plain words and leaves the key out, so the
+    schema does not report it a second time."""
+    if not isinstance(data, dict):
+        return
+    places: list[tuple[KeyPath, Any]] = [((), data)]
+    watches = data.get("watches")
+    if isinstance(watches, list):
+        places += [(("watches", i), w) for i, w in enumerate(watches)]
+    targets = data.get("targets")
+    if isinstance(targets, dict):
+        places += [(("targets", name), t) for name, t in targets.items()]
+    for path, block in places:
+        if not isinstance(block, dict):
+            continue
+        for key in [k for k in block if k in UNIT_KEYS]:
+            value = block[key]
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                continue  # the schema says what type it wants
+            try:
+                block[key] = units.parse(UNIT_KEYS[key], value)
+            except units.UnitError as err:
+                del block[key]
+                where = (*path, key)
+                yield ConfigError(filename, _line_of(where, lines), where, str(err))
 
 
 # -- step 1: the schema ----------------------------------------------------------------------

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotfolder import units
+from hotfolder.units import Unit
+
 Schema = dict[str, Any]
+
+# Keys people write with units (`5s`, `24h`, `100GB`, `100Mbps`); plain numbers stay valid.
+# config.py turns the strings into numbers (units.py) before the rest of the schema applies.
+DURATION: Schema = {
+    "type": ["number", "string"],
+    "pattern": units.DURATION_PATTERN,
+    "unit": Unit.DURATION,
+}
+BYTES: Schema = {"type": ["integer", "string"], "pattern": units.BYTES_PATTERN, "unit": Unit.BYTES}
 
 LOGGING: Schema = {
     "type": "object",
@@ -87,12 +99,12 @@ WATCH: Schema = {
             "example": "nas",
         },
         "stability_seconds": {
-            "type": "number",
+            **DURATION,
             "exclusiveMinimum": 0,
             "default": 5,
             "description": "A file is ready when its size, mtime, ctime and inode have not "
-            "changed, and no event arrived, for this long.",
-            "example": 5,
+            "changed, and no event arrived, for this long (seconds, or 5s, 2m).",
+            "example": "5s",
         },
         "after_success": {
             "enum": ["archive", "delete", "keep"],
@@ -114,12 +126,13 @@ WATCH: Schema = {
         },
         "permissions": PERMISSIONS,
         "incomplete_after": {
-            "type": "number",
+            **DURATION,
             "exclusiveMinimum": 0,
             "default": 86400,
-            "description": "Seconds a manifest may wait for files it names before it fails "
-            "with the list of missing names (well under the ingest server's 7-day purge).",
-            "example": 86400,
+            "description": "How long a manifest may wait for files it names before it fails "
+            "with the list of missing names (well under the ingest server's 7-day purge); "
+            "seconds, or 24h, 2d.",
+            "example": "24h",
         },
         "rescan_seconds": {
             "type": "number",
@@ -146,19 +159,19 @@ WATCH: Schema = {
             "example": 2,
         },
         "max_settle": {
-            "type": "number",
+            **DURATION,
             "exclusiveMinimum": 0,
             "default": 3600,
-            "description": "A file still changing after this many seconds is reported (once); "
-            "the submission keeps waiting.",
-            "example": 3600,
+            "description": "A file still changing after this long is reported (once); "
+            "the submission keeps waiting. Seconds, or 1h, 90m.",
+            "example": "1h",
         },
         "max_manifest_bytes": {
-            "type": "integer",
+            **BYTES,
             "minimum": 1,
             "default": 10485760,
-            "description": "A larger manifest is refused unread.",
-            "example": 10485760,
+            "description": "A larger manifest is refused unread. Bytes, or 10MB, 10MiB.",
+            "example": "10MiB",
         },
         "ignore": {
             "type": "array",
@@ -333,13 +346,13 @@ NOTIFICATIONS: Schema = {
 COMMON_TARGET_PROPERTIES: Schema = {
     "verify": VERIFY,
     "quota_bytes": {
-        "type": "integer",
+        **BYTES,
         "minimum": 1,
         "default": 100_000_000_000,
         "description": "The most this target's account may hold at once (Ooyala/Brightcove "
         "ingest: 100 GB). A submission larger than this fails; one that would push what is in "
-        "flight over it waits.",
-        "example": 100_000_000_000,
+        "flight over it waits. Bytes, or 100GB, 1TiB.",
+        "example": "100GB",
     },
 }
 
@@ -397,7 +410,8 @@ RETRY: Schema = {
     },
 }
 
-RATE = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[GgMmKkPp%]?$"}
+# ascp's own form (a plain number is Kbps; 100M, 80%) or bits per second (100Mbps).
+RATE: Schema = {"type": ["string", "integer"], "pattern": units.RATE_PATTERN, "unit": Unit.RATE}
 
 ASCP_TARGET: Schema = {
     "type": "object",
@@ -476,10 +490,16 @@ ASCP_TARGET: Schema = {
         },
         "target_rate": {
             **RATE,
-            "description": "Target rate, ascp -l (suffix G/M/K or %). Unset: the server's setting.",
-            "example": "100m",
+            "description": "Target rate, ascp -l: bits per second (100Mbps, 1.5Gbps, 500kbps), "
+            "or ascp's own form (a plain number is Kbps; 100M, 80%). Unset: the server's "
+            "setting.",
+            "example": "100Mbps",
         },
-        "min_rate": {**RATE, "description": "Minimum rate, ascp -m.", "example": "0"},
+        "min_rate": {
+            **RATE,
+            "description": "Minimum rate, ascp -m, written as target_rate is.",
+            "example": "10Mbps",
+        },
         "policy": {
             "enum": ["high", "fair", "low", "fixed"],
             "default": "fair",
@@ -582,12 +602,12 @@ CONFIG: Schema = {
         },
         "notifications": NOTIFICATIONS,
         "min_free_bytes": {
-            "type": "integer",
+            **BYTES,
             "minimum": 0,
             "default": 1_000_000_000,
             "description": "New work pauses while state_dir or an archive_dir has less free "
-            "space than this, and resumes when space returns.",
-            "example": 1_000_000_000,
+            "space than this, and resumes when space returns. Bytes, or 1GB, 1GiB.",
+            "example": "1GB",
         },
         "backlot": {
             "type": "object",

@@ -25,6 +25,20 @@ targets:
 """
 
 
+ASCP = (
+    GOOD.replace("target: nas", "target: aspera")
+    + """\
+  aspera:
+    type: ascp
+    host: 127.0.0.1
+    user: u
+    password_file: {tmp}/pass
+    target_rate: {rate}
+    min_rate: {min_rate}
+"""
+)
+
+
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     (tmp_path / "drop").mkdir()
@@ -69,10 +83,59 @@ def test_unknown_key_has_line_path_and_suggestion(tmp: Path) -> None:
 
 
 def test_wrong_type(tmp: Path) -> None:
-    (e,) = errors(GOOD.format(tmp=tmp).replace("stability_seconds: 5", "stability_seconds: soon"))
+    (e,) = errors(GOOD.format(tmp=tmp).replace("stability_seconds: 5", "stability_seconds: [5]"))
     assert e.path == ("watches", 0, "stability_seconds")
-    assert "expected a number, got a string" in e.message
+    assert "expected a number/string, got an array" in e.message
     assert e.line == 7
+
+
+# -- human units -------------------------------------------------------------------------------
+
+
+def test_human_units_are_read_where_people_write_them(tmp: Path) -> None:
+    text = GOOD.format(tmp=tmp).replace("stability_seconds: 5", "stability_seconds: 5s")
+    text = text.replace(
+        "    failed_dir:",
+        "    incomplete_after: 24h\n    max_settle: 1h30m\n    max_manifest_bytes: 10MiB\n"
+        "    failed_dir:",
+    )
+    text = text.replace("targets:\n", "min_free_bytes: 1GiB\ntargets:\n")
+    text = text.replace("/ingest}", "/ingest, quota_bytes: 100GB}")
+    cfg = config.parse(text, "hf.yaml")
+    (w,) = cfg.watches
+    assert (w.stability_seconds, w.incomplete_after, w.max_settle) == (5, 86400, 5400)
+    assert w.max_manifest_bytes == 10 * 2**20
+    assert cfg.min_free_bytes == 2**30
+    assert cfg.targets["nas"].options["quota_bytes"] == 100 * 10**9
+
+
+def test_rates_become_what_ascp_takes(tmp: Path) -> None:
+    cfg = config.parse(ASCP.format(tmp=tmp, rate="100Mbps", min_rate="500kbps"), "hf.yaml")
+    options = cfg.targets["aspera"].options
+    assert (options["target_rate"], options["min_rate"]) == ("100M", "500K")
+    plain = config.parse(ASCP.format(tmp=tmp, rate="510000", min_rate="0"), "hf.yaml")
+    assert plain.targets["aspera"].options["target_rate"] == "510000"  # ascp's Kbps, as before
+
+
+def test_a_wrong_unit_is_one_plain_error_at_its_line(tmp: Path) -> None:
+    text = GOOD.format(tmp=tmp).replace("stability_seconds: 5", "stability_seconds: 5 sex")
+    text = text.replace("/ingest}", "/ingest, quota_bytes: 100Gb}")
+    first, second = errors(text)
+    assert str(first) == (
+        "hf.yaml:7: at 'watches[0].stability_seconds': '5 sex' is not a duration: write "
+        "seconds as a number, or a number with s, m, h or d (5s, 90s, 30m, 24h, 1h30m)"
+    )
+    assert second.path == ("targets", "nas", "quota_bytes")
+    assert "is in bits (a small b): sizes are in bytes, write 100GB" in second.message
+    (rate,) = errors(ASCP.format(tmp=tmp, rate="100MB/s", min_rate="0"))
+    assert rate.path == ("targets", "aspera", "target_rate")
+    assert "bytes per second: ascp rates are bits per second, write 800Mbps" in rate.message
+
+
+def test_a_zero_duration_is_still_refused(tmp: Path) -> None:
+    (e,) = errors(GOOD.format(tmp=tmp).replace("stability_seconds: 5", "stability_seconds: 0s"))
+    assert e.path == ("watches", 0, "stability_seconds")
+    assert "0.0 is not allowed" in e.message
 
 
 def test_missing_folder(tmp: Path) -> None:
