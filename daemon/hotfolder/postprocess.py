@@ -15,12 +15,12 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hotfolder import beneath, perms
+from hotfolder import beneath, perms, report
 from hotfolder.model import Problem, Submission, SubmissionFile
 from hotfolder.perms import SharedPermissions
 
-REPORT_TXT = "REPORT.txt"
-REPORT_JSON = "report.json"
+REPORT_TXT = report.REPORT_TXT
+REPORT_JSON = report.REPORT_JSON
 RECEIPT_JSON = "receipt.json"
 
 
@@ -105,13 +105,11 @@ def quarantine(
     problems: Iterable[Problem],
     failed_dir: Path,
     when: datetime,
-    extra: dict[str, Any] | None = None,
     permissions: SharedPermissions | None = None,
 ) -> Path:
     """Move the manifest and its present files to failed_dir/<id>/ with REPORT.txt and
     report.json. Nothing is deleted."""
     folder = failed_dir / sid
-    problems = list(problems)
     moved, left = [], []
     for relpath in (*present, manifest):
         # Walked from the root without following links: a link swapped into the path can
@@ -119,47 +117,25 @@ def quarantine(
         try:
             beneath.rename_out(root, relpath, None, folder / relpath.relative_to(manifest.parent))
         except (FileNotFoundError, beneath.Changed, beneath.LinkInPath):
-            left.append(str(relpath))
+            left.append(relpath)
         else:
-            moved.append(str(relpath))
-    report = {
-        "submission": sid,
-        "watch": watch,
-        "manifest": str(manifest),
-        "failed_at": when.isoformat(),
-        "problems": [
-            {"code": p.code, "message": p.message, "hint": p.hint, "path": p.path, "line": p.line}
-            for p in problems
-        ],
-        "files": moved,
-        "left_in_drop_folder": left,
-        **(extra or {}),
-    }
-    _write_json(folder / REPORT_JSON, report)
-    _write_text(folder / REPORT_TXT, render_report(report))
+            moved.append(relpath)
+    report.write(
+        folder,
+        report.Report(
+            submission=sid,
+            watch=watch,
+            drop_folder=root,
+            manifest=manifest,
+            failed_at=when,
+            problems=tuple(problems),
+            failed_folder=folder,
+            moved=tuple(moved),
+            left_in_drop_folder=tuple(left),
+        ),
+    )
     perms.share_tree(failed_dir, folder, permissions)  # editors may fix or remove it
     return folder
-
-
-def render_report(report: dict[str, Any]) -> str:
-    lines = [
-        f"Submission {report['submission']} was NOT sent.",
-        "",
-        f"Manifest:   {report['manifest']}",
-        f"Drop folder: {report['watch']}",
-        f"When:       {report['failed_at']}",
-        "",
-        "What is wrong:",
-    ]
-    for i, p in enumerate(report["problems"], 1):
-        where = f" (line {p['line']})" if p.get("line") else ""
-        lines.append(f"  {i}. {p['message']}{where}")
-        if p.get("hint"):
-            lines.append(f"     What to do: {p['hint']}")
-    lines += ["", "The files below were moved here unchanged; nothing was deleted:"]
-    lines += [f"  - {name}" for name in report["files"]] or ["  (none)"]
-    lines += ["", "When it is fixed, copy the files back into the drop folder, manifest last."]
-    return "\n".join(lines) + "\n"
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
