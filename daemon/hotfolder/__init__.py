@@ -11,8 +11,9 @@ Data flows one way, one concept per module:
       -> verify (Backlot: did the ingest land?) and alerts (e-mail, webhook)
 
 Leaves everyone may import: `model` (plain data), `clock` (the time seam), `ignore`,
-`credentials`, `report` (quoting untrusted text safely, and the failure report). Only `daemon` (the wiring), `cli` and its helpers (`ops`, `survey`, `demo`)
-import the stages together. `process` is the one module that spawns.
+`credentials`, `report` (quoting untrusted text safely; the failure report). Only `daemon`
+(the wiring), `cli` and its helpers (`ops`, `survey`, `demo`) import the stages together.
+`process` is the one module that spawns.
 """
 
 __version__ = "0.1.0"
