@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import re
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
+from hotfolder import cli
 from hotfolder.journal import Journal
 from hotfolder.model import State
 from tests import manifests
@@ -16,16 +21,125 @@ from tests.helpers import write_config
 from tests.unit.test_journal import sub
 
 REPO = Path(__file__).resolve().parents[2]
-UNIT = REPO / "packaging" / "hotfolder.service"
-MAX_EXPOSURE = 2.0
+PACKAGING = REPO / "packaging"
+UNIT = PACKAGING / "hotfolder.service"
+MAX_EXPOSURE = 1.5
+INSTALLED = "/usr/bin/hotfolder"  # what the Debian package installs (a link into its venv)
 
 
-def test_unit_verifies_without_a_word() -> None:
+def test_unit_verifies_without_a_word(tmp_path: Path) -> None:
+    """Verified with the venv's `hotfolder` standing in for the packaged one, which exists
+    only where the .deb is installed (tests/system checks the real thing under systemd)."""
+    venv_bin = Path(sys.executable).parent / "hotfolder"
+    unit = tmp_path / "hotfolder.service"
+    unit.write_text(UNIT.read_text().replace(INSTALLED, str(venv_bin)))
     out = subprocess.run(
-        ["systemd-analyze", "verify", str(UNIT)], capture_output=True, text=True, check=False
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0
     assert out.stdout + out.stderr == "", out.stdout + out.stderr
+
+
+def unit_settings(section: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    current = ""
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif current == section and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_unit_runs_the_package_and_reload_checks_the_config_first() -> None:
+    service = unit_settings("Service")
+    config = "/etc/hotfolder/hotfolder.yaml"
+    assert service["ExecStart"] == [f"{INSTALLED} run --config {config}"]
+    # A failing ExecStartPre is restarted regardless of RestartPreventExitStatus=: `run`
+    # checks the config itself and exits 2, which is never restarted.
+    assert "ExecStartPre" not in service
+    assert service["RestartPreventExitStatus"] == ["2"]
+    assert service["ExecReload"] == [
+        f"{INSTALLED} check-config {config}",
+        "/bin/kill -HUP $MAINPID",
+    ]
+    unit = unit_settings("Unit")
+    assert (unit["StartLimitIntervalSec"], unit["StartLimitBurst"]) == (["5min"], ["5"])
+
+
+def _load_gen_docs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_docs", PACKAGING / "gen_docs.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_man_page_documents_every_command_and_renders_cleanly(tmp_path: Path) -> None:
+    gen_docs = _load_gen_docs()
+    page = tmp_path / "hotfolder.1"
+    page.write_text(gen_docs.man_page(cli._parser()))
+    sections = [line for line in page.read_text().splitlines() if line.startswith(".SS ")]
+    subparsers = next(
+        a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    for name in subparsers.choices:
+        assert f'.SS "{name.replace("-", chr(92) + "-")}"' in sections
+    out = subprocess.run(
+        ["groff", "-man", "-ww", "-z", str(page)], capture_output=True, text=True, check=False
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    rendered = subprocess.run(
+        ["man", "-l", "-P", "cat", str(page)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--once" in rendered
+    assert "EXIT STATUS" in rendered
+
+
+def complete(script: Path, *words: str) -> list[str]:
+    """What bash's completion offers for `words` (the last one being completed)."""
+    program = (
+        f"source {script}\n"
+        f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})\n"
+        f"COMP_CWORD={len(words) - 1}\n"
+        '_hotfolder\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    out = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_bash_completion_offers_commands_options_and_files(tmp_path: Path) -> None:
+    script = tmp_path / "hotfolder"
+    script.write_text(_load_gen_docs().bash_completion(cli._parser()))
+    (tmp_path / "site.yaml").write_text("")
+    assert complete(script, "hotfolder", "che") == ["check-config"]
+    assert complete(script, "hotfolder", "run", "--o") == ["--once"]
+    assert complete(script, "hotfolder", "status", "--config", str(tmp_path / "si")) == [
+        str(tmp_path / "site.yaml")
+    ]
+    assert complete(script, "hotfolder", "check-config", str(tmp_path / "si")) == [
+        str(tmp_path / "site.yaml")
+    ]
+
+
+def test_the_packaged_config_passes_check_config_in_the_packaged_folders(
+    tmp_path: Path,
+) -> None:
+    """The conffile, with / moved to tmp_path, against the folders the tmpfiles entry makes."""
+    root = str(tmp_path)
+    for line in (PACKAGING / "hotfolder.tmpfiles.conf").read_text().splitlines():
+        if line.startswith("d "):
+            (tmp_path / line.split()[1].lstrip("/")).mkdir(parents=True, exist_ok=True)
+    text = (PACKAGING / "hotfolder.yaml").read_text()
+    text = text.replace(" /srv/", f" {root}/srv/").replace(" /var/lib/", f" {root}/var/lib/")
+    config = tmp_path / "etc" / "hotfolder" / "hotfolder.yaml"
+    config.write_text(text)
+    out = hotfolder("check-config", str(config))
+    assert out.returncode == 0, out.stderr
+    assert "/srv/" not in text.replace(f"{root}/srv/", ""), "a path left outside tmp_path"
 
 
 def test_unit_exposure_score_is_low() -> None:
