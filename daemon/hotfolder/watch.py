@@ -3,15 +3,25 @@
 Both only report paths (relative to the watch folder) into one queue; deciding what the news
 means is the tracker's job. Events can be lost (overflow, a network share, the daemon being
 down), so scans at start-up and at intervals are the ground truth and events only speed it up.
+
+Two things watchdog swallows are reported into the same queue as alarms: the kernel refusing a
+watch on a new subfolder (the inotify limit: events there would be lost, so poll instead), and
+the folder's own watch ending (deleted, moved away, unmounted: look at the folder now).
+`FolderGuard` tells a folder that is there from one that only looks there (a bare mount point).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
-from collections.abc import Iterator
+import re
+import stat
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from watchdog.events import (
@@ -27,10 +37,27 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify import InotifyEmitter
+from watchdog.observers.inotify_c import (
+    CallbackId,
+    InotifyEvent,
+    InotifyFD,
+    Mask,
+    WatchCallback,
+    WatchDescriptor,
+)
 
 from hotfolder.ignore import is_ignored
+
+TOP = PurePosixPath()
+
+
+class Alarm(StrEnum):
+    """News about the watching itself rather than about a file."""
+
+    REFUSED = "refused"  # the kernel refused a watch below the folder: poll this watch instead
+    ROOT_LOST = "root-lost"  # the folder's own watch ended (deleted, moved, unmounted): probe it
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +66,18 @@ class Change:
     relpath: PurePosixPath
     is_dir: bool  # a folder appeared or moved in: its contents need a scan
     kind: str = ""  # watchdog's event type: "modified", "closed" (after a write), ...
+    alarm: Alarm | None = None  # set on news about the watching, with relpath the top
+    error: OSError | None = None  # why the kernel refused (Alarm.REFUSED)
+
+
+def limit_hint(err: OSError) -> str | None:
+    """What an admin can do when inotify refuses (None when raising a limit would not help)."""
+    if err.errno in (errno.ENOSPC, errno.EMFILE):
+        return (
+            "raise the limit: sysctl -w "
+            "fs.inotify.max_user_watches=1048576 fs.inotify.max_user_instances=1024"
+        )
+    return None
 
 
 #: The changes that matter. Leaving out opens, reads and directory-modified events keeps them
@@ -86,32 +125,143 @@ class _Handler(FileSystemEventHandler):
                 self.sink.put(Change(self.watch, rel, event.is_directory, kind))
 
 
+#: Errors that mean the kernel is out of inotify resources, not that a folder went away
+#: (ENOENT, ENOTDIR: removed while being watched; those watchdog rightly passes over).
+OUT_OF_WATCHES = frozenset({errno.ENOSPC, errno.ENOMEM})
+
+
+class _TellingInotifyFD(InotifyFD):
+    """watchdog's inotify reader, telling what it swallows. watchdog 7 adds a watch for each
+    new subfolder on its own thread and drops an OSError there silently (InotifyWatchGroup.
+    _add_callback re-raises only for the root), and ends a root's watch (IN_IGNORED after a
+    delete or an unmount) without a word. Both go through this class, so we hear of them."""
+
+    def __init__(
+        self, refused: Callable[[bytes, OSError], None], lost: Callable[[bytes], None]
+    ) -> None:
+        super().__init__()
+        self._refused = refused
+        self._lost = lost
+        self._roots: dict[WatchDescriptor, bytes] = {}  # the watch of each watched folder itself
+
+    def add_callback(
+        self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId
+    ) -> WatchDescriptor:
+        root = getattr(callback, "path", None)  # the watch group's own folder
+        try:
+            wd = super().add_callback(path, mask, callback, id_)
+        except OSError as err:
+            if err.errno in OUT_OF_WATCHES and isinstance(root, bytes):
+                self._refused(root, err)
+            raise
+        if path == root:
+            self._roots[wd] = path
+        return wd
+
+    def remove_callbacks(self, callbacks: list[tuple[WatchDescriptor, CallbackId]]) -> None:
+        for wd, _ in callbacks:
+            self._roots.pop(wd, None)  # removed on purpose: not a loss
+        super().remove_callbacks(callbacks)
+
+    def handle_event(self, event: InotifyEvent) -> None:
+        super().handle_event(event)
+        if event.is_ignored:
+            root = self._roots.pop(event.wd, None)
+            if root is not None:
+                self._lost(root)
+
+
+class _Observer(BaseObserver):
+    """watchdog's InotifyObserver, with our telling reader in place of its own."""
+
+    def __init__(self, fd: InotifyFD) -> None:
+        super().__init__(InotifyEmitter, inotify_fd=fd)
+        self._fd = fd
+        fd.start()
+
+    def on_thread_stop(self) -> None:
+        super().on_thread_stop()
+        self._fd.stop()
+        self._fd.join()
+
+
+@dataclass(slots=True)
+class _Route:
+    """Where alarms about one watched folder go."""
+
+    watch: str
+    sink: queue.SimpleQueue[Change]
+    adding: bool = True  # refusals while the tree is first registered are raised by add()
+    refused: OSError | None = None  # the first refusal: one alarm per watch is enough
+
+
 class Watcher:
     """One observer thread for all watches (watchdog multiplexes inotify itself)."""
 
     def __init__(self) -> None:
-        self.observer: BaseObserver = Observer()
-        self._watches: dict[str, ObservedWatch] = {}
+        self.observer: BaseObserver = _Observer(_TellingInotifyFD(self._refused, self._lost))
+        self._watches: dict[str, tuple[ObservedWatch, bytes]] = {}
+        self._routes: dict[bytes, _Route] = {}  # the watched folder -> its watch
+        self._lock = threading.Lock()  # _routes: read on watchdog's thread
 
     def add(
         self, watch: str, root: Path, sink: queue.SimpleQueue[Change], skip: tuple[Path, ...] = ()
     ) -> None:
         """Start watching, with this watch's changes going to `sink`; raises OSError
-        (ENOSPC: the inotify watch limit) if the kernel refuses, so the caller can poll."""
+        (ENOSPC: the inotify watch limit) if the kernel refuses the folder or any folder
+        below it, so the caller can poll. A refusal later, for a new subfolder, comes into
+        `sink` as an `Alarm.REFUSED` change."""
         self.remove(watch)
         inside = tuple(
             PurePosixPath(p.relative_to(root).as_posix()) for p in skip if root in p.parents
         )
         handler = _Handler(watch, root, sink, inside)
-        self._watches[watch] = self.observer.schedule(
-            handler, str(root), recursive=True, event_filter=list(WANTED_EVENTS)
-        )
+        key = os.fsencode(str(root))
+        route = _Route(watch, sink)
+        with self._lock:
+            self._routes[key] = route
+        try:
+            scheduled = self.observer.schedule(
+                handler, str(root), recursive=True, event_filter=list(WANTED_EVENTS)
+            )
+        except OSError:
+            with self._lock:
+                self._routes.pop(key, None)
+            raise
+        self._watches[watch] = (scheduled, key)
+        with self._lock:
+            route.adding = False
+            refused = route.refused
+        if refused is not None:  # watchdog went on without some subfolders: not good enough
+            self.remove(watch)
+            raise refused
 
     def remove(self, watch: str) -> None:
         old = self._watches.pop(watch, None)
         if old is not None:
+            scheduled, key = old
+            with self._lock:
+                self._routes.pop(key, None)
             with contextlib.suppress(KeyError, OSError):
-                self.observer.unschedule(old)
+                self.observer.unschedule(scheduled)
+
+    def _refused(self, root: bytes, err: OSError) -> None:
+        """On watchdog's thread (or add()'s): the kernel refused a watch below `root`."""
+        with self._lock:
+            route = self._routes.get(root)
+            if route is None or route.refused is not None:
+                return
+            route.refused = err
+            if route.adding:
+                return
+        route.sink.put(Change(route.watch, TOP, True, alarm=Alarm.REFUSED, error=err))
+
+    def _lost(self, root: bytes) -> None:
+        """On watchdog's thread: the watch on `root` itself ended without our asking."""
+        with self._lock:
+            route = self._routes.get(root)
+        if route is not None:
+            route.sink.put(Change(route.watch, TOP, True, alarm=Alarm.ROOT_LOST))
 
     def start(self) -> None:
         self.observer.start()
@@ -119,9 +269,6 @@ class Watcher:
     def stop(self) -> None:
         self.observer.stop()
         self.observer.join(timeout=10)
-
-
-TOP = PurePosixPath()
 
 
 def list_folder(
@@ -201,20 +348,52 @@ NETWORK_FS = frozenset(
 )
 
 
-def fs_type(path: Path, mountinfo: str) -> str:
-    """The file-system type of the mount holding `path`, from /proc/self/mountinfo text."""
-    best, kind = "", "unknown"
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One line of /proc/self/mountinfo, as far as we need it."""
+
+    mount_id: int
+    point: str
+    fstype: str
+
+
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040, ...)."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_of(path: Path | str, mountinfo: str) -> Mount | None:
+    """The mount holding `path` (the longest mount point above it; the last one mounted
+    there when several are stacked), from /proc/self/mountinfo text."""
+    best: Mount | None = None
     target = os.path.realpath(path)
     for line in mountinfo.splitlines():
         fields = line.split()
-        if " - " not in line or len(fields) < 5:
+        if " - " not in line or len(fields) < 5 or not fields[0].isdigit():
             continue
-        mount_point = fields[4].replace("\\040", " ")
-        fstype = line.split(" - ", 1)[1].split()[0]
-        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and len(mount_point) >= len(best):
-            best, kind = mount_point, fstype
-    return kind
+        point = _unescape(fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best.point)):
+            fstype = line.split(" - ", 1)[1].split()[0]
+            best = Mount(int(fields[0]), point, fstype)
+    return best
+
+
+def fs_type(path: Path, mountinfo: str) -> str:
+    """The file-system type of the mount holding `path`, from /proc/self/mountinfo text."""
+    mount = mount_of(path, mountinfo)
+    return mount.fstype if mount is not None else "unknown"
+
+
+def read_mountinfo() -> str:
+    """This process's mount table ("" if it cannot be read: then mounts are not told apart)."""
+    try:
+        return Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return ""
 
 
 def choose_mode(mode: str, path: Path, mountinfo: str | None = None) -> str:
@@ -222,11 +401,98 @@ def choose_mode(mode: str, path: Path, mountinfo: str | None = None) -> str:
     if mode != "auto":
         return mode
     if mountinfo is None:
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text()
-        except OSError:
+        mountinfo = read_mountinfo()
+        if not mountinfo:
             return "poll"  # cannot tell: polling is slower but never misses a change
     return "poll" if fs_type(path, mountinfo) in NETWORK_FS else "inotify"
+
+
+# -- is the folder there? A bare mount point is not the share --------------------------------
+
+
+class Presence(StrEnum):
+    """What a look at the watch folder found."""
+
+    PRESENT = "present"  # the folder we have been watching
+    REPLACED = "replaced"  # a folder, not the one we watched: recreated, swapped or remounted
+    MISSING = "missing"  # no readable folder there
+    UNMOUNTED = "unmounted"  # the mount point is there, the file system that held it is gone
+
+    @property
+    def usable(self) -> bool:
+        return self in (Presence.PRESENT, Presence.REPLACED)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderId:
+    """Which folder a path leads to: its device and inode, and the mount it is on (point ""
+    when the mount table could not be read)."""
+
+    dev: int
+    ino: int
+    mount_id: int
+    mount_point: str
+
+
+def judge(seen: FolderId | None, found: FolderId | None, lost: bool = False) -> Presence:
+    """Compare the folder found at the watch path now with the one seen when watching began
+    (`lost`: that folder is known to be gone, even if a new one got its inode number).
+
+    A share unmounted leaves its mount point: a real, empty (or stale) folder on the file
+    system below, which is not the drop folder and must not be taken as one emptied. It shows
+    as the path now being held by a mount above the one that held it."""
+    if found is None:
+        return Presence.MISSING
+    if seen is None:
+        return Presence.REPLACED
+    if found == seen and not lost:
+        return Presence.PRESENT
+    if seen.mount_point and found.mount_point and found.mount_point != seen.mount_point:
+        above = found.mount_point.rstrip("/") + "/"
+        if seen.mount_point.startswith(above):
+            return Presence.UNMOUNTED
+    return Presence.REPLACED
+
+
+def identify(root: Path, mountinfo: Callable[[], str] = read_mountinfo) -> FolderId | None:
+    """The FolderId at `root`, or None if no folder this process can list is there."""
+    try:
+        st = os.stat(root)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or not os.access(root, os.R_OK | os.X_OK):
+        return None
+    mount = mount_of(root, mountinfo())
+    if mount is None:
+        return FolderId(st.st_dev, st.st_ino, 0, "")
+    return FolderId(st.st_dev, st.st_ino, mount.mount_id, mount.point)
+
+
+class FolderGuard:
+    """Remembers the folder a watch began on, and says whether the path still leads there.
+    One stat and one read of the mount table per look (the caller looks once a second)."""
+
+    def __init__(self, mountinfo: Callable[[], str] = read_mountinfo) -> None:
+        self._mountinfo = mountinfo
+        self._root: Path | None = None
+        self._seen: FolderId | None = None
+        self._lost = False
+
+    def remember(self, root: Path) -> None:
+        """Watching (re)starts on `root`: this is the folder to expect from now on."""
+        self._root = root
+        self._seen = identify(root, self._mountinfo)
+        self._lost = False
+
+    def lost(self) -> None:
+        """The folder's own watch ended (deleted or unmounted): a folder at the path from now
+        on is another one, even with the same inode number (ext4 and tmpfs reuse them)."""
+        self._lost = True
+
+    def check(self) -> Presence:
+        if self._root is None:
+            return Presence.MISSING
+        return judge(self._seen, identify(self._root, self._mountinfo), self._lost)
 
 
 class DirPoller:

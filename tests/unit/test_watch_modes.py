@@ -1,6 +1,16 @@
 from pathlib import Path, PurePosixPath
 
-from hotfolder.watch import DirPoller, choose_mode, fs_type
+from hotfolder.watch import (
+    DirPoller,
+    FolderGuard,
+    FolderId,
+    Mount,
+    Presence,
+    choose_mode,
+    fs_type,
+    judge,
+    mount_of,
+)
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -44,3 +54,61 @@ def test_the_poller_skips_its_own_folders(tmp_path: Path) -> None:
     (tmp_path / "m.xml").write_text("x")
     poller = DirPoller(tmp_path, skip=(tmp_path / "archive",))
     assert poller.poll() == [PurePosixPath("m.xml")]
+
+
+def test_mount_of_decodes_escapes_and_takes_the_last_of_stacked_mounts() -> None:
+    stacked = MOUNTINFO + "43 42 0:53 / /mnt/smb\\040share rw - tmpfs tmpfs rw\n"
+    assert mount_of(Path("/mnt/smb share/in"), stacked) == Mount(43, "/mnt/smb share", "tmpfs")
+    assert mount_of(Path("/srv/dropbox/ooyala"), MOUNTINFO) == Mount(40, "/srv/dropbox", "nfs4")
+    assert mount_of(Path("/anything"), "") is None
+
+
+SHARE = FolderId(dev=51, ino=2, mount_id=40, mount_point="/srv/dropbox")
+
+
+def test_a_bare_mount_point_is_unmounted_not_present() -> None:
+    # The share went away: the same path now leads to the folder on the file system below.
+    below = FolderId(dev=254, ino=1234, mount_id=27, mount_point="/")
+    assert judge(SHARE, below) is Presence.UNMOUNTED
+    # A bind mount from the same file system: same device, but the mount below holds it now.
+    bind = FolderId(dev=254, ino=77, mount_id=41, mount_point="/srv/dropbox")
+    assert judge(bind, FolderId(254, 1234, 27, "/")) is Presence.UNMOUNTED
+    assert not Presence.UNMOUNTED.usable
+
+
+def test_the_same_folder_is_present_and_another_one_replaced() -> None:
+    assert judge(SHARE, SHARE) is Presence.PRESENT
+    recreated = FolderId(dev=51, ino=99, mount_id=40, mount_point="/srv/dropbox")
+    assert judge(SHARE, recreated) is Presence.REPLACED
+    remounted = FolderId(dev=52, ino=2, mount_id=60, mount_point="/srv/dropbox")
+    assert judge(SHARE, remounted) is Presence.REPLACED  # a new mount: watch and scan again
+    mounted_later = FolderId(dev=52, ino=2, mount_id=60, mount_point="/srv/dropbox/ooyala")
+    assert judge(FolderId(254, 5, 27, "/"), mounted_later) is Presence.REPLACED
+    assert judge(None, SHARE) is Presence.REPLACED  # not there when watching began
+    assert judge(SHARE, None) is Presence.MISSING
+    assert judge(SHARE, SHARE, lost=True) is Presence.REPLACED  # its watch ended: a new one
+    below = FolderId(dev=254, ino=1234, mount_id=27, mount_point="/")
+    assert judge(SHARE, below, lost=True) is Presence.UNMOUNTED
+    # Without a mount table only device and inode count: never called unmounted.
+    assert judge(FolderId(51, 2, 0, ""), FolderId(254, 9, 0, "")) is Presence.REPLACED
+
+
+def test_the_guard_reads_the_real_folder(tmp_path: Path) -> None:
+    guard = FolderGuard(mountinfo=lambda: MOUNTINFO)
+    assert guard.check() is Presence.MISSING  # nothing remembered yet
+    folder, other = tmp_path / "drop", tmp_path / "other"
+    folder.mkdir()
+    other.mkdir()
+    guard.remember(folder)
+    assert guard.check() is Presence.PRESENT
+    folder.rmdir()
+    assert guard.check() is Presence.MISSING
+    other.rename(folder)  # another folder put in its place
+    assert guard.check() is Presence.REPLACED
+    guard.remember(folder)
+    assert guard.check() is Presence.PRESENT
+    # Deleted and made again can get the same inode number: the watch's end says it is new.
+    guard.lost()
+    assert guard.check() is Presence.REPLACED
+    guard.remember(folder)
+    assert guard.check() is Presence.PRESENT
