@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
+import os
 import signal
 import sys
 import threading
@@ -12,10 +14,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
 
-from hotfolder import backlot, demo, logs, ops, startup, survey, verify
+from hotfolder import backlot, demo, logs, ops, startup, statusview, survey, verify
 from hotfolder import config as configuration
 from hotfolder import journal as journal_module
 from hotfolder.credentials import CredentialError
@@ -28,56 +31,116 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # the command ran, but something did not succeed
 EXIT_CONFIG = 2  # nothing a restart fixes: the config, the journal or the arguments
 
-EXIT_CODES = """\
+#: Where the config is when neither --config nor $HOTFOLDER_CONFIG says otherwise.
+DEFAULT_CONFIG = Path("/etc/hotfolder/hotfolder.yaml")
+CONFIG_ENV = "HOTFOLDER_CONFIG"
+LEVELS = ("debug", "info", "warning", "error")
+
+EXIT_CODES = f"""\
+config file:
+  --config/-c FILE on any command, else ${CONFIG_ENV}, else {DEFAULT_CONFIG}
+
 exit status:
   0  done: everything asked for succeeded
   1  something did not succeed: `run --once` had a submission fail or held, an operator
      action did not apply, a Backlot request failed
-  2  nothing was done and a restart will not help: invalid config or arguments, a start-up
-     check failed, or the journal is damaged or from a newer hotfolder (the message says
-     what to do; `hotfolder journal reset` starts a new journal, keeping the damaged one)
+  2  nothing was done and a restart will not help: invalid config or arguments (an
+     ambiguous submission ID too), a start-up check failed, or the journal is damaged or
+     from a newer hotfolder (the message says what to do; `hotfolder journal reset` starts
+     a new journal, keeping the damaged one)
 """
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = {
-        "run": cmd_run,
-        "check-config": cmd_check_config,
-        "demo": cmd_demo,
-        "status": cmd_status,
-        "scan": cmd_scan,
-        "retry": cmd_operator,
-        "hold": cmd_operator,
-        "forget": cmd_operator,
-        "backlot": cmd_backlot,
-        "journal": cmd_journal,
-    }[args.command]
-    return handler(args)
+    try:
+        args = _parser().parse_args(argv)
+        handler = {
+            "run": cmd_run,
+            "check-config": cmd_check_config,
+            "demo": cmd_demo,
+            "status": cmd_status,
+            "scan": cmd_scan,
+            "retry": cmd_operator,
+            "hold": cmd_operator,
+            "forget": cmd_operator,
+            "backlot": cmd_backlot,
+            "journal": cmd_journal,
+        }[args.command]
+        status = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+    except BrokenPipeError:
+        # `hotfolder status | head -1`: the reader left. As the Python docs recommend
+        # (signal module, "Note on SIGPIPE"), point stdout at devnull so the flush at
+        # exit does not raise again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    return status
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("hotfolder")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (rclone's and borgmatic's
+    way). SUPPRESS: a subcommand that does not see the option keeps what the top saw."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help=f"the config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
+    common.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log more (-v: debug) than the config's logging.level",
+    )
+    common.add_argument(
+        "--quiet",
+        "-q",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log less (-q: warning, -qq: error)",
+    )
+    return common
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = _common()
     parser = argparse.ArgumentParser(
         prog="hotfolder",
         description="Drop-folder video ingest: manifest last, never twice.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"hotfolder {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser(
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    run = command(
         "run",
         help="run the daemon in the foreground",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--config", "-c", type=Path, required=True)
     run.add_argument(
         "--once",
         action="store_true",
         help="exit when nothing is waiting or transferring (for cron and tests); exit "
         "status 1 if a submission failed or was held during the run",
     )
-    check = sub.add_parser(
+    check = command(
         "check-config",
         help="validate a config and print every error",
         description="Validate the config (every error at once, with file, line and key), "
@@ -86,18 +149,26 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("config", type=Path)
+    check.add_argument(
+        "config_file",
+        metavar="CONFIG",
+        nargs="?",
+        type=Path,
+        help="deprecated: say --config CONFIG, as every other command does",
+    )
     check.add_argument(
         "--config-only",
         action="store_true",
         help="check the file only, not executables and credentials (for ExecStartPre and "
         "ExecReload: the daemon holds a submission that needs a missing one, and alerts)",
     )
-    dem = sub.add_parser("demo", help="drop a sample submission into the demo folder and run")
-    dem.add_argument("--config", "-c", type=Path, default=Path("config/demo.yaml"))
+    dem = command(
+        "demo",
+        help="drop a sample submission into ./demo and run (works in any folder; "
+        "--config: your own demo config instead of the packaged one)",
+    )
     dem.add_argument("--once", action="store_true", help="exit once the sample is delivered")
-    scan = sub.add_parser("scan", help="show what the daemon would do now, sending nothing")
-    scan.add_argument("--config", "-c", type=Path, required=True)
+    scan = command("scan", help="show what the daemon would do now, sending nothing")
     scan.add_argument("--watch", help="only this watch")
     scan.add_argument("--json", action="store_true", help="machine-readable output")
     for name, text in (
@@ -105,40 +176,71 @@ def _parser() -> argparse.ArgumentParser:
         ("hold", "keep a pending or ready submission from being sent"),
         ("forget", "remove a submission from the journal"),
     ):
-        op = sub.add_parser(name, help=text)
-        op.add_argument("id")
-        op.add_argument("--config", "-c", type=Path, required=True)
+        op = command(name, help=text)
+        op.add_argument("id", help="a submission ID, or enough of its start to be unique")
         if name == "forget":
             op.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    bl = sub.add_parser("backlot", help="Backlot V2 API: look up assets, fetch a source file")
-    bl.add_argument("--config", "-c", type=Path, required=True)
+    bl = command("backlot", help="Backlot V2 API: look up assets, fetch a source file")
     bl.add_argument("--account", help="a name under `backlot:` (default: the only one)")
     bl_sub = bl.add_subparsers(dest="backlot_command", required=True)
-    asset = bl_sub.add_parser("asset", help="print an asset as JSON")
+    asset = bl_sub.add_parser("asset", parents=[common], help="print an asset as JSON")
     asset.add_argument("embed_code")
-    source = bl_sub.add_parser("source", help="download an asset's source file")
+    source = bl_sub.add_parser("source", parents=[common], help="download an asset's source file")
     source.add_argument("embed_code")
     source.add_argument("-o", "--output", type=Path, default=Path("."))
-    find = bl_sub.add_parser("find", help="query assets, e.g. --where \"labels INCLUDES 'x'\"")
+    find = bl_sub.add_parser(
+        "find", parents=[common], help="query assets, e.g. --where \"labels INCLUDES 'x'\""
+    )
     find.add_argument("--where", required=True)
     find.add_argument("--limit", type=int, default=100)
-    jr = sub.add_parser("journal", help="check the journal, or start a new one if damaged")
-    jr.add_argument("--config", "-c", type=Path, required=True)
+    jr = command("journal", help="check the journal, or start a new one if damaged")
     jr_sub = jr.add_subparsers(dest="journal_command", required=True)
-    jr_sub.add_parser("check", help="open the journal and check its integrity and version")
+    jr_sub.add_parser(
+        "check", parents=[common], help="open the journal and check its integrity and version"
+    )
     jr_sub.add_parser(
         "reset",
+        parents=[common],
         help="only for a damaged journal, with the daemon stopped: rename it to "
         "journal.sqlite.damaged-<time> (kept, never deleted) and start an empty one",
     )
-    status = sub.add_parser("status", help="list recent submissions from the journal")
-    status.add_argument("--config", "-c", type=Path, required=True)
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--watch")
+    status = command(
+        "status",
+        help="list submissions from the journal, newest first",
+        description="A table of submissions (newest first), or one submission in detail.",
+    )
+    status.add_argument(
+        "id", nargs="?", help="show this submission in detail (enough of its ID to be unique)"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--watch", metavar="NAME", help="only this watch's submissions")
+    status.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="redraw the table every second until Ctrl-C",
+    )
     return parser
 
 
-def _load(path: Path) -> configuration.Config | None:
+def config_path(args: argparse.Namespace) -> Path:
+    """--config, else $HOTFOLDER_CONFIG, else /etc/hotfolder/hotfolder.yaml."""
+    given: Path | None = getattr(args, "config", None)
+    if given is not None:
+        return given
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def log_level(cfg: configuration.Config, args: argparse.Namespace) -> str:
+    """The config's level, moved down one step per -v and up one per -q."""
+    shift = getattr(args, "quiet", 0) - getattr(args, "verbose", 0)
+    index = LEVELS.index(cfg.logging.level) + shift
+    return LEVELS[max(0, min(index, len(LEVELS) - 1))]
+
+
+def _load(args: argparse.Namespace) -> configuration.Config | None:
+    path = config_path(args)
     try:
         return configuration.load(path)
     except configuration.InvalidConfig as err:
@@ -146,11 +248,25 @@ def _load(path: Path) -> configuration.Config | None:
         print(f"{path}: {count} error{'s' if count != 1 else ''}:", file=sys.stderr)
         for e in err.errors:
             print(f"  {e}", file=sys.stderr)
+        if not path.exists():
+            print(
+                f"  hint: say which config with --config FILE or ${CONFIG_ENV} "
+                f"(without either, hotfolder reads {DEFAULT_CONFIG})",
+                file=sys.stderr,
+            )
         return None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    if args.config_file is not None:
+        if getattr(args, "config", None) is not None:
+            print("hotfolder check-config: give the config once, with --config", file=sys.stderr)
+            return EXIT_CONFIG
+        # Deprecated (see --help), kept for units and scripts written before --config
+        # worked here. Silent: its output must stay what `run` prints for the same file.
+        args.config = args.config_file
+    args.config = config_path(args)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
     found = [] if args.config_only else startup.environment(cfg)
@@ -174,16 +290,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
-    return run_daemon(cfg, once=args.once)
+    return run_daemon(cfg, once=args.once, level=log_level(cfg, args))
 
 
-def run_daemon(cfg: configuration.Config, once: bool = False) -> int:
+def run_daemon(cfg: configuration.Config, once: bool = False, level: str | None = None) -> int:
     """The daemon in this process. With `once`, exit status 1 if a submission failed or was
     held while it ran (cron and scripts need to know); a service run ends 0."""
-    logs.configure(cfg.logging.target, cfg.logging.level)
+    logs.configure(cfg.logging.target, level or cfg.logging.level)
     log = structlog.get_logger()
     problems = startup.check(cfg)
     if problems:
@@ -228,8 +344,18 @@ def _open_journal(cfg: configuration.Config, command: str) -> Journal | None:
         return None
 
 
+def _no_journal_yet(cfg: configuration.Config) -> bool:
+    """True, after saying so, when no journal exists: reading must not create the state
+    folder (an admin trying `status` before the first start, or with the wrong config)."""
+    path = cfg.state_dir / JOURNAL_FILE
+    if path.exists():
+        return False
+    print(f"no submissions yet in {path}")
+    return True
+
+
 def cmd_journal(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
     path = cfg.state_dir / JOURNAL_FILE
@@ -276,7 +402,7 @@ def _install_signals(daemon: Daemon) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    cfg = demo.prepare(args.config)
+    cfg = demo.prepare(getattr(args, "config", None))
     if cfg is None:
         return EXIT_CONFIG
     print(
@@ -285,11 +411,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         + ("" if args.once else "Ctrl-C to stop."),
         file=sys.stderr,
     )
-    return run_daemon(cfg, once=args.once)
+    return run_daemon(cfg, once=args.once, level=log_level(cfg, args))
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
     watches = [w for w in cfg.watches if args.watch in (None, w.name)]
@@ -321,31 +447,37 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
-    logs.configure(cfg.logging.target, cfg.logging.level)
-    if (
-        args.command == "forget"
-        and not args.yes
-        and not _confirm(
-            f"Forget {args.id}? If its files are still in the drop folder it will be sent "
-            "again. [y/N] "
-        )
-    ):
-        print("nothing done", file=sys.stderr)
+    logs.configure(cfg.logging.target, log_level(cfg, args))
+    if _no_journal_yet(cfg):
         return EXIT_FAILURE
     journal = _open_journal(cfg, args.command)
     if journal is None:
         return EXIT_CONFIG
     now = datetime.now(UTC)
     try:
+        sid = ops.match_id(journal, args.id)
+        if (
+            args.command == "forget"
+            and not args.yes
+            and not _confirm(
+                f"Forget {sid}? If its files are still in the drop folder it will be sent "
+                "again. [y/N] "
+            )
+        ):
+            print("nothing done", file=sys.stderr)
+            return EXIT_FAILURE
         if args.command == "retry":
-            message = ops.retry(journal, cfg, args.id, now)
+            message = ops.retry(journal, cfg, sid, now)
         elif args.command == "hold":
-            message = ops.hold(journal, args.id, now)
+            message = ops.hold(journal, sid, now)
         else:
-            message = ops.forget(journal, args.id)
+            message = ops.forget(journal, sid)
+    except ops.AmbiguousId as err:
+        print(f"hotfolder {args.command}: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     except ops.OperatorError as err:
         print(f"hotfolder {args.command}: {err}", file=sys.stderr)
         return EXIT_FAILURE
@@ -356,7 +488,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
 
 def cmd_backlot(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
     names = sorted(cfg.backlot)
@@ -391,58 +523,72 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
-    now = datetime.now(UTC)
+    if args.watch is not None and args.watch not in {w.name for w in cfg.watches}:
+        names = ", ".join(w.name for w in cfg.watches)
+        print(
+            f"hotfolder status: no watch named {args.watch!r} (configured: {names})",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if _no_journal_yet(cfg):
+        return EXIT_OK
+    if args.follow:
+        return _follow(cfg, args)
     journal = _open_journal(cfg, "status")
     if journal is None:
         return EXIT_CONFIG
+    now = datetime.now(UTC)
     try:
-        rows = journal.rows(watch=args.watch, limit=200)
+        if args.id is not None:
+            try:
+                sid = ops.match_id(journal, args.id)
+            except ops.OperatorError as err:
+                print(f"hotfolder status: {err}", file=sys.stderr)
+                return EXIT_CONFIG if isinstance(err, ops.AmbiguousId) else EXIT_FAILURE
+            rows = [r for r in (journal.get(sid),) if r is not None]
+            history = journal.history(sid)
+        else:
+            rows, history = journal.rows(watch=args.watch, limit=200), []
         speeds = {r.id: _speed(journal, r, now) for r in rows if r.state in IN_FLIGHT}
     finally:
         journal.close()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "watch": r.watch,
-                        "state": str(r.state),
-                        "manifest": r.manifest,
-                        "files": len(r.files),
-                        "bytes_total": r.bytes_total,
-                        "bytes_done": r.bytes_done,
-                        "rate_bytes_s": speeds.get(r.id, (None, None))[0],
-                        "eta_s": speeds.get(r.id, (None, None))[1],
-                        "attempts": r.attempts,
-                        "error_code": r.error_code,
-                        "error": r.error_message,
-                        "verify": r.detail.get("verify"),
-                        "created_at": r.created_at,
-                        "updated_at": r.updated_at,
-                    }
-                    for r in rows
-                ],
-                indent=2,
+        print(json.dumps([statusview.as_json(r, speeds.get(r.id)) for r in rows], indent=2))
+    elif args.id is not None:
+        sys.stdout.write(statusview.detail(rows[0], now, speeds.get(rows[0].id), history))
+    else:
+        sys.stdout.write(statusview.table(rows, now, speeds, journal.path))
+    return EXIT_OK
+
+
+def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:
+    """`status --follow`: the table, redrawn every second until Ctrl-C (or SIGTERM)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    try:
+        while not stop.is_set():
+            journal = _open_journal(cfg, "status")
+            if journal is None:
+                return EXIT_CONFIG
+            now = datetime.now(UTC)
+            try:
+                rows = journal.rows(watch=args.watch, limit=200)
+                speeds = {r.id: _speed(journal, r, now) for r in rows if r.state in IN_FLIGHT}
+            finally:
+                journal.close()
+            stamp = now.astimezone().strftime("%H:%M:%S")
+            sys.stdout.write(
+                f"{clear}{statusview.table(rows, now, speeds, journal.path)}"
+                f"-- {stamp}, every second; Ctrl-C to stop\n"
             )
-        )
-        return EXIT_OK
-    for r in rows:
-        err = f"  last error {r.error_code}: {r.error_message}" if r.error_code else ""
-        checked = r.detail.get("verify", {}).get("result")
-        why = r.detail.get("verify", {}).get("error")
-        checked = f"{checked} ({why})" if checked and why else checked
-        err = f"  backlot: {checked}{err}" if checked else err
-        rate, eta = speeds.get(r.id, (None, None))
-        speed = f"  {_size(int(rate))}/s eta {eta:.0f}s" if rate and eta is not None else ""
-        print(
-            f"{r.id:<36} {r.watch:<10} {r.state:<16} {len(r.files):>3} files "
-            f"{_bar(r.bytes_done, r.bytes_total)} {_size(r.bytes_total):>9}{speed}  "
-            f"age {_age(now, r.created_at):>6}  tries {r.attempts + 1}{err}"
-        )
+            sys.stdout.flush()
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 
@@ -459,29 +605,6 @@ def _speed(journal: Journal, row: Row, now: datetime) -> tuple[float | None, flo
         return None, None
     rate = row.bytes_done / seconds
     return rate, (row.bytes_total - row.bytes_done) / rate
-
-
-def _bar(done: int, total: int, width: int = 20) -> str:
-    fraction = min(done / total, 1.0) if total else 0.0
-    filled = round(fraction * width)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:3.0f}%"
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
-def _age(now: datetime, created: str) -> str:
-    seconds = (now - datetime.fromisoformat(created)).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,28 @@ CAPTION = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def prepare(config_path: Path) -> configuration.Config | None:
-    """Create the folders the demo config names, drop a sample, return the loaded config."""
-    raw: dict[str, Any] = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+#: The sample config ships inside the package, so `hotfolder demo` works from any folder.
+SAMPLE = "demo.yaml"
+
+
+def sample_config() -> tuple[str, str]:
+    """The packaged demo config: its text, and a name to quote in messages."""
+    resource = importlib.resources.files("hotfolder").joinpath(SAMPLE)
+    return resource.read_text(encoding="utf-8"), str(resource)
+
+
+def prepare(config_path: Path | None = None) -> configuration.Config | None:
+    """Create the folders the demo config names (relative to the current folder), drop a
+    sample, return the loaded config. No path: the sample config in the package."""
+    if config_path is None:
+        text, name = sample_config()
+    else:
+        text, name = config_path.read_text(encoding="utf-8"), str(config_path)
+    raw: dict[str, Any] = yaml.safe_load(text)
     for folder in _folders(raw):
         Path(folder).mkdir(parents=True, exist_ok=True)
     try:
-        cfg = configuration.load(config_path)
+        cfg = configuration.parse(text, name)
     except configuration.InvalidConfig as err:
         print(err)
         return None

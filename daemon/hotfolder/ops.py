@@ -99,3 +99,29 @@ def _move_back(moves: list[tuple[Path, Path]], cfg: Config, row: Row) -> list[st
     watch = next(w for w in cfg.watches if w.name == row.watch)
     shutil.rmtree(watch.failed_dir / row.id, ignore_errors=True)
     return [str(dest) for _, dest in moves]
+
+
+class AmbiguousId(OperatorError):
+    """A prefix that more than one submission ID starts with."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        shown = "\n  ".join(candidates[:20])
+        more = f"\n  ... and {len(candidates) - 20} more" if len(candidates) > 20 else ""
+        super().__init__(
+            f"{prefix!r} could be any of {len(candidates)} submissions; type more of it:"
+            f"\n  {shown}{more}"
+        )
+        self.candidates = candidates
+
+
+def match_id(journal: Journal, prefix: str) -> str:
+    """The one submission ID that is `prefix` or starts with it (as git takes a short hash).
+    Raises AmbiguousId listing the candidates, or OperatorError when none matches."""
+    if journal.get(prefix) is not None:
+        return prefix
+    candidates = sorted(r.id for r in journal.rows(limit=-1) if r.id.startswith(prefix))
+    if not candidates:
+        raise OperatorError(f"no submission {prefix!r} in the journal (see: hotfolder status)")
+    if len(candidates) > 1:
+        raise AmbiguousId(prefix, candidates)
+    return candidates[0]
