@@ -166,3 +166,13 @@ def test_the_normalisation_problem_says_what_to_do() -> None:
     assert "decomposed" in problem.message
     assert problem.hint
     assert (problem.path, problem.line) == ("show/\u00e9.mp4", 3)
+
+
+@pytest.mark.parametrize("video", ["../outside.mov", "/etc/a.mov", "a/../../b.mov", "."])
+def test_grouping_refuses_escapes_even_if_a_rule_misses_one(
+    video: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules, "check", lambda manifest: [])  # every rule blind
+    p = plan_for(manifests.ooyala(manifests.ooyala_item(video, None, None)), "show/m.xml")
+    assert p.files == ()
+    assert [x.code for x in p.problems] == ["path-escapes"]

@@ -206,6 +206,23 @@ def _hostile_name(draw: st.DrawFn) -> str:
 HOSTILE_NAME = _hostile_name()
 
 
+def _nearly_valid(suffix: str) -> st.SearchStrategy[str]:
+    """A name that breaks one thing only, so the rule for that thing must catch it: a name
+    broken in three ways is refused by the first rule and tests nothing after it."""
+    return st.builds(
+        "{}{}{}{}".format,
+        st.sampled_from(["", "", "clips/", "http://cdn.example.com/"]),
+        st.sampled_from(["ep", "a b", "show/ep"]),
+        st.sampled_from(HOSTILE_PIECES),
+        st.just(suffix),
+    )
+
+
+VIDEO, IMAGE, CAPTION = (
+    st.one_of(HOSTILE_NAME, _nearly_valid(suffix)) for suffix in (".mp4", ".jpg", ".vtt")
+)
+
+
 def _xml_attr(text: str) -> str:
     """Escape for a double-quoted attribute; line breaks and tabs as character references so
     they survive attribute normalisation. Other control characters stay raw: the parser must
@@ -225,7 +242,7 @@ MANIFEST_PLACES = ["m.xml", "show/m.xml", "a/b/m.xml"]
 
 @st.composite
 def hostile_ooyala(draw: st.DrawFn) -> tuple[bytes, str]:
-    video, thumb, caption = (_xml_attr(draw(HOSTILE_NAME)) for _ in range(3))
+    video, thumb, caption = (_xml_attr(draw(s)) for s in (VIDEO, IMAGE, CAPTION))
     lang = _xml_attr(draw(_LANG))
     item = manifests.ooyala_item(video, thumb, caption, lang=lang)
     if draw(st.booleans()):  # a remote asset instead of local media
@@ -236,7 +253,7 @@ def hostile_ooyala(draw: st.DrawFn) -> tuple[bytes, str]:
 
 @st.composite
 def hostile_brightcove(draw: st.DrawFn) -> tuple[bytes, str]:
-    master, image, track = (_xml_attr(draw(HOSTILE_NAME)) for _ in range(3))
+    master, image, track = (_xml_attr(draw(s)) for s in (VIDEO, IMAGE, CAPTION))
     lang = _xml_attr(draw(_LANG))
     data = manifests.brightcove(master, image, track, srclang=lang).encode("utf-8", "surrogatepass")
     return data, draw(st.sampled_from(MANIFEST_PLACES))
@@ -249,7 +266,7 @@ CSV_HEADER = ["title", "video", "thumbnail", "subtitle", "subtitle:lang", "conte
 def hostile_csv(draw: st.DrawFn) -> tuple[bytes, str]:
     rows = []
     for _ in range(draw(st.integers(1, 2))):
-        video, thumb, sub = (draw(HOSTILE_NAME) for _ in range(3))
+        video, thumb, sub = (draw(s) for s in (VIDEO, IMAGE, CAPTION))
         lang = draw(_LANG)
         kind = draw(st.sampled_from(["", "video", "remoteasset"]))
         rows.append(["Title", video, thumb, sub, lang, kind])
