@@ -97,29 +97,27 @@ def _check_url(ref: Reference) -> Iterator[Problem]:
 
 
 def _check_sendable(ref: Reference) -> Iterator[Problem]:
-    """Names that can never be sent, refused before anything leaves (not after the media)."""
-    chars = set(ref.name)
+    problem = unsendable(ref.name, ref.line)
+    if problem is not None:
+        yield problem
+
+
+def unsendable(path: str, line: int | None = None) -> Problem | None:
+    """The Problem if `path` (a referenced file, or the manifest's own path) can never be sent,
+    to refuse it before anything leaves rather than fail after the media went; else None."""
+    chars = set(path)
     if chars & _LINE_BREAKS:
-        yield _problem(
-            ref,
-            "unsendable-name",
-            f"'{excerpt(ref.name)}': a file name with a line break cannot be sent; rename it",
-            "rename the file (and the manifest entry) on one line, without line breaks",
-        )
+        message = f"'{excerpt(path)}': a file name with a line break cannot be sent; rename it"
+        hint = "rename the file (and the manifest entry) on one line, without line breaks"
     elif "\x00" in chars:
-        yield _problem(
-            ref,
-            "unsendable-name",
-            f"'{excerpt(ref.name)}' contains a NUL character, which no file name can hold",
-            "correct the file name in the manifest",
-        )
+        message = f"'{excerpt(path)}' contains a NUL character, which no file name can hold"
+        hint = "correct the file name in the manifest"
     elif chars & _CONTROL:
-        yield _problem(
-            ref,
-            "unsendable-name",
-            f"'{excerpt(ref.name)}' contains a control character; it cannot be sent",
-            "rename the file (and the manifest entry) with printable characters only",
-        )
+        message = f"'{excerpt(path)}' contains a control character; it cannot be sent"
+        hint = "rename the file (and the manifest entry) with printable characters only"
+    else:
+        return None
+    return Problem("unsendable-name", message, hint, path=path, line=line)
 
 
 def check_path_form(ref: Reference) -> Iterator[Problem]:

@@ -176,3 +176,11 @@ def test_grouping_refuses_escapes_even_if_a_rule_misses_one(
     p = plan_for(manifests.ooyala(manifests.ooyala_item(video, None, None)), "show/m.xml")
     assert p.files == ()
     assert [x.code for x in p.problems] == ["path-escapes"]
+
+
+def test_the_manifests_own_path_can_be_checked_for_line_breaks() -> None:
+    problem = rules.unsendable("show\nold/m.xml")
+    assert problem is not None
+    assert problem.code == "unsendable-name"
+    assert "a file name with a line break cannot be sent; rename it" in problem.message
+    assert rules.unsendable("show/m.xml") is None
