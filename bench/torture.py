@@ -7,11 +7,18 @@ left to settle. Then, from the simulator's records and the file system:
 - duplicated: a manifest session started for a manifest that had already fully arrived
   (an ingest server would have ingested it twice);
 - lost: a submission neither delivered nor held/failed with a reason, or a source deleted
-  from the drop folder whose bytes are not at the server.
+  from the drop folder whose bytes are not at the server;
+- held, and of those held_needless: held although no byte of its manifest ever reached the
+  server (goal: 0; a hold only where a manifest session really may have finished).
+
+Besides the kills, every third run pauses the daemon (SIGSTOP, 0.5-4 s, then SIGCONT) right
+after it spawned a manifest session (issue 16, item 3): the ascp wrapper stops its own parent
+the moment it starts, so the session runs while the daemon cannot look.
 
     .venv/bin/python -m bench.torture [--submissions 12] [--kills 100] [--seed 1]
 
-Prints `runs, kills, lost, duplicated, out_of_order` (all three counts must be 0).
+Prints `runs, kills, pauses, lost, duplicated, out_of_order, held, held_needless` (lost,
+duplicated and out_of_order must be 0).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -33,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import REPO, simulator_wrapper
+from bench.common import REPO, SIMULATOR
 
 FINAL_STATES = ("complete", "failed", "held")
 #: States worth killing the daemon in, right as they are committed.
@@ -49,19 +57,29 @@ MANIFEST = """<?xml version="1.0"?>
 class Result:
     runs: int = 0
     kills: int = 0
+    pauses: int = 0
     lost: int = 0
     duplicated: int = 0
     out_of_order: int = 0
     held: int = 0
+    held_needless: int = 0
     complete: int = 0
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
-            f"runs={self.runs} kills={self.kills} lost={self.lost} "
+            f"runs={self.runs} kills={self.kills} pauses={self.pauses} lost={self.lost} "
             f"duplicated={self.duplicated} out_of_order={self.out_of_order} "
-            f"(complete={self.complete} held={self.held})"
+            f"held={self.held} held_needless={self.held_needless} (complete={self.complete})"
         )
+
+
+#: Extra drops mixed into the torture, each (root, rng, index) -> its expected entry or None.
+#: The symlink-escape case (issue 16, item 1) goes here: a drop whose manifest names a file
+#: through a link out of the drop folder must end failed, with the outside file untouched.
+EXTRA_CASES: list[Any] = []
+
+PAUSE_FLAG = "pause-next"
 
 
 def setup(root: Path, rate: float) -> Path:
@@ -75,7 +93,7 @@ def setup(root: Path, rate: float) -> Path:
         "ASCP_SIM_PASSWORD": "pw",
         "ASCP_SIM_RECORD_STARTS": "1",
     }
-    wrapper = simulator_wrapper(root, env)
+    wrapper = pausing_wrapper(root, env)
     config = {
         "state_dir": str(root / "state"),
         "logging": {"target": "json", "level": "info"},
@@ -102,6 +120,48 @@ def setup(root: Path, rate: float) -> Path:
     path = root / "hotfolder.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def pausing_wrapper(root: Path, env: dict[str, str]) -> Path:
+    """An `ascp` that runs the simulator; for a manifest session, when the torture left a
+    pause flag, it first stops its parent (the daemon) and has a detached helper continue it
+    after the flag's seconds: the daemon is paused right after the spawn, as on a busy host."""
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    flag = shlex.quote(str(root / PAUSE_FLAG))
+    taken = shlex.quote(str(root / "pause-taken"))
+    wrapper = root / "bin" / "ascp"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"export {exports}\n"
+        'case " $* " in *" --file-manifest=text "*)\n'
+        f"  if mv {flag} {taken} 2>/dev/null; then\n"
+        f"    seconds=$(cat {taken}); echo $$ >> {shlex.quote(str(root / 'pauses.log'))}\n"
+        "    kill -STOP $PPID\n"
+        '    setsid sh -c "sleep $seconds; kill -CONT $PPID" </dev/null >/dev/null 2>&1 &\n'
+        "  fi;;\n"
+        "esac\n"
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def pause_after_spawn(
+    daemon: subprocess.Popen[bytes], root: Path, rng: random.Random, result: Result
+) -> None:
+    """Arm the wrapper's pause; once it was taken, let the daemon resume and run a little."""
+    seconds = rng.uniform(0.5, 4.0)
+    (root / PAUSE_FLAG).write_text(f"{seconds:.2f}")
+    deadline = time.monotonic() + 8.0
+    while (root / PAUSE_FLAG).exists() and time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            return
+        time.sleep(0.01)
+    if (root / PAUSE_FLAG).exists():
+        (root / PAUSE_FLAG).unlink(missing_ok=True)  # no manifest session came
+        return
+    result.pauses += 1
+    time.sleep(seconds + rng.uniform(0.2, 1.5))
 
 
 def drop_submissions(
@@ -184,7 +244,9 @@ def torture(
             expected.update(drop_submissions(root, 3, rng, offset=len(expected)))
         daemon = start(config, root, run)
         result.runs += 1
-        if run % 2:
+        if run % 3 == 2:
+            pause_after_spawn(daemon, root, rng, result)
+        elif run % 2:
             kill_at_state(daemon, root, rng.choice(TARGET_STATES))
         else:
             kill_at_random(rng)
@@ -212,12 +274,24 @@ def sim_starts(root: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in lines if x.strip()]
 
 
+def sim_landed(root: Path) -> list[dict[str, Any]]:
+    log = root / "sim" / "landed.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [json.loads(x) for x in lines if x.strip()]
+
+
 def check(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
-    server = root / "server"
-    final = states(root)
+    check_sessions(root, expected, result)
+    check_outcomes(root, expected, result)
+
+
+def check_sessions(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
+    """From the simulator's records: manifests sent twice, or before their media."""
     for start in sim_starts(root):
-        for name, present in start["already_complete"].items():
-            if name.endswith(".xml") and present:
+        for name in start["files"]:
+            # The manifest's source is a staged copy that appears only once the daemon opens
+            # the gate, so "already there" is judged at the server, by name.
+            if name.endswith(".xml") and start["server_complete"].get(name):
                 result.duplicated += 1
                 result.notes.append(f"session {start['session']} re-sent {name}")
         manifests = [n for n in start["files"] if n.endswith(".xml")]
@@ -229,10 +303,27 @@ def check(root: Path, expected: dict[str, dict[str, str]], result: Result) -> No
                 if media != m and not start["server_complete"].get(media, False):
                     result.out_of_order += 1
                     result.notes.append(f"session {start['session']}: {m} before {media}")
+    landings: dict[str, int] = {}
+    for landed in sim_landed(root):
+        landings[landed["name"]] = landings.get(landed["name"], 0) + 1
+    for name, count in landings.items():
+        if name.endswith(".xml") and count > 1:
+            result.duplicated += count - 1
+            result.notes.append(f"{name} landed {count} times")
+
+
+def check_outcomes(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
+    """From the journal and the server: lost submissions, and holds without a cause."""
+    server = root / "server"
+    final = states(root)
     for manifest, files in expected.items():
         state = final.get(manifest)
         result.complete += state == "complete"
         result.held += state == "held"
+        partial = server / f"{manifest}.partial"
+        if state == "held" and not (server / manifest).exists() and not partial.exists():
+            result.held_needless += 1
+            result.notes.append(f"{manifest}: held, but no byte of it reached the server")
         if state not in ("complete", "held", "failed"):
             result.lost += 1
             result.notes.append(f"{manifest}: ended {state}")
@@ -264,8 +355,9 @@ def main() -> None:
         result = torture(Path(tmp), args.submissions, args.kills, args.seed)
     print(result.line())
     print(
-        f"runs, kills, lost, duplicated, out_of_order = {result.runs}, {result.kills}, "
-        f"{result.lost}, {result.duplicated}, {result.out_of_order}"
+        "runs, kills, pauses, lost, duplicated, out_of_order, held, held_needless = "
+        f"{result.runs}, {result.kills}, {result.pauses}, {result.lost}, "
+        f"{result.duplicated}, {result.out_of_order}, {result.held}, {result.held_needless}"
     )
     for note in result.notes[:20]:
         print("  note:", note)

@@ -1,5 +1,6 @@
-"""Crash safety: kill -9 at random moments and at chosen state changes, restart, settle;
-no manifest before its media, none twice, nothing lost (the short form of bench/torture)."""
+"""Crash safety: kill -9 at random moments and at chosen state changes, and pauses right
+after a manifest session is spawned; restart, settle; no manifest before its media, none
+twice, nothing lost (the short form of bench/torture)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def test_kill_9_torture_short(tmp_path: Path) -> None:
     result = torture(tmp_path, submissions=4, kills=12, seed=7, settle_timeout=120)
     assert (result.lost, result.duplicated, result.out_of_order) == (0, 0, 0), result.notes
     assert result.kills >= 8, "the daemon must really have been killed"
+    assert result.pauses >= 1, "the daemon must really have been paused after a spawn"
     assert result.complete + result.held >= 4
 
 
