@@ -9,7 +9,6 @@ reports to systemd and reloads.
 
 from __future__ import annotations
 
-import errno
 import os
 import queue
 import sqlite3
@@ -23,13 +22,16 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
+from hotfolder import beneath, postprocess, recovery, rules, targets
 from hotfolder import config as config_module
-from hotfolder import postprocess, recovery, rules, targets
 from hotfolder.alerts import Alerts
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import Config, WatchConfig
+from hotfolder.decisions import decision_id, decision_manifest
 from hotfolder.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
-from hotfolder.journal import Journal, Row, StaleTransition
+from hotfolder.faults import AdminHolds
+from hotfolder.journal import Journal, JournalHealth, Row, StaleTransition
+from hotfolder.known import JournalKnown
 from hotfolder.model import IN_FLIGHT, Problem, State
 from hotfolder.notify import Notifier, status_line
 from hotfolder.schema import COMMON_TARGET_PROPERTIES
@@ -38,6 +40,7 @@ from hotfolder.tracker import (
     Failed,
     FileSystem,
     Gone,
+    GoneWhy,
     LocalFileSystem,
     Ready,
     Waiting,
@@ -45,7 +48,17 @@ from hotfolder.tracker import (
     WatchTracker,
 )
 from hotfolder.verify import AssetKey, Verifier
-from hotfolder.watch import Change, DirPoller, Watcher, choose_mode, scan
+from hotfolder.watch import (
+    Alarm,
+    Change,
+    DirPoller,
+    FolderGuard,
+    Presence,
+    Watcher,
+    choose_mode,
+    limit_hint,
+    scan,
+)
 
 log = structlog.get_logger()
 
@@ -53,6 +66,13 @@ MAX_SLEEP = 1.0
 MAX_PROBE_BACKOFF = 60.0
 WATCH_JOIN_TIMEOUT = 10.0
 RETRY_AFTER_ERROR = 5.0
+RETRY_AFTER_BUG = 60.0
+GONE_EVENTS = {
+    GoneWhy.REMOVED: "manifest removed before sending",
+    GoneWhy.REPLACED: "manifest changed while waiting; it is a new submission now",
+    GoneWhy.NOT_A_MANIFEST: "not a manifest after all; left alone",
+    GoneWhy.LEFT: "manifest left the drop folder",
+}
 REPORT_EVERY = 1.0
 MIN_SLEEP = 0.005
 JOURNAL_FILE = "journal.sqlite"
@@ -80,13 +100,17 @@ class _Watch:
     skip: tuple[Path, ...] = ()
     mode: str = "inotify"
     poller: DirPoller | None = None
+    guard: FolderGuard = field(default_factory=FolderGuard)  # is the folder still the one?
     next_poll: float = 0.0
     available: bool = True
     next_probe: float = 0.0
     backoff: float = 1.0
     warned_slow: set[str] = field(default_factory=set)
     changes: queue.SimpleQueue[Change] = field(default_factory=queue.SimpleQueue)
-    deciding: bool = False  # between a tracker check and its decisions being applied
+    # Published by the watch's own thread after each turn (the tracker is touched by that
+    # thread only): the main loop reads this flag, never the tracker's dicts.
+    busy: bool = True
+    new_settings: WatchSettings | None = None  # from a reload, for the watch thread to apply
     thread: threading.Thread | None = None
 
 
@@ -102,6 +126,7 @@ class Daemon:
     stop_event: threading.Event = field(default_factory=threading.Event)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     journal: Journal = field(init=False)
+    known: JournalKnown = field(init=False)
     _wake: threading.Event = field(default_factory=threading.Event)
     _lock: threading.RLock = field(default_factory=threading.RLock)  # _running, _deferred
     _watches: dict[str, _Watch] = field(default_factory=dict)
@@ -113,11 +138,14 @@ class Daemon:
     _watcher: Watcher | None = field(init=False, default=None)
     _alerts: Alerts | None = field(init=False, default=None)
     _space_low: bool = False
+    journal_lost: str | None = None  # why the journal file is not ours any more, if it is not
+    _held: AdminHolds = field(default_factory=AdminHolds)  # tell holds; resume the admin's
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.config.state_dir / JOURNAL_FILE)
+        self.known = JournalKnown(self.journal, self.config.state_dir)
         self._verifier = (
             Verifier(self.journal, self.config.backlot, self.clock, self.stop_event)
             if self.config.backlot
@@ -130,7 +158,7 @@ class Daemon:
         }
         now = self.clock.monotonic()
         for w in self.config.watches:
-            tracker = WatchTracker(_settings(w), self.fs, self.journal.is_settled)
+            tracker = WatchTracker(_settings(w), self.fs, self.known)
             self._watches[w.name] = _Watch(w, tracker, built[w.target], now, w.own_folders)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -164,6 +192,13 @@ class Daemon:
                 self._wake.clear()
                 self._reap()
                 self._resume_if_space()
+                self._held.tick(
+                    self.journal,
+                    self.clock,
+                    {name: w.target for name, w in self._watches.items()},
+                    self._dispatch,
+                    self._alerts,
+                )
                 self._report()
                 if self._reload_requested.is_set():
                     self._reload()
@@ -195,9 +230,36 @@ class Daemon:
         if now - self._last_report < REPORT_EVERY:
             return
         self._last_report = now
-        self.notifier.status(status_line(self.journal.counts()))
+        self._check_journal()
+        status = status_line(self.journal.counts())
+        if self.journal_lost is not None:
+            status = f"PAUSED: journal {self.journal_lost}; {status}"
+        self.notifier.status(status)
         self.notifier.watchdog(now)
-        self._pick_up_released()
+        if self.journal_lost is None:
+            self._pick_up_released()
+
+    def _check_journal(self) -> None:
+        """A journal deleted or replaced under us would take every later decision into a
+        file nobody reads: nothing new is decided or started until it is back."""
+        health = self.journal.healthy()
+        lost = None if health is JournalHealth.OK else str(health)
+        if lost != self.journal_lost:
+            if lost is None:
+                log.info("the journal file is back; resuming", path=str(self.journal.path))
+                with self._lock:
+                    for sid in sorted(self._deferred):
+                        self._deferred.discard(sid)
+                        self._dispatch_locked(sid)
+            else:
+                log.error(
+                    "the journal file is gone: new work paused",
+                    path=str(self.journal.path),
+                    found=lost,
+                    hint="put the file back (or restart hotfolder to start a new journal; "
+                    "kept files are recognised by the markers in the state folder)",
+                )
+            self.journal_lost = lost
 
     def _pick_up_released(self) -> None:
         """Submissions an operator released (`hotfolder retry`) come back as ready."""
@@ -241,7 +303,7 @@ class Daemon:
                 continue
             current.config = w
             current.target = built[w.target]
-            current.tracker.reconfigure(_settings(w))
+            current.new_settings = _settings(w)  # applied by the watch's own thread
         self.config = new
         log.info("config reloaded", source=str(new.source))
 
@@ -272,30 +334,32 @@ class Daemon:
         log.info("stopped")
 
     def _idle(self) -> bool:
-        watches_idle = all(not w.deciding and not w.tracker.busy for w in self._watches.values())
+        watches_idle = all(not w.busy and w.changes.empty() for w in self._watches.values())
         with self._lock:
             return not self._running and not self._deferred and watches_idle
 
     # -- the loop -------------------------------------------------------------------------
 
-    def _start_watching(self, w: _Watch) -> None:
-        """inotify where events arrive, polling where they do not (or the kernel refuses)."""
+    def _start_watching(self, w: _Watch, refused: OSError | None = None) -> None:
+        """inotify where events arrive, polling where they do not (or the kernel refuses,
+        at start or later for a new subfolder: `refused`)."""
+        w.guard.remember(w.config.path)
         mode = choose_mode(w.config.mode, w.config.path) if self.use_observer else "poll"
-        if mode == "inotify":
-            assert self._watcher is not None
+        assert self._watcher is not None
+        if mode == "inotify" and refused is None:
             try:
                 self._watcher.add(w.config.name, w.config.path, w.changes, w.skip)
             except OSError as err:
-                mode = "poll"
-                log.warning(
-                    "inotify refused this folder; polling it instead",
-                    watch=w.config.name,
-                    error=str(err),
-                    hint="raise the limit: sysctl -w "
-                    "fs.inotify.max_user_watches=1048576 fs.inotify.max_user_instances=1024"
-                    if err.errno in (errno.ENOSPC, errno.EMFILE)
-                    else None,
-                )
+                refused = err
+        if refused is not None:
+            mode = "poll"
+            self._watcher.remove(w.config.name)
+            log.warning(
+                "inotify refused this folder; polling it instead",
+                watch=w.config.name,
+                error=str(refused),
+                hint=limit_hint(refused),
+            )
         if mode == "poll":
             w.poller = DirPoller(w.config.path, w.config.ignore, w.skip)
             # Its first poll lists everything: that is the rescan, no need to walk twice.
@@ -313,12 +377,14 @@ class Daemon:
         if w.available and now < w.next_probe and not probe:
             return True
         root = w.config.path
-        ok = root.is_dir() and os.access(root, os.R_OK | os.X_OK)
-        if ok:
+        presence = w.guard.check()  # a bare mount point is there but is not the share
+        if presence.usable:
             w.next_probe, w.backoff = now + 1.0, 1.0
-            if not w.available:
+            if not w.available or presence is Presence.REPLACED:
                 w.available = True
-                log.info("watch folder is back; rescanning", watch=w.config.name)
+                log.info(
+                    "watch folder is back; rescanning", watch=w.config.name, found=str(presence)
+                )
                 self._start_watching(w)  # in poll mode its first poll is the rescan
                 if w.poller is None:
                     self._rescan(w)
@@ -329,6 +395,7 @@ class Daemon:
                 "watch folder unavailable; waiting for it (nothing is treated as deleted)",
                 watch=w.config.name,
                 path=str(root),
+                found=str(presence),
                 hint="check the share is mounted and readable by this user",
             )
         w.next_probe = now + w.backoff
@@ -346,6 +413,9 @@ class Daemon:
                 self.stop_event.wait(1.0)
 
     def _tick_watch(self, w: _Watch) -> None:
+        if w.new_settings is not None:
+            w.tracker.reconfigure(w.new_settings)
+            w.new_settings = None
         now = self.clock.monotonic()
         moments = [now + MAX_SLEEP, w.next_rescan, w.next_probe]
         if w.available:
@@ -361,13 +431,12 @@ class Daemon:
             w.next_poll = now + w.config.poll_interval
         if now >= w.next_rescan:
             self._rescan(w)
-        w.deciding = True
-        try:
-            for decision in w.tracker.check(now):
-                self._apply_or_retry(w, decision, now)
-        finally:
-            w.deciding = False
-        w.tracker.stability.prune_events(now - 3 * w.config.stability_seconds - 1)
+        if self.journal_lost is not None:
+            return  # decisions would be written to a journal nobody reads: wait for it
+        for decision in w.tracker.check(now):
+            self._apply_or_retry(w, decision, now)
+        w.tracker.prune(now)
+        w.busy = w.tracker.busy
 
     def _apply_or_retry(self, w: _Watch, decision: Decision, now: float) -> None:
         try:
@@ -378,17 +447,18 @@ class Daemon:
             log.error(  # noqa: TRY400 - an expected condition; the error says enough
                 "could not record a decision; will look again",
                 watch=w.config.name,
-                submission_id=decision.submission_id
-                if not isinstance(decision, Ready)
-                else decision.submission.id,
+                submission_id=decision_id(decision),
                 error=str(err),
             )
-            relpath = (
-                decision.submission.manifest.relpath
-                if isinstance(decision, Ready)
-                else decision.manifest
+            w.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_ERROR)
+        except Exception:
+            # A bug met by one manifest stops that manifest only, never the watch.
+            log.exception(
+                "could not apply a decision; will look again",
+                watch=w.config.name,
+                submission_id=decision_id(decision),
             )
-            w.tracker.reconsider(relpath, now + RETRY_AFTER_ERROR)
+            w.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_BUG)
 
     def _take_changes(self, w: _Watch, timeout: float) -> None:
         try:
@@ -407,6 +477,14 @@ class Daemon:
         w = self._watches.get(change.watch)
         if w is None:
             return  # the wake-up sent by stop()
+        if change.alarm is Alarm.REFUSED:
+            if w.poller is None:
+                self._start_watching(w, refused=change.error)
+            return
+        if change.alarm is Alarm.ROOT_LOST:  # deleted, moved away or unmounted: look now
+            w.guard.lost()
+            self._available(w, now, probe=True)
+            return
         if change.is_dir:
             for rel in scan(w.config.path, w.config.ignore, w.skip, change.relpath):
                 w.tracker.on_event(rel, now)
@@ -443,9 +521,12 @@ class Daemon:
         elif isinstance(decision, Gone):
             if not self._available(w, self.clock.monotonic(), probe=True):
                 return  # the whole folder went away (a share unmounted): nothing was deleted
+            if decision.why is GoneWhy.LEFT:
+                self._manifest_left(decision.submission_id)
+                return
             self.journal.forget_pending(decision.submission_id)
             log.info(
-                "manifest removed before sending",
+                GONE_EVENTS[decision.why],
                 submission_id=decision.submission_id,
                 watch=w.config.name,
                 manifest=str(decision.manifest),
@@ -464,6 +545,13 @@ class Daemon:
                 bytes=decision.submission.total_bytes,
             )
             self._dispatch(decision.submission.id)
+
+    def _manifest_left(self, sid: str) -> None:
+        """A delivered or failed submission's manifest is gone from the drop folder (we
+        archived, deleted or quarantined it, or the editor took it): the same bytes dropped
+        again are a new submission (see `known`). A held one stays held for its operator."""
+        if self.journal.state_of(sid) in (State.COMPLETE, State.FAILED):
+            self.journal.mark_manifest_removed(sid)
 
     def _warn_if_slow(self, w: _Watch, waiting: Waiting) -> None:
         waited = self.clock.monotonic() - waiting.since
@@ -516,8 +604,9 @@ class Daemon:
                 problems,
                 w.config.failed_dir,
                 self.clock.now(),
+                permissions=w.config.permissions,
             )
-        except OSError as err:
+        except Exception as err:  # a quarantine fault leaves the files; it never stops a watch
             log.exception(
                 "cannot quarantine: files left in place",
                 submission_id=sid,
@@ -548,7 +637,7 @@ class Daemon:
         if row is None or sid in self._running:
             return
         if row.state is State.READY:
-            if not self._space_ok():
+            if not self._space_ok() or self.journal_lost is not None:
                 self._deferred.add(sid)
                 return
             if not self._fits_quota(row):
@@ -651,6 +740,7 @@ class Daemon:
         )
         try:
             outcome = delivery.run(row)
+            self._after_end(w, row)
             if outcome is State.COMPLETE:
                 self._verify(w, row.id)
                 if self._alerts is not None:
@@ -677,6 +767,19 @@ class Daemon:
             # One bad submission must not take the daemon down: log it and leave the journal
             # state, which the next start resumes from.
             log.exception("delivery crashed", submission_id=row.id, watch=row.watch)
+
+    def _after_end(self, w: _Watch, row: Row) -> None:
+        """What the journal must know once a submission ended and its files were dealt with:
+        whether its manifest left the drop folder, and (kept) a proof that survives it."""
+        final = self.journal.get(row.id)
+        if final is None or final.state not in (State.COMPLETE, State.FAILED):
+            return
+        pinned = final.submission().manifest
+        found = beneath.look(w.config.path, pinned.relpath)
+        if found.identity is None or not pinned.identity.same_as(found.identity):
+            self._manifest_left(row.id)
+        elif final.state is State.COMPLETE and w.config.after_success == "keep":
+            self.known.remember_kept(row.id)
 
     def _verify(self, w: _Watch, sid: str) -> None:
         """Hand a completed submission to the Backlot check, if its target asks for one."""

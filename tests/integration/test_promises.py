@@ -13,6 +13,7 @@ from hotfolder import config
 from hotfolder.daemon import Daemon
 from hotfolder.journal import Journal
 from hotfolder.model import State
+from hotfolder.notify import Notifier
 from tests import manifests
 from tests.helpers import FAST_RETRY, running, wait_until, write_config
 
@@ -171,3 +172,34 @@ def test_a_kept_submission_is_not_sent_again_when_the_journal_is_lost(tmp_path: 
         assert journal.rows() == []
     finally:
         journal.close()
+
+
+def test_a_journal_moved_away_while_running_pauses_new_work_until_it_is_back(
+    tmp_path: Path,
+) -> None:
+    cfg = config.load(write_config(tmp_path))
+    drop, journal = tmp_path / "drop", tmp_path / "state" / "journal.sqlite"
+    sent: list[str] = []  # sd_notify messages: a watchdog feed per turn of the main loop
+    notifier = Notifier(sent.append, {"NOTIFY_SOCKET": "@test", "WATCHDOG_USEC": "1"})
+
+    def turns() -> int:
+        return sum(1 for m in sent if m == "WATCHDOG=1")
+
+    with running(cfg, notifier=notifier) as daemon:
+        journal.rename(journal.with_name("moved.sqlite"))
+        wait_until(lambda: daemon.journal_lost == "missing", what="the loss noticed")
+        (drop / "v.mov").write_bytes(b"v")
+        (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("v.mov", None, None)))
+        after_drop = turns()
+        # Unpaused, 0.5 s of stability would have delivered it within two turns.
+        wait_until(lambda: turns() >= after_drop + 4, what="four turns of the main loop")
+        assert daemon.journal.rows() == [], "decided while the journal was gone"
+        assert any(m.startswith("STATUS=PAUSED: journal missing") for m in sent)
+        journal.with_name("moved.sqlite").rename(journal)
+        wait_until(lambda: daemon.journal_lost is None, what="the journal back")
+        wait_until(lambda: rows_in(daemon, State.COMPLETE), what="delivered once it is back")
+    reopened = Journal(journal)
+    try:
+        assert [r.state for r in reopened.rows()] == [State.COMPLETE]
+    finally:
+        reopened.close()
