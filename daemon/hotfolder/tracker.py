@@ -14,7 +14,6 @@ every file is looked at once more.
 from __future__ import annotations
 
 import heapq
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -22,7 +21,7 @@ from typing import Protocol
 
 import structlog
 
-from hotfolder import beneath, grouping, manifest
+from hotfolder import beneath, grouping, manifest, rules
 from hotfolder.beneath import Kind, Look
 from hotfolder.decisions import Decision, Failed, Gone, GoneWhy, Ready, Waiting
 from hotfolder.ignore import is_ignored
@@ -303,6 +302,9 @@ class WatchTracker:
                     ),
                 ),
             )
+        unsendable = rules.unsendable(str(cand.relpath))
+        if unsendable is not None:  # a line break in its own name: it could never be sent
+            return self._fail(cand, ident, sid, (unsendable,))
         if not self.stability.is_stable(cand.relpath, now):
             return self._peek(cand, ident, sid, now)
         if cand.plan_identity != ident:
@@ -458,15 +460,10 @@ class WatchTracker:
                 path=str(relpath),
             )
         if found.kind is Kind.MISSING:
-            twin = _encoding_twin(relpath.name, self.fs.names(self.settings.root, relpath.parent))
+            names = self.fs.names(self.settings.root, relpath.parent)
+            twin = rules.normalisation_twin(relpath.name, names)
             if twin is not None:
-                return Problem(
-                    "name-encoding",
-                    f"'{relpath}' is there only as '{twin}', the same name "
-                    "written with other Unicode characters (as macOS does)",
-                    "rename the file, or re-type the name in the manifest, so that both match",
-                    path=str(relpath),
-                )
+                return rules.twin_problem(str(relpath), twin)
         return None
 
     def _conflicts(
@@ -584,15 +581,6 @@ class WatchTracker:
 #: The shortest pause before looking again at a file that is settled by the clock but still
 #: open for writing (its close event usually comes first).
 MIN_LOOK = MAX_RECHECK
-
-
-def _encoding_twin(name: str, names: list[str]) -> str | None:
-    """The entry that is `name` in another Unicode normalisation (NFC vs NFD), if any."""
-    wanted = unicodedata.normalize("NFC", name)
-    for other in names:
-        if other != name and unicodedata.normalize("NFC", other) == wanted:
-            return other
-    return None
 
 
 def _not_here(relpath: PurePosixPath) -> Problem:

@@ -362,3 +362,12 @@ def test_an_oversized_manifest_is_refused_unread(fs: FakeFileSystem) -> None:
     (failed,) = t.check(WINDOW)
     assert isinstance(failed, Failed)
     assert failed.problems[0].code == "manifest-too-large"
+
+
+def test_a_manifest_whose_own_name_has_a_line_break_fails_at_once(fs: FakeFileSystem) -> None:
+    t = tracker(fs)
+    fs.write(ROOT / "ep\n1.xml", manifests.ooyala().encode())
+    t.on_event(PurePosixPath("ep\n1.xml"), 0)
+    (failed,) = t.check(0)  # at once: not once settled, and never after the media went
+    assert isinstance(failed, Failed)
+    assert [p.code for p in failed.problems] == ["unsendable-name"]
