@@ -184,7 +184,7 @@ def test_check_config_prints_every_error_and_exits_2(tmp_path: Path) -> None:
     assert f"{path}: 3 errors" in out.stderr
     assert "unknown key 'colour'" in out.stderr
     assert "'loud' is not one of" in out.stderr
-    assert "expected a number, got a string" in out.stderr
+    assert "'soon' is not a duration" in out.stderr
     assert re.search(
         rf"{re.escape(str(path))}:\d+: at 'watches\[0\].stability_seconds':", out.stderr
     )
