@@ -40,7 +40,7 @@ from bench.common import (
     table,
     wait_for,
 )
-from hotfolder.faspmgr import FrameParser
+from hotfolder.transfer.faspmgr import FrameParser
 
 MANIFEST = """<?xml version="1.0"?>
 <rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><item>

@@ -27,8 +27,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from bench.common import REPO, count_state, start_daemon, table, wait_for
-from hotfolder.journal import Journal
 from hotfolder.model import FileIdentity, ManifestFormat, State, Submission, SubmissionFile
+from hotfolder.state.journal import Journal
 
 RESULTS = REPO / "bench" / "results" / "throughput.json"
 VIDEO = b"v" * 1024

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from hotfolder import cli
+from hotfolder.cli import main as cli
 
 FILES = (
     ("/etc/hotfolder/hotfolder.yaml", "the service's configuration (a conffile)"),

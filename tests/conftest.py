@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hotfolder import logs
+from hotfolder.service import logs
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from hotfolder import config
-from hotfolder.daemon import Daemon
-from hotfolder.delivery import RetryPolicy
+from hotfolder.config import settings as config
+from hotfolder.service.daemon import Daemon
+from hotfolder.transfer.delivery import RetryPolicy
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:

@@ -2,6 +2,6 @@
 
 import sys
 
-from hotfolder.cli import main
+from hotfolder.cli.main import main
 
 sys.exit(main())

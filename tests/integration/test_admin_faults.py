@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder import config
-from hotfolder.journal import Row
+from hotfolder.config import settings as config
 from hotfolder.model import State
+from hotfolder.state.journal import Row
 from tests import manifests
 from tests.helpers import ascp_config, running, sim_sessions, wait_until, write_config
 

@@ -23,10 +23,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder import faspmgr
-from hotfolder.process import Child
-from hotfolder.targets import Session, TransferError
-from hotfolder.targets.ascp import AscpSettings, AscpTarget, build_argv, build_env
+from hotfolder.transfer import faspmgr
+from hotfolder.transfer.process import Child
+from hotfolder.transfer.targets import Session, TransferError
+from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget, build_argv, build_env
 from tests.helpers import SIMULATOR, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

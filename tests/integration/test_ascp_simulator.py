@@ -13,11 +13,12 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from hotfolder import config, ops
+from hotfolder.cli import ops
+from hotfolder.config import settings as config
 from hotfolder.model import State
-from hotfolder.process import Child
-from hotfolder.targets import Fault, Session, TransferError
-from hotfolder.targets import ascp as ascp_target
+from hotfolder.transfer.process import Child
+from hotfolder.transfer.targets import Fault, Session, TransferError
+from hotfolder.transfer.targets import ascp as ascp_target
 from tests import manifests
 from tests.helpers import ascp_config, running, sim_sessions, wait_until
 

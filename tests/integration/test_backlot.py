@@ -16,9 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import yaml
 
-from hotfolder import backlot, config
-from hotfolder.daemon import Daemon
+from hotfolder.after import backlot
+from hotfolder.config import settings as config
 from hotfolder.model import State
+from hotfolder.service.daemon import Daemon
 from tests import manifests
 from tests.helpers import running, wait_until, write_config
 

@@ -16,10 +16,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder import cli
-from hotfolder import config as configuration
-from hotfolder.journal import Journal
+from hotfolder.cli import main as cli
+from hotfolder.config import settings as configuration
 from hotfolder.model import Problem, State
+from hotfolder.state.journal import Journal
 from tests.helpers import wait_until, write_config
 from tests.unit.test_journal import sub
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from bench.torture import torture
 
-from hotfolder import config, ops
-from hotfolder.journal import Journal
+from hotfolder.cli import ops
+from hotfolder.config import settings as config
 from hotfolder.model import State
+from hotfolder.state.journal import Journal
 from tests import manifests
 from tests.helpers import running, wait_until, write_config
 

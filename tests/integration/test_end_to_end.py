@@ -12,7 +12,7 @@ import pytest
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from hotfolder import config
+from hotfolder.config import settings as config
 from hotfolder.model import State
 from tests import manifests
 from tests.helpers import running, wait_until, write_config

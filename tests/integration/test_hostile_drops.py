@@ -7,7 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder import config, grouping
+from hotfolder.assemble import grouping
+from hotfolder.config import settings as config
 from hotfolder.model import FINAL, Manifest, State
 from tests import manifests
 from tests.helpers import running, wait_until, write_config

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from hotfolder import config
+from hotfolder.config import settings as config
 from hotfolder.model import State
 from tests import manifests
 from tests.helpers import running, wait_until, write_config

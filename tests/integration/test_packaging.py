@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
-from hotfolder import cli
-from hotfolder.journal import Journal
+from hotfolder.cli import main as cli
 from hotfolder.model import State
+from hotfolder.state.journal import Journal
 from tests import manifests
 from tests.helpers import write_config
 from tests.unit.test_journal import sub

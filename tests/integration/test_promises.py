@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder import config
-from hotfolder.daemon import Daemon
-from hotfolder.journal import Journal
+from hotfolder.config import settings as config
 from hotfolder.model import State
-from hotfolder.notify import Notifier
+from hotfolder.service.daemon import Daemon
+from hotfolder.service.sd_notify import Notifier
+from hotfolder.state.journal import Journal
 from tests import manifests
 from tests.helpers import FAST_RETRY, running, wait_until, write_config
 

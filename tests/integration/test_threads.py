@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from hotfolder import config, daemon
-from hotfolder.decisions import Decision
-from hotfolder.tracker import WatchSettings, WatchTracker
+from hotfolder.assemble.decisions import Decision
+from hotfolder.assemble.tracker import WatchSettings, WatchTracker
+from hotfolder.config import settings as config
+from hotfolder.service import daemon
 from tests import manifests
 from tests.helpers import FAST_RETRY, running, wait_until, write_config
 

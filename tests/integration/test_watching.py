@@ -21,11 +21,12 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from hotfolder import config, watch
+from hotfolder.assemble.tracker import LocalFileSystem
 from hotfolder.beneath import Look
+from hotfolder.config import settings as config
+from hotfolder.intake import watch
+from hotfolder.intake.watch import Alarm, Change, Watcher
 from hotfolder.model import State
-from hotfolder.tracker import LocalFileSystem
-from hotfolder.watch import Alarm, Change, Watcher
 from tests import manifests
 from tests.helpers import running, wait_until, write_config
 

@@ -8,10 +8,10 @@ from threading import Event
 
 import pytest
 
-from hotfolder import faspmgr
-from hotfolder.process import Child
-from hotfolder.targets import Fault, Session, TransferError
-from hotfolder.targets.ascp import (
+from hotfolder.transfer import faspmgr
+from hotfolder.transfer.process import Child
+from hotfolder.transfer.targets import Fault, Session, TransferError
+from hotfolder.transfer.targets.ascp import (
     AscpSettings,
     _Run,
     build_argv,

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hotfolder import config, schema
+from hotfolder.config import schema
+from hotfolder.config import settings as config
 from hotfolder.perms import SharedPermissions
 
 GOOD = """\

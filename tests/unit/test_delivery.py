@@ -13,10 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from hotfolder.clock import FakeClock
-from hotfolder.config import WatchConfig
-from hotfolder.delivery import Cancelled, Delivery, RetryPolicy
-from hotfolder.faults import AdminHolds
-from hotfolder.journal import Journal, Row
+from hotfolder.config.settings import WatchConfig
 from hotfolder.model import (
     FileIdentity,
     ManifestFormat,
@@ -25,8 +22,11 @@ from hotfolder.model import (
     SubmissionFile,
     submission_id,
 )
-from hotfolder.targets import Fault, Session, TransferError
-from hotfolder.targets.base import Progress
+from hotfolder.state.journal import Journal, Row
+from hotfolder.transfer.delivery import Cancelled, Delivery, RetryPolicy
+from hotfolder.transfer.faults import AdminHolds
+from hotfolder.transfer.targets import Fault, Session, TransferError
+from hotfolder.transfer.targets.base import Progress
 
 #: What the fake target does for one session: raise, or run a side effect and succeed.
 Step = TransferError | Exception | Callable[[], None] | None

@@ -1,4 +1,4 @@
-from hotfolder import faspmgr
+from hotfolder.transfer import faspmgr
 
 
 def test_frames_split_on_the_first_colon_space_and_end_on_a_blank_line() -> None:

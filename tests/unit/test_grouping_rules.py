@@ -2,7 +2,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from hotfolder import grouping, manifest, rules
+from hotfolder.assemble import grouping, manifest, rules
 from tests import manifests
 
 

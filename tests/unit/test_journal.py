@@ -6,15 +6,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder import journal as journal_module
-from hotfolder.journal import (
+from hotfolder.model import FileIdentity, ManifestFormat, Problem, State, Submission, SubmissionFile
+from hotfolder.state import journal as journal_module
+from hotfolder.state.journal import (
     Journal,
     JournalDamaged,
     JournalHealth,
     JournalTooNew,
     StaleTransition,
 )
-from hotfolder.model import FileIdentity, ManifestFormat, Problem, State, Submission, SubmissionFile
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 

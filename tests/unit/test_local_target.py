@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder.targets import Fault, Session, TransferError
-from hotfolder.targets.local import LocalTarget
+from hotfolder.transfer.targets import Fault, Session, TransferError
+from hotfolder.transfer.targets.local import LocalTarget
 
 
 def target(tmp_path: Path) -> LocalTarget:

@@ -1,6 +1,6 @@
 import pytest
 
-from hotfolder import manifest
+from hotfolder.assemble import manifest
 from hotfolder.model import ManifestFormat, RefKind
 from tests import manifests
 

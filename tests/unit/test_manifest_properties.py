@@ -7,9 +7,9 @@ from pathlib import Path, PurePosixPath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotfolder import grouping, manifest
+from hotfolder.assemble import grouping, manifest
+from hotfolder.assemble.tracker import Failed, Ready, Waiting, WatchSettings, WatchTracker
 from hotfolder.model import Manifest
-from hotfolder.tracker import Failed, Ready, Waiting, WatchSettings, WatchTracker
 from tests import manifests
 from tests.fakes import FakeFileSystem
 

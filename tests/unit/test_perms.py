@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from hotfolder import postprocess
+from hotfolder.after import postprocess
 from hotfolder.model import Problem
 from hotfolder.perms import SharedPermissions, share_tree
 

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from hotfolder.journal import Row
 from hotfolder.model import State
-from hotfolder.recovery import UNCONFIRMED, Resume, resume
+from hotfolder.state.journal import Row
+from hotfolder.state.recovery import UNCONFIRMED, Resume, resume
 
 
 def row(state: State, postprocessed: bool = False) -> Row:

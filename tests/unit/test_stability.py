@@ -1,7 +1,7 @@
 from pathlib import PurePosixPath
 
+from hotfolder.assemble.stability import StabilityTracker
 from hotfolder.model import FileIdentity
-from hotfolder.stability import StabilityTracker
 
 P = PurePosixPath("clip.mov")
 

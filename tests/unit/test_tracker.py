@@ -4,9 +4,17 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from hotfolder.assemble.tracker import (
+    Failed,
+    Gone,
+    GoneWhy,
+    Ready,
+    Waiting,
+    WatchSettings,
+    WatchTracker,
+)
 from hotfolder.beneath import Look
 from hotfolder.model import State
-from hotfolder.tracker import Failed, Gone, GoneWhy, Ready, Waiting, WatchSettings, WatchTracker
 from tests import manifests
 from tests.fakes import FakeFileSystem
 

@@ -1,6 +1,6 @@
 from pathlib import Path, PurePosixPath
 
-from hotfolder.watch import (
+from hotfolder.intake.watch import (
     DirPoller,
     FolderGuard,
     FolderId,

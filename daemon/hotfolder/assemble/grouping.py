@@ -11,7 +11,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from hotfolder import rules
+from hotfolder.assemble import rules
 from hotfolder.model import Manifest, Problem, RefKind
 from hotfolder.report import excerpt
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import structlog
 
-from hotfolder import postprocess
+from hotfolder.after import postprocess
 from hotfolder.clock import Clock
-from hotfolder.config import WatchConfig
-from hotfolder.journal import Journal, Row, StaleTransition
+from hotfolder.config.settings import WatchConfig
 from hotfolder.model import Problem, State, Submission
-from hotfolder.targets import Fault, Session, Target, TransferError
+from hotfolder.state.journal import Journal, Row, StaleTransition
+from hotfolder.transfer.targets import Fault, Session, Target, TransferError
 
 #: error_code of a hold only an admin can fix ("admin:" + the target's code); the daemon
 #: re-checks these by itself (faults.AdminHolds).

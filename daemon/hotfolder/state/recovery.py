@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hotfolder.journal import Row
 from hotfolder.model import State
+from hotfolder.state.journal import Row
 
 UNCONFIRMED = (
     "the daemon stopped while the manifest was being sent and its delivery cannot "

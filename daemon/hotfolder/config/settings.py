@@ -17,7 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from hotfolder import schema, units
+from hotfolder import units
+from hotfolder.config import schema
 from hotfolder.perms import SharedPermissions, parse_mode
 
 KeyPath = tuple[str | int, ...]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotfolder.config import TargetConfig
-from hotfolder.targets.ascp import AscpSettings, AscpTarget
-from hotfolder.targets.base import Fault, Session, Target, TransferError
-from hotfolder.targets.local import LocalTarget
+from hotfolder.config.settings import TargetConfig
+from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget
+from hotfolder.transfer.targets.base import Fault, Session, Target, TransferError
+from hotfolder.transfer.targets.local import LocalTarget
 
 __all__ = ["Fault", "Session", "Target", "TransferError", "build"]
 

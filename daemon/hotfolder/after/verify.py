@@ -16,10 +16,10 @@ from typing import Any
 
 import structlog
 
-from hotfolder.backlot import BacklotError, Client, Credentials
+from hotfolder.after.backlot import BacklotError, Client, Credentials
 from hotfolder.clock import Clock
 from hotfolder.credentials import CredentialError, read_secret
-from hotfolder.journal import Journal
+from hotfolder.state.journal import Journal
 
 log = structlog.get_logger()
 

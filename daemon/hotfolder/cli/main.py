@@ -18,14 +18,18 @@ from typing import Any
 
 import structlog
 
-from hotfolder import backlot, demo, logs, ops, startup, statusview, survey, verify
-from hotfolder import config as configuration
-from hotfolder import journal as journal_module
+from hotfolder.after import backlot, verify
+from hotfolder.cli import demo, ops, statusview
+from hotfolder.cli import scan as survey
+from hotfolder.config import checks as startup
+from hotfolder.config import settings as configuration
+from hotfolder.config.checks import Severity
 from hotfolder.credentials import CredentialError
-from hotfolder.daemon import JOURNAL_FILE, Daemon
-from hotfolder.journal import Journal, JournalError, Row
 from hotfolder.model import IN_FLIGHT, State
-from hotfolder.startup import Severity
+from hotfolder.service import logs
+from hotfolder.service.daemon import JOURNAL_FILE, Daemon
+from hotfolder.state import journal as journal_module
+from hotfolder.state.journal import Journal, JournalError, Row
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the command ran, but something did not succeed

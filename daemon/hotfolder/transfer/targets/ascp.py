@@ -26,15 +26,15 @@ from typing import Any
 
 import structlog
 
-from hotfolder import faspmgr
 from hotfolder.credentials import CredentialError, read_secret
-from hotfolder.process import Child, masked
-from hotfolder.targets.base import (
+from hotfolder.durable import durable_write
+from hotfolder.transfer import faspmgr
+from hotfolder.transfer.process import Child, masked
+from hotfolder.transfer.targets.base import (
     Fault,
     Progress,
     Session,
     TransferError,
-    durable_write,
 )
 
 RECEIPT_GLOB = "aspera-transfer-*-manifest.txt"

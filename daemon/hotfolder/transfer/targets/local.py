@@ -13,13 +13,12 @@ import os
 import threading
 from pathlib import Path
 
-from hotfolder.targets.base import (
+from hotfolder.durable import durable_write, fsync_dir
+from hotfolder.transfer.targets.base import (
     Fault,
     Progress,
     Session,
     TransferError,
-    durable_write,
-    fsync_dir,
 )
 
 CHUNK = 8 * 1024 * 1024

@@ -21,13 +21,14 @@ from typing import Protocol
 
 import structlog
 
-from hotfolder import beneath, grouping, manifest, rules
+from hotfolder import beneath
+from hotfolder.assemble import grouping, manifest, rules
+from hotfolder.assemble.decisions import Decision, Failed, Gone, GoneWhy, Ready, Waiting
+from hotfolder.assemble.stability import StabilityTracker
 from hotfolder.beneath import Kind, Look
-from hotfolder.decisions import Decision, Failed, Gone, GoneWhy, Ready, Waiting
 from hotfolder.ignore import is_ignored
 from hotfolder.model import FileIdentity, Manifest, Problem, Submission, SubmissionFile
 from hotfolder.model import submission_id as base_id
-from hotfolder.stability import StabilityTracker
 
 __all__ = ["Decision", "Failed", "Gone", "GoneWhy", "Ready", "Waiting", "WatchTracker"]
 

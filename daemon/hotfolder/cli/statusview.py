@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hotfolder.journal import Row
 from hotfolder.model import IN_FLIGHT, State
+from hotfolder.state.journal import Row
 
 #: bytes per second and seconds left, for a row being sent (None when not known)
 Speed = tuple[float | None, float | None]

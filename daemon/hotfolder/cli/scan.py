@@ -12,14 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hotfolder import beneath, grouping, manifest
-from hotfolder.config import WatchConfig
-from hotfolder.journal import Journal
-from hotfolder.known import JournalKnown
+from hotfolder import beneath
+from hotfolder.assemble import grouping, manifest
+from hotfolder.assemble.stability import EMPTY_FILE_FACTOR
+from hotfolder.assemble.tracker import is_candidate
+from hotfolder.config.settings import WatchConfig
+from hotfolder.intake.watch import scan
 from hotfolder.model import FileIdentity, Manifest, Problem, submission_id
-from hotfolder.stability import EMPTY_FILE_FACTOR
-from hotfolder.tracker import is_candidate
-from hotfolder.watch import scan
+from hotfolder.state.journal import Journal
+from hotfolder.state.known import JournalKnown
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from hotfolder import config as configuration
+from hotfolder.config import settings as configuration
 
 MANIFEST = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"
@@ -41,7 +41,7 @@ SAMPLE = "demo.yaml"
 
 def sample_config() -> tuple[str, str]:
     """The packaged demo config: its text, and a name to quote in messages."""
-    resource = importlib.resources.files("hotfolder").joinpath(SAMPLE)
+    resource = importlib.resources.files("hotfolder.cli").joinpath(SAMPLE)
     return resource.read_text(encoding="utf-8"), str(resource)
 
 

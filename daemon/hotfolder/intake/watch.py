@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 from watchdog.events import (
@@ -103,11 +104,13 @@ class _Handler(FileSystemEventHandler):
         root: Path,
         sink: queue.SimpleQueue[Change],
         skip: tuple[PurePosixPath, ...],
+        gone: Callable[[], None],
     ) -> None:
         self.watch = watch
         self.root = root
         self.sink = sink
         self.skip = skip  # our own archive/failed folders inside the watch folder
+        self.gone = gone  # the folder itself was deleted
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -120,6 +123,8 @@ class _Handler(FileSystemEventHandler):
                 rel = PurePosixPath(Path(path).relative_to(self.root).as_posix())
             except ValueError:
                 continue
+            if not rel.parts and event.event_type == "deleted":
+                self.gone()  # watchdog stops this watch now: say so
             if rel.parts and not any(rel == s or s in rel.parents for s in self.skip):
                 kind = event.event_type if raw == event.src_path else "created"
                 self.sink.put(Change(self.watch, rel, event.is_directory, kind))
@@ -191,8 +196,10 @@ class _Route:
 
     watch: str
     sink: queue.SimpleQueue[Change]
+    key: bytes  # the watched folder, as watchdog names it
     adding: bool = True  # refusals while the tree is first registered are raised by add()
     refused: OSError | None = None  # the first refusal: one alarm per watch is enough
+    lost: bool = False  # the folder's own watch ended: told once
 
 
 class Watcher:
@@ -215,9 +222,9 @@ class Watcher:
         inside = tuple(
             PurePosixPath(p.relative_to(root).as_posix()) for p in skip if root in p.parents
         )
-        handler = _Handler(watch, root, sink, inside)
         key = os.fsencode(str(root))
-        route = _Route(watch, sink)
+        route = _Route(watch, sink, key)
+        handler = _Handler(watch, root, sink, inside, partial(self._gone, route))
         with self._lock:
             self._routes[key] = route
         try:
@@ -257,11 +264,21 @@ class Watcher:
         route.sink.put(Change(route.watch, TOP, True, alarm=Alarm.REFUSED, error=err))
 
     def _lost(self, root: bytes) -> None:
-        """On watchdog's thread: the watch on `root` itself ended without our asking."""
+        """On the inotify reader's thread: the watch on `root` itself ended (IN_IGNORED)
+        without our asking."""
         with self._lock:
             route = self._routes.get(root)
         if route is not None:
-            route.sink.put(Change(route.watch, TOP, True, alarm=Alarm.ROOT_LOST))
+            self._gone(route)
+
+    def _gone(self, route: _Route) -> None:
+        """The folder's own watch ended: heard from the reader (IN_IGNORED) or the emitter
+        (the folder's own delete event), whichever comes first; once per watch added."""
+        with self._lock:
+            if self._routes.get(route.key) is not route or route.lost:
+                return  # an old watch's news, or told already
+            route.lost = True
+        route.sink.put(Change(route.watch, TOP, True, alarm=Alarm.ROOT_LOST))
 
     def start(self) -> None:
         self.observer.start()

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from hotfolder.config import Config, ConfigError, KeyPath
+from hotfolder.config.settings import Config, ConfigError, KeyPath
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from hotfolder.journal import GENERATION_MARK, Journal
+from hotfolder.durable import durable_write
 from hotfolder.model import IN_FLIGHT, State
-from hotfolder.targets.base import durable_write
+from hotfolder.state.journal import GENERATION_MARK, Journal
 
 KEPT_DIR = "kept"
 

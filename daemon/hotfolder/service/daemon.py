@@ -22,20 +22,13 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from hotfolder import beneath, postprocess, recovery, rules, targets
-from hotfolder import config as config_module
-from hotfolder.alerts import Alerts
-from hotfolder.clock import Clock, SystemClock
-from hotfolder.config import Config, WatchConfig
-from hotfolder.decisions import decision_id, decision_manifest
-from hotfolder.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
-from hotfolder.faults import AdminHolds
-from hotfolder.journal import Journal, JournalHealth, Row, StaleTransition
-from hotfolder.known import JournalKnown
-from hotfolder.model import IN_FLIGHT, Problem, State
-from hotfolder.notify import Notifier, status_line
-from hotfolder.schema import COMMON_TARGET_PROPERTIES
-from hotfolder.tracker import (
+from hotfolder import beneath
+from hotfolder.after import postprocess
+from hotfolder.after.alerts import Alerts
+from hotfolder.after.verify import AssetKey, Verifier
+from hotfolder.assemble import rules
+from hotfolder.assemble.decisions import decision_id, decision_manifest
+from hotfolder.assemble.tracker import (
     Decision,
     Failed,
     FileSystem,
@@ -47,8 +40,11 @@ from hotfolder.tracker import (
     WatchSettings,
     WatchTracker,
 )
-from hotfolder.verify import AssetKey, Verifier
-from hotfolder.watch import (
+from hotfolder.clock import Clock, SystemClock
+from hotfolder.config import settings as config_module
+from hotfolder.config.schema import COMMON_TARGET_PROPERTIES
+from hotfolder.config.settings import Config, WatchConfig
+from hotfolder.intake.watch import (
     Alarm,
     Change,
     DirPoller,
@@ -59,6 +55,14 @@ from hotfolder.watch import (
     limit_hint,
     scan,
 )
+from hotfolder.model import IN_FLIGHT, Problem, State
+from hotfolder.service.sd_notify import Notifier, status_line
+from hotfolder.state import recovery
+from hotfolder.state.journal import Journal, JournalHealth, Row, StaleTransition
+from hotfolder.state.known import JournalKnown
+from hotfolder.transfer import targets
+from hotfolder.transfer.delivery import Cancelled, Delivery, RetryPolicy, manifest_session
+from hotfolder.transfer.faults import AdminHolds
 
 log = structlog.get_logger()
 

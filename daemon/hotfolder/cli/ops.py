@@ -9,10 +9,10 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from hotfolder import postprocess
-from hotfolder.config import Config
-from hotfolder.journal import Journal, Row
+from hotfolder.after import postprocess
+from hotfolder.config.settings import Config
 from hotfolder.model import State
+from hotfolder.state.journal import Journal, Row
 
 log = structlog.get_logger()
 

@@ -18,10 +18,10 @@ from typing import Protocol
 import structlog
 
 from hotfolder.clock import Clock
-from hotfolder.delivery import ADMIN_PREFIX
-from hotfolder.journal import Journal, Row, StaleTransition
 from hotfolder.model import State
-from hotfolder.targets import Target
+from hotfolder.state.journal import Journal, Row, StaleTransition
+from hotfolder.transfer.delivery import ADMIN_PREFIX
+from hotfolder.transfer.targets import Target
 
 log = structlog.get_logger()
 

@@ -1,0 +1,1 @@
+"""The after stage (see the package docstring for the flow)."""

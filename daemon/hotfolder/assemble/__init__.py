@@ -1,0 +1,1 @@
+"""The assemble stage (see the package docstring for the flow)."""

@@ -1,0 +1,1 @@
+"""The cli stage (see the package docstring for the flow)."""

@@ -1,0 +1,1 @@
+"""The config stage (see the package docstring for the flow)."""

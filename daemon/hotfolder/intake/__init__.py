@@ -1,0 +1,1 @@
+"""The intake stage (see the package docstring for the flow)."""

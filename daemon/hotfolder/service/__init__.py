@@ -1,0 +1,1 @@
+"""The service stage (see the package docstring for the flow)."""

@@ -1,0 +1,1 @@
+"""The state stage (see the package docstring for the flow)."""

@@ -1,0 +1,1 @@
+"""The transfer stage (see the package docstring for the flow)."""
