@@ -129,6 +129,12 @@ def local_time(when: datetime, tz: tzinfo | None = None) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S} {at.tzname() or at.strftime('%z')}"
 
 
+def problem_lines(problems: tuple[Problem, ...]) -> list[str]:
+    """REPORT.txt's 'What is wrong' section, line by line: also what `hotfolder status` and the
+    web window show for a failure, so the three never word it differently."""
+    return _problem_lines(problems)
+
+
 def _problem_lines(problems: tuple[Problem, ...]) -> list[str]:
     if not problems:
         return ["What is wrong: no reason was recorded (see the daemon's log)."]

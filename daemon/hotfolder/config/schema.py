@@ -563,6 +563,60 @@ TARGET: Schema = {
     ],
 }
 
+LISTEN = {"type": "string", "pattern": r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$"}
+
+HTTP: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "The web window: a live status page, /metrics (Prometheus) and /healthz, "
+    "served by the daemon. Off unless this key is present. Reading needs no login unless "
+    "read_requires_login; retry and hold need a user from users_file.",
+    "not": {"required": ["users_file", "users_credential"]},
+    "properties": {
+        "listen": {
+            "oneOf": [LISTEN, {"type": "array", "minItems": 1, "items": LISTEN}],
+            "default": "127.0.0.1:8765",
+            "description": "host:port to listen on ([::1]:8765 for IPv6), or a list of them. "
+            "Anything but loopback shows the page to the network: put a TLS proxy in front.",
+            "example": "127.0.0.1:8765",
+        },
+        "users_file": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Lines of name:argon2-hash (make one with `python -m "
+            "hotfolder.window.users NAME`); read at each login.",
+            "example": "/etc/hotfolder/http-users",
+        },
+        "users_credential": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The users file as a systemd credential (LoadCredential=) instead.",
+            "example": "http-users",
+        },
+        "read_requires_login": {
+            "type": "boolean",
+            "default": False,
+            "description": "Pages need a login too (/metrics and /healthz never do).",
+            "example": False,
+        },
+        "public_url": {
+            "type": "string",
+            "pattern": "^https?://[^\\s]+$",
+            "description": "How people reach the page (behind a proxy): links in e-mails use it.",
+            "example": "https://ingest.example.com/hotfolder",
+        },
+    },
+}
+
+EDITORS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
+    "propertyNames": {"pattern": "^[A-Za-z0-9_.][A-Za-z0-9_.-]*$"},
+    "description": "User names (the owner of a dropped manifest) and their e-mail addresses: "
+    "a failure is mailed to its editor as well as to notifications.email.to.",
+    "example": {"ada": "ada@example.com"},
+}
+
 CONFIG: Schema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -601,6 +655,8 @@ CONFIG: Schema = {
             "description": "The drop folders.",
         },
         "notifications": NOTIFICATIONS,
+        "http": HTTP,
+        "editors": EDITORS,
         "min_free_bytes": {
             **BYTES,
             "minimum": 0,

@@ -84,6 +84,17 @@ class TargetConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The web window (`hotfolder.window`); absent from the config: off."""
+
+    listen: tuple[str, ...]
+    users_file: Path | None = None
+    users_credential: str | None = None
+    read_requires_login: bool = False
+    public_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     state_dir: Path
@@ -95,6 +106,8 @@ class Config:
     backlot: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications: dict[str, Any] = field(default_factory=dict)
     min_free_bytes: int = 1_000_000_000
+    http: HttpConfig | None = None
+    editors: dict[str, str] = field(default_factory=dict)  # user name -> e-mail address
     #: Where each key is in the file, for messages about it after loading (check-config).
     lines: dict[KeyPath, int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -593,7 +606,22 @@ def _build(data: dict[str, Any], source: Path, base: Path, lines: dict[KeyPath, 
         min_free_bytes=int(data.get("min_free_bytes", _default(schema.CONFIG, "min_free_bytes"))),
         watches=watches,
         targets=targets,
+        http=_http(data.get("http"), base),
+        editors=dict(data.get("editors") or {}),
         lines=lines,
+    )
+
+
+def _http(spec: dict[str, Any] | None, base: Path) -> HttpConfig | None:
+    if spec is None:
+        return None
+    listen = spec.get("listen", _default(schema.HTTP, "listen"))
+    return HttpConfig(
+        listen=(listen,) if isinstance(listen, str) else tuple(listen),
+        users_file=_resolve(spec["users_file"], base) if spec.get("users_file") else None,
+        users_credential=spec.get("users_credential"),
+        read_requires_login=bool(spec.get("read_requires_login", False)),
+        public_url=spec.get("public_url"),
     )
 
 

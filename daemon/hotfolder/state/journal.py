@@ -25,6 +25,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from hotfolder.metrics import COUNTERS
 from hotfolder.model import (
     FINAL,
     FileIdentity,
@@ -70,9 +71,29 @@ def _v1_history_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS history_submission ON history(submission_id, seq)")
 
 
+def _v2_window_indexes(db: sqlite3.Connection) -> None:
+    """The web window lists submissions newest first, filtered by watch, state or who dropped
+    them (the manifest's owner, kept in the detail), a page at a time by key: an index per
+    filter in that order, so page 1,000 of 100,000 rows costs what page 1 costs, and (watch,
+    state) counts the overview without reading a row. The state index of version 0 is a prefix
+    of the new one."""
+    for name, columns in (
+        ("submissions_created", "created_at, id"),
+        ("submissions_watch", "watch, created_at, id"),
+        ("submissions_state_created", "state, created_at, id"),
+        ("submissions_watch_state", "watch, state, created_at, id"),
+        ("submissions_owner", "json_extract(detail, '$.owner'), created_at, id"),
+    ):
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON submissions({columns})")
+    db.execute("DROP INDEX IF EXISTS submissions_state")
+
+
 #: MIGRATIONS[n] takes a version-n journal to version n+1. Append, never edit: a journal
 #: written by any earlier release must come forward step by step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_history_index,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _v1_history_index,
+    _v2_window_indexes,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The most the journal keeps of one error message or history note (a 100k-row CSV once made
@@ -391,6 +412,7 @@ class Journal:
                 ),
             )
             _log(db, sub.id, now, State.READY, f"{len(sub.files)} files, {sub.total_bytes} bytes")
+        COUNTERS.ready(sub.id)
 
     def record_failed(
         self,
@@ -400,12 +422,14 @@ class Journal:
         problems: tuple[Problem, ...],
         now: datetime,
         fmt: ManifestFormat | None = None,
+        owner: str | None = None,
     ) -> None:
-        """A submission that never got going: its manifest or its files broke a rule."""
+        """A submission that never got going: its manifest or its files broke a rule.
+        `owner`: who dropped it (the manifest's owner), for the window and the editor's mail."""
         first = problems[0]
-        detail: dict[str, Any] = {"problems": [_problem_json(p) for p in problems[:MAX_PROBLEMS]]}
-        if len(problems) > MAX_PROBLEMS:
-            detail["problems_left_out"] = len(problems) - MAX_PROBLEMS
+        detail: dict[str, Any] = _problems_detail(problems)
+        if owner is not None:
+            detail["owner"] = owner
         with self._tx() as db:
             db.execute(
                 "INSERT INTO submissions (id, watch, manifest, format, state, error_code, "
@@ -427,20 +451,38 @@ class Journal:
                 ),
             )
             _log(db, sid, now, State.FAILED, first.message)
+        COUNTERS.failed(watch, first.code)
+        COUNTERS.ended(sid)
 
     def transition(
-        self, sid: str, to: State, now: datetime, *, note: str = "", **fields: Any
+        self,
+        sid: str,
+        to: State,
+        now: datetime,
+        *,
+        note: str = "",
+        **fields: Any,
     ) -> None:
-        """Move `sid` to `to` if the move is allowed from its current state; else raise."""
+        """Move `sid` to `to` if the move is allowed from its current state; else raise.
+        `problems=` (a tuple of Problem) is what REPORT.txt says about a failure, kept in the
+        detail in the same transaction, so `status` and the window word it the same way."""
         allowed = ALLOWED_FROM[to]
-        sets = ["state = ?", "updated_at = ?"]
-        args: list[Any] = [str(to), now.isoformat()]
-        for key, value in fields.items():
+        problems: tuple[Problem, ...] = tuple(fields.pop("problems", ()))
+        for key in fields:
             if key not in UPDATABLE:
                 raise ValueError(f"not a journal field: {key}")
-            sets.append(f"{key} = ?")
-            args.append(_stored(key, value))
         with self._tx() as db:
+            if problems:
+                if "detail" not in fields:
+                    raw = db.execute("SELECT detail FROM submissions WHERE id = ?", (sid,))
+                    found = raw.fetchone()
+                    fields["detail"] = json.loads(found[0]) if found else {}
+                fields["detail"] = {**fields["detail"], **_problems_detail(problems)}
+            sets = ["state = ?", "updated_at = ?"]
+            args: list[Any] = [str(to), now.isoformat()]
+            for key, value in fields.items():
+                sets.append(f"{key} = ?")
+                args.append(_stored(key, value))
             # Column names come from UPDATABLE (checked above); every value is a bound parameter.
             sql = (
                 f"UPDATE submissions SET {', '.join(sets)} WHERE id = ? AND state IN "  # noqa: S608
@@ -450,6 +492,13 @@ class Journal:
             if cur.rowcount != 1:
                 raise StaleTransition(f"{sid}: cannot move to {to} from {self._state(db, sid)}")
             _log(db, sid, now, to, note)
+            watch = db.execute("SELECT watch FROM submissions WHERE id = ?", (sid,)).fetchone()[0]
+        if to is State.FAILED:
+            COUNTERS.failed(
+                watch, fields.get("error_code") or (problems[0].code if problems else "")
+            )
+        if to in FINAL:
+            COUNTERS.ended(sid)
 
     def record_attempt(
         self, sid: str, now: datetime, attempt: int, code: str, message: str
@@ -467,7 +516,12 @@ class Journal:
     def progress(self, sid: str, bytes_done: int) -> None:
         """Byte progress: not a transition, so no history line and no state check."""
         with self._tx() as db:
-            db.execute("UPDATE submissions SET bytes_done = ? WHERE id = ?", (bytes_done, sid))
+            found = db.execute(
+                "UPDATE submissions SET bytes_done = ? WHERE id = ? RETURNING watch",
+                (bytes_done, sid),
+            ).fetchone()
+        if found is not None:
+            COUNTERS.progress(sid, found[0], bytes_done)
 
     def mark_postprocessed(self, sid: str, now: datetime, note: str) -> None:
         with self._tx() as db:
@@ -656,6 +710,13 @@ def _log(db: sqlite3.Connection, sid: str, now: datetime, state: State, note: st
         "INSERT INTO history (submission_id, at, state, note) VALUES (?, ?, ?, ?)",
         (sid, now.isoformat(), str(state), cap(note)),
     )
+
+
+def _problems_detail(problems: tuple[Problem, ...]) -> dict[str, Any]:
+    detail: dict[str, Any] = {"problems": [_problem_json(p) for p in problems[:MAX_PROBLEMS]]}
+    if len(problems) > MAX_PROBLEMS:
+        detail["problems_left_out"] = len(problems) - MAX_PROBLEMS
+    return detail
 
 
 def _problem_json(p: Problem) -> dict[str, Any]:
