@@ -28,3 +28,7 @@ def _no_leaked_threads() -> Iterator[None]:
         if time.monotonic() > deadline:
             pytest.fail(f"threads leaked: {[t.name for t in leaked]}")
         time.sleep(0.01)
+
+
+# The throwaway PostgreSQL server's fixtures (pg_server, pg_own_server) and its leftover check.
+pytest_plugins = ["tests.pg"]
