@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from hotfolder.after import backlot, verify
-from hotfolder.cli import demo, ops, statusview
+from hotfolder.cli import demo, ops, statusview, web
 from hotfolder.cli import scan as survey
 from hotfolder.config import checks as startup
 from hotfolder.config import settings as configuration
@@ -325,7 +325,20 @@ def run_daemon(cfg: configuration.Config, once: bool = False, level: str | None 
         log.error("cannot start", reason=str(err), hint=err.hint)  # noqa: TRY400 - says all
         return EXIT_CONFIG
     _install_signals(daemon)
-    daemon.run(once=once)
+    try:
+        window = web.start(cfg, daemon)  # None unless the config has http:
+    except OSError as err:
+        log.error(  # noqa: TRY400 - the reason says all
+            "cannot start",
+            reason=f"the web window cannot listen: {err}",
+            hint="free the port, or change http.listen",
+        )
+        return EXIT_CONFIG
+    try:
+        daemon.run(once=once)
+    finally:
+        if window is not None:
+            window.stop()
     if not once:
         return EXIT_OK
     journal = Journal(cfg.state_dir / JOURNAL_FILE)
