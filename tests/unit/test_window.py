@@ -413,5 +413,8 @@ def test_healthz_follows_the_main_loop_and_the_journal(window: Window) -> None:
 
 def test_pages_carry_a_strict_content_security_policy(window: Window) -> None:
     answer = window.client().get("/")
-    assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self';" in policy
+    assert "unsafe" not in policy
     assert "<script>" not in answer.get_data(as_text=True)  # no inline script anywhere
