@@ -12,7 +12,9 @@ Environment:
   ASCP_SIM_ROOT      the server's docroot (required)
   ASCP_SIM_STATE     a folder for the session counter and the session log (required)
   ASCP_SIM_PASSWORD  if set, ASPERA_SCP_PASS must equal it, else error 19
-  ASCP_SIM_RATE      bytes per second (default 50 MB/s); STATS flow every 0.1 s
+  ASCP_SIM_RATE      bytes per second (default 50 MB/s); STATS flow every 0.1 s. A RATE
+                     frame on the management port (Rate: Kbps) changes it from the next STATS
+                     on; each change is logged in rates.jsonl (and the record's "rates")
   ASCP_SIM_LOGIN_S   seconds the SSH connection and login take (default 0.05)
   ASCP_SIM_RECORD_STARTS  if set, log each session's start (starts.jsonl) and each file
                      renamed into place (landed.jsonl), for the torture test
@@ -102,6 +104,7 @@ class Mgmt:
         self.sock.settimeout(None)
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
+        self.new_rate_kbps: int | None = None  # the last RATE received, not yet applied
         threading.Thread(target=self._listen, daemon=True).start()
 
     def send(self, **fields: Any) -> None:
@@ -119,8 +122,15 @@ class Mgmt:
             if not data:
                 return
             buffer += data
-            if b"Type: CANCEL" in buffer:
-                self.cancelled.set()
+            while b"\n\n" in buffer:  # one whole frame, its own parser (no hotfolder import)
+                frame, buffer = buffer.split(b"\n\n", 1)
+                fields = dict(
+                    line.split(": ", 1) for line in frame.decode().splitlines() if ": " in line
+                )
+                if fields.get("Type") == "CANCEL":
+                    self.cancelled.set()
+                elif fields.get("Type") == "RATE":
+                    self.new_rate_kbps = int(fields["Rate"])
 
 
 class Session:
@@ -148,7 +158,9 @@ class Session:
             "files": [d for _, d in self.pairs],
             "tags": opts.get("--tags"),
             "resume": opts.get("-k"),
+            "target_rate": opts.get("-l"),
             "started": time.time(),
+            "rates": [],
         }
         self.passed = self.skipped = 0
         self.sent_bytes = 0
@@ -426,8 +438,24 @@ class Session:
                         Elapsedusec=int((now - started) * 1e6),
                         SessionId=self.id,
                     )
+                    self._apply_rate()
                 if size == 0:
                     break
+
+    def _apply_rate(self) -> None:
+        """A RATE received since the last STATS: the link goes at it from now on, so the
+        next STATS reports it."""
+        assert self.mgmt is not None
+        kbps = self.mgmt.new_rate_kbps
+        if kbps is None:
+            return
+        self.mgmt.new_rate_kbps = None
+        self.rate = kbps * 1000 / 8
+        change = {"session": self.number, "kbps": kbps, "at_byte": self.sent_bytes}
+        self.record["rates"].append(change)
+        with open(self.state / "rates.jsonl", "a") as f:  # at once: a cancelled session
+            fcntl.flock(f, fcntl.LOCK_EX)  # may be stopped before its record is written
+            f.write(json.dumps(change) + "\n")
 
     def _inject(self, fault: dict[str, Any], pos: int) -> None:
         assert self.mgmt is not None

@@ -178,3 +178,11 @@ def _escape(value: str) -> str:
 def encode(fields: dict[str, object]) -> bytes:
     lines = [HEADER, *(f"{k}: {_escape(str(v))}" for k, v in fields.items()), "", ""]
     return "\n".join(lines).encode()
+
+
+def rate_command(kbps: int) -> bytes:
+    """RATE: a running session's new target rate, in Kbps as ascp -l's plain number
+    (ingest-facts §1.8: `Type: RATE`, `Rate: 300000`); ascp applies it without stopping."""
+    if kbps <= 0:
+        raise ValueError(f"a rate must be positive, not {kbps} Kbps")
+    return encode({"Type": "RATE", "Rate": kbps})
