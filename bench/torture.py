@@ -9,7 +9,10 @@ left to settle. Then, from the simulator's records and the file system:
 - lost: a submission neither delivered nor held/failed with a reason, or a source deleted
   from the drop folder whose bytes are not at the server;
 - held, and of those held_needless: held although no byte of its manifest ever reached the
-  server (goal: 0; a hold only where a manifest session really may have finished).
+  server (goal: 0; a hold only where a manifest session really may have finished);
+- escaped: a drop whose manifest names a file through a link out of the drop folder
+  (`esc/lnk -> ../outside`) that did not end failed with the outside file untouched, unsent,
+  and neither archived nor quarantined (issue 16, item 1).
 
 Besides the kills, every third run pauses the daemon (SIGSTOP, 0.5-4 s, then SIGCONT) right
 after it spawned a manifest session (issue 16, item 3): the ascp wrapper stops its own parent
@@ -63,6 +66,7 @@ class Result:
     out_of_order: int = 0
     held: int = 0
     held_needless: int = 0
+    escaped: int = 0
     complete: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -70,14 +74,33 @@ class Result:
         return (
             f"runs={self.runs} kills={self.kills} pauses={self.pauses} lost={self.lost} "
             f"duplicated={self.duplicated} out_of_order={self.out_of_order} "
-            f"held={self.held} held_needless={self.held_needless} (complete={self.complete})"
+            f"held={self.held} held_needless={self.held_needless} escaped={self.escaped} "
+            f"(complete={self.complete})"
         )
 
 
-#: Extra drops mixed into the torture, each (root, rng, index) -> its expected entry or None.
-#: The symlink-escape case (issue 16, item 1) goes here: a drop whose manifest names a file
-#: through a link out of the drop folder must end failed, with the outside file untouched.
-EXTRA_CASES: list[Any] = []
+@dataclass(frozen=True)
+class Escape:
+    """A drop that tries to reach out of the drop folder through a link in its path."""
+
+    manifest: str  # relative to the drop folder
+    outside: Path  # the file it names, outside the drop folder
+    digest: str
+
+
+def drop_escape(root: Path, rng: random.Random, index: int) -> Escape:
+    outside = root / f"outside{index:03}"
+    outside.mkdir()
+    secret = outside / "secret.mp4"
+    secret.write_bytes(rng.randbytes(50_000))
+    folder = root / "drop" / f"esc{index:03}"
+    folder.mkdir()
+    (folder / "lnk").symlink_to(outside)
+    (folder / "t.jpg").write_bytes(rng.randbytes(2_000))  # valid in every other way
+    manifest = MANIFEST.format(video="lnk/secret.mp4", thumb="t.jpg", name=f"e{index}")
+    (folder / "m.xml").write_text(manifest)
+    return Escape(f"esc{index:03}/m.xml", secret, _sha(secret))
+
 
 PAUSE_FLAG = "pause-next"
 
@@ -237,11 +260,13 @@ def torture(
     rng = random.Random(seed)
     config = setup(root, rate)
     expected = drop_submissions(root, submissions, rng)
+    escapes = [drop_escape(root, rng, i) for i in range(2)]
     result = Result()
     for run in range(kills):
         if settled(root, expected):
             # Everything is delivered already: drop more work so the kills keep biting.
             expected.update(drop_submissions(root, 3, rng, offset=len(expected)))
+            escapes.append(drop_escape(root, rng, len(escapes)))
         daemon = start(config, root, run)
         result.runs += 1
         if run % 3 == 2:
@@ -257,7 +282,7 @@ def torture(
     daemon = start(config, root, kills)
     result.runs += 1
     deadline = time.monotonic() + settle_timeout
-    while not settled(root, expected):
+    while not settled(root, {**expected, **{e.manifest: {} for e in escapes}}):
         if time.monotonic() > deadline:
             result.notes.append("did not settle in time")
             break
@@ -265,6 +290,7 @@ def torture(
     daemon.send_signal(signal.SIGTERM)
     daemon.wait(60)
     check(root, expected, result)
+    check_escapes(root, escapes, result)
     return result
 
 
@@ -340,6 +366,24 @@ def check_outcomes(root: Path, expected: dict[str, dict[str, str]], result: Resu
                 result.notes.append(f"{fname}: complete but not at the server")
 
 
+def check_escapes(root: Path, escapes: list[Escape], result: Result) -> None:
+    final = states(root)
+    for escape in escapes:
+        problems = []
+        if final.get(escape.manifest) != "failed":
+            problems.append(f"ended {final.get(escape.manifest)}")
+        if not escape.outside.exists() or _sha(escape.outside) != escape.digest:
+            problems.append("the outside file was moved, deleted or changed")
+        if problems:
+            result.escaped += 1
+            result.notes.append(f"{escape.manifest}: {'; '.join(problems)}")
+    # A copy anywhere but in the outside folders (the server, the archive, failed/, state).
+    for copy in root.rglob("secret.mp4"):
+        if not copy.parent.name.startswith("outside") and not copy.is_relative_to(root / "drop"):
+            result.escaped += 1
+            result.notes.append(f"{copy.relative_to(root)}: a file from outside reached it")
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -355,9 +399,10 @@ def main() -> None:
         result = torture(Path(tmp), args.submissions, args.kills, args.seed)
     print(result.line())
     print(
-        "runs, kills, pauses, lost, duplicated, out_of_order, held, held_needless = "
+        "runs, kills, pauses, lost, duplicated, out_of_order, held, held_needless, escaped = "
         f"{result.runs}, {result.kills}, {result.pauses}, {result.lost}, "
-        f"{result.duplicated}, {result.out_of_order}, {result.held}, {result.held_needless}"
+        f"{result.duplicated}, {result.out_of_order}, {result.held}, {result.held_needless}, "
+        f"{result.escaped}"
     )
     for note in result.notes[:20]:
         print("  note:", note)
@@ -369,7 +414,9 @@ def main() -> None:
         )
         + "\n"
     )
-    sys.exit(0 if result.lost == result.duplicated == result.out_of_order == 0 else 1)
+    sys.exit(
+        0 if result.lost == result.duplicated == result.out_of_order == result.escaped == 0 else 1
+    )
 
 
 if __name__ == "__main__":
