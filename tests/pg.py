@@ -57,7 +57,7 @@ def _run_as() -> pwd.struct_passwd | None:
         pytest.fail("tests run as root and there is no `postgres` user: run packaging/dev-env")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """True if `pid` is a live (not zombie) process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -80,8 +80,8 @@ def _children(pid: int) -> list[int]:
 
 def leftovers() -> list[int]:
     """Server processes (postmasters started here, and their children) still alive."""
-    alive = [pid for pid in STARTED if _alive(pid)]
-    return alive + [child for pid in alive for child in _children(pid)]
+    living = [pid for pid in STARTED if alive(pid)]
+    return living + [child for pid in living for child in _children(pid)]
 
 
 def _wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
@@ -155,7 +155,7 @@ class PgServer:
             conf.write(
                 "listen_addresses = '127.0.0.1'\n"
                 "unix_socket_directories = ''\n"
-                "fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n"
+                "fsync = off\nfull_page_writes = off\n"
                 "max_connections = 200\n"
             )
 
@@ -200,7 +200,7 @@ class PgServer:
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
         except (OSError, IndexError, ValueError):
             return None
-        return _alive(pid)
+        return alive(pid)
 
     def stop(self) -> None:
         """Stop by pid: pg_ctl stop -m immediate, then the postmaster and its children gone."""
@@ -215,10 +215,10 @@ class PgServer:
             cwd=self.root,
         )
         try:
-            _wait_until(lambda: not any(_alive(p) for p in tree), 20, "PostgreSQL to stop")
+            _wait_until(lambda: not any(alive(p) for p in tree), 20, "PostgreSQL to stop")
         except AssertionError:
             for p in tree:
-                if _alive(p):
+                if alive(p):
                     os.kill(p, signal.SIGKILL)
             raise
 
@@ -234,7 +234,9 @@ class PgServer:
         """A new database owned by the app role: one per test, so tests never share rows."""
         name = f"t{next(self._dbs)}"
         with psycopg.connect(self.url(), password=self.password, autocommit=True) as conn:
-            if not conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)
+            ).fetchone():
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                         sql.Identifier(APP_ROLE), sql.Literal(self.password)
