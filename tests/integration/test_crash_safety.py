@@ -106,7 +106,7 @@ def test_hold_keeps_a_pending_submission_and_forget_removes_it(tmp_path: Path) -
         )
         assert "held" in ops.hold(daemon.journal, sid, datetime.now(UTC))
         (drop / "late.mov").write_bytes(b"x")
-        wait_until(lambda: daemon._watches["w"].tracker.waiting == 0)
+        wait_until(lambda: daemon.watch("w").waiting == 0)
         assert daemon.journal.state_of(sid) is State.HELD
         assert not (tmp_path / "ingest" / "late.mov").exists()
         assert "forgotten" in ops.forget(daemon.journal, sid)

@@ -130,7 +130,7 @@ def test_restart_after_a_sent_submission_sends_nothing_twice(
     with running(config.load(tmp_path / "hotfolder.yaml"), use_observer=True) as daemon:
         # the restarted daemon scans, finds the same manifest, and must recognise it as sent
         wait_until(
-            lambda: daemon._watches["w"].tracker.next_due() == float("inf"),
+            lambda: daemon.watch("w").next_due == float("inf"),
             what="the rescan to settle",
         )
         assert daemon.journal.counts() == {State.COMPLETE: 1}

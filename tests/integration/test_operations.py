@@ -125,7 +125,7 @@ def test_a_nearly_full_disk_pauses_new_work_and_resumes(tmp_path: Path) -> None:
             (drop / "m.xml").write_text(
                 manifests.ooyala(manifests.ooyala_item("a.mov", None, None))
             )
-            wait_until(lambda: daemon._space_low, what="the pause")
+            wait_until(lambda: daemon.space_low, what="the pause")
             wait_until(lambda: daemon.journal.counts().get(State.READY) == 1)
             assert not (tmp_path / "ingest" / "m.xml").exists()
             filler.unlink()  # space comes back

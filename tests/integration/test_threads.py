@@ -21,10 +21,12 @@ class WatchedTracker(WatchTracker):
     """Notes which thread calls it; once its watch thread has run, any other caller is a race."""
 
     calls: list[str]
+    made: list[WatchedTracker] = []  # noqa: RUF012 - the test finds the daemon's this way
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.calls = []
+        WatchedTracker.made.append(self)
 
     def _note(self) -> None:
         self.calls.append(threading.current_thread().name)
@@ -66,9 +68,9 @@ def test_run_once_asks_the_watch_not_its_tracker_whether_it_is_idle(
     monkeypatch.setattr(daemon, "WatchTracker", WatchedTracker)
     cfg = config.load(write_config(tmp_path, stability_seconds=0.2))
     drop_twenty(tmp_path / "drop")
+    WatchedTracker.made.clear()
     d = daemon.Daemon(cfg, retry=FAST_RETRY)
-    tracker = d._watches["w"].tracker
-    assert isinstance(tracker, WatchedTracker)
+    (tracker,) = WatchedTracker.made
     d.run(once=True)  # its main loop asks "idle?" every turn while the watch thread works
     assert strangers(tracker) == set(), "another thread touched the watch's tracker"
 
@@ -78,9 +80,9 @@ def test_a_reload_reaches_the_tracker_through_its_own_thread(
 ) -> None:
     monkeypatch.setattr(daemon, "WatchTracker", WatchedTracker)
     path = write_config(tmp_path)
+    WatchedTracker.made.clear()
     with running(config.load(path)) as d:
-        tracker = d._watches["w"].tracker
-        assert isinstance(tracker, WatchedTracker)
+        (tracker,) = WatchedTracker.made
         drop_twenty(tmp_path / "drop")
         path.write_text(
             path.read_text().replace("stability_seconds: 0.5", "stability_seconds: 0.7")

@@ -39,9 +39,9 @@ def drop_one(folder: Path, video: str = "a.mov", manifest: str = "m.xml") -> Non
 def test_poll_mode_delivers_with_inotify_off(tmp_path: Path) -> None:
     cfg = config.load(write_config(tmp_path, mode="poll", poll_interval=0.2, rescan_seconds=3600))
     with running(cfg) as daemon:
-        assert daemon._watches["w"].mode == "poll"
-        assert daemon._watcher is not None
-        assert not daemon._watcher._watches, "poll mode must not hold an inotify watch"
+        assert daemon.watch("w").mode == "poll"
+        assert daemon.watcher is not None
+        assert not daemon.watcher._watches, "poll mode must not hold an inotify watch"
         drop_one(tmp_path / "drop")  # dropped after start: only the poller can see it
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1)
     assert (tmp_path / "ingest" / "m.xml").exists()
@@ -58,7 +58,7 @@ def test_the_inotify_limit_falls_back_to_polling(
         write_config(tmp_path, mode="inotify", poll_interval=0.2, rescan_seconds=3600)
     )
     with capture_logs() as logs, running(cfg) as daemon:
-        assert daemon._watches["w"].mode == "poll"
+        assert daemon.watch("w").mode == "poll"
         drop_one(tmp_path / "drop")
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1)
     (warning,) = [e for e in logs if e["event"].startswith("inotify refused")]
@@ -141,7 +141,7 @@ def test_a_share_that_disappears_loses_nothing_and_resumes(tmp_path: Path) -> No
             lambda: next((r.id for r in daemon.journal.rows() if r.state is State.PENDING), None)
         )
         drop.rename(away)  # the share goes away
-        wait_until(lambda: not daemon._watches["w"].available, what="the outage noticed")
+        wait_until(lambda: not daemon.watch("w").available, what="the outage noticed")
         assert daemon.journal.state_of(sid) is State.PENDING, "nothing treated as deleted"
         (away / "late.mov").write_bytes(b"x")
         away.rename(drop)  # and comes back, with the missing file
@@ -181,7 +181,7 @@ def test_an_unmounted_share_is_unavailable_not_empty(tmp_path: Path, share_fs: s
             )
             subprocess.run(["umount", str(drop)], check=True)  # the share goes away mid-wait
             assert not any(drop.iterdir()), "a bare, empty mount point"
-            wait_until(lambda: not daemon._watches["w"].available, what="the outage noticed")
+            wait_until(lambda: not daemon.watch("w").available, what="the outage noticed")
             assert daemon.journal.state_of(sid) is State.PENDING, "nothing treated as deleted"
             (server / "late.mov").write_bytes(b"x")  # the missing file lands on the server
             subprocess.run(["mount", "--bind", str(server), str(drop)], check=True)  # back
@@ -279,7 +279,7 @@ def test_ten_thousand_files_at_once(tmp_path: Path) -> None:
         wait_until(lambda: daemon.journal.counts().get(State.COMPLETE) == 1, timeout=60)
         # The 10,000 events are forgotten once they can no longer matter: memory stays flat.
         wait_until(
-            lambda: len(daemon._watches["w"].tracker.stability._seen) < 10,
+            lambda: daemon.watch("w").remembered < 10,
             what="the event bookkeeping to be pruned",
         )
 

@@ -23,7 +23,7 @@ from hotfolder.model import (
     submission_id,
 )
 from hotfolder.state.journal import Journal, Row
-from hotfolder.transfer.delivery import Cancelled, Delivery, RetryPolicy
+from hotfolder.transfer.delivery import Cancelled, Delivery, Ending, Refused, RetryPolicy
 from hotfolder.transfer.faults import AdminHolds
 from hotfolder.transfer.targets import Fault, Session, TransferError
 from hotfolder.transfer.targets.base import Progress
@@ -125,28 +125,32 @@ def transient(code: str = "fasp-16", arrived: bool = False) -> TransferError:
 
 def test_media_then_the_manifest_alone(world: World) -> None:
     target = FakeTarget()
-    assert world.delivery(target).run(world.row()) is State.COMPLETE
+    assert world.delivery(target).run(world.row()).ending is Ending.COMPLETE
     assert target.sent == ["media", "manifest"]
     assert world.row().state is State.COMPLETE
 
 
 def test_a_transient_media_error_is_retried_an_editor_error_is_not(world: World) -> None:
     target = FakeTarget(script={"media": [transient(), None]})
-    assert world.delivery(target).run(world.row()) is State.COMPLETE
+    assert world.delivery(target).run(world.row()).ending is Ending.COMPLETE
     assert target.sent == ["media", "media", "manifest"]
 
 
 def test_an_editor_error_fails_at_once_with_a_report(world: World) -> None:
     bad = TransferError("illegal characters", "fasp-56", Fault.EDITOR, may_have_arrived=False)
     target = FakeTarget(script={"media": [bad]})
-    assert world.delivery(target).run(world.row()) is State.FAILED
+    ended = world.delivery(target).run(world.row())
+    assert isinstance(ended, Refused)
+    assert ended.problem.code == "fasp-56"
+    assert "the transfer to 'fake' failed: illegal characters" in ended.problem.message
     assert target.sent == ["media"]
-    assert (world.tmp / "failed" / world.sub.id / "REPORT.txt").exists()
+    assert world.row().state is State.SENDING_MEDIA, "failed is the caller's to record"
+    assert not (world.tmp / "failed").exists(), "delivery moves no file"
 
 
 def test_transient_errors_are_retried_until_the_tries_run_out(world: World) -> None:
     target = FakeTarget(script={"media": [transient() for _ in range(5)]})
-    assert world.delivery(target, tries=3).run(world.row()) is State.FAILED
+    assert world.delivery(target, tries=3).run(world.row()).ending is Ending.FAILED
     assert target.sent == ["media"] * 3
 
 
@@ -155,13 +159,13 @@ def test_transient_errors_are_retried_until_the_tries_run_out(world: World) -> N
     [(None, State.HELD, 1), (True, State.COMPLETE, 1), (False, State.COMPLETE, 2)],
 )
 def test_a_manifest_session_that_may_have_delivered_is_decided_by_evidence(
-    world: World, evidence: bool | None, state: State, manifests: int
+    world: World, evidence: bool | None, state: Ending, manifests: int
 ) -> None:
     """Unknown outcome: never retried blindly. Proven there: complete. Proven not: retried."""
     target = FakeTarget(script={"manifest": [transient(arrived=True)]}, evidence=evidence)
-    assert world.delivery(target).run(world.row()) is state
+    assert world.delivery(target).run(world.row()).ending == state
     assert target.sent.count("manifest") == manifests
-    if state is State.HELD:
+    if state is Ending.HELD:
         row = world.row()
         assert row.error_code == "manifest-unconfirmed"
         assert "duplicate" in str(row.error_message)
@@ -169,7 +173,7 @@ def test_a_manifest_session_that_may_have_delivered_is_decided_by_evidence(
 
 def test_a_manifest_failure_proven_before_it_left_is_retried(world: World) -> None:
     target = FakeTarget(script={"manifest": [transient(arrived=False)]}, evidence=None)
-    assert world.delivery(target).run(world.row()) is State.COMPLETE
+    assert world.delivery(target).run(world.row()).ending is Ending.COMPLETE
     assert target.sent == ["media", "manifest", "manifest"]
 
 
@@ -180,7 +184,7 @@ def test_an_admin_fault_holds_with_the_step_to_resume_and_leaves_the_drop(
         "cannot read the secret from /etc/pw", "no-credential", Fault.ADMIN, may_have_arrived=False
     )
     target = FakeTarget(script={"media": [no_pw]})
-    assert world.delivery(target).run(world.row()) is State.HELD
+    assert world.delivery(target).run(world.row()).ending is Ending.HELD
     row = world.row()
     assert row.error_code == "admin:no-credential"
     assert "Only an admin can fix this" in str(row.error_message)
@@ -195,7 +199,7 @@ def test_an_admin_fault_on_the_manifest_before_it_left_resumes_at_media_sent(
 ) -> None:
     licence = TransferError("no licence", "fasp-29", Fault.ADMIN, may_have_arrived=False)
     target = FakeTarget(script={"manifest": [licence]})
-    assert world.delivery(target).run(world.row()) is State.HELD
+    assert world.delivery(target).run(world.row()).ending is Ending.HELD
     assert world.row().detail["hold"]["resume"] == "media-sent"
     assert target.sent == ["media", "manifest"]
 
@@ -223,7 +227,7 @@ def test_admin_holds_are_told_rechecked_with_backoff_and_resumed(world: World) -
     holds.tick(world.journal, world.clock, {"w": target}, dispatched.append, teller)
     assert dispatched == [world.sub.id]
     assert world.row().state is State.MEDIA_SENT
-    assert world.delivery(target).run(world.row()) is State.COMPLETE
+    assert world.delivery(target).run(world.row()).ending is Ending.COMPLETE
 
 
 def test_cancel_leaves_the_state_for_the_next_start(world: World) -> None:
@@ -245,7 +249,7 @@ def test_a_failing_progress_write_does_not_stop_the_transfer(
 
     monkeypatch.setattr(world.journal, "progress", disk_full)
     target = FakeTarget(script={"media": [lambda: world.clock.advance(2.0)]})
-    assert world.delivery(target).run(world.row()) is State.COMPLETE
+    assert world.delivery(target).run(world.row()).ending is Ending.COMPLETE
 
 
 @pytest.mark.parametrize(
@@ -255,7 +259,7 @@ def test_an_unexpected_error_ends_held_with_the_reason_not_in_a_working_state(
     world: World, error: Exception
 ) -> None:
     target = FakeTarget(script={"media": [error]})
-    assert world.delivery(target).run(world.row()) is State.HELD
+    assert world.delivery(target).run(world.row()).ending is Ending.HELD
     row = world.row()
     assert row.error_code == "internal-error"
     assert type(error).__name__ in str(row.error_message)
@@ -282,9 +286,9 @@ def test_media_changed_during_the_media_session_fail_and_the_manifest_never_goes
             tmp.replace(video)
 
     target = FakeTarget(script={"media": [edit_while_sending]})
-    assert world.delivery(target).run(world.row()) is State.FAILED
+    ended = world.delivery(target).run(world.row())
     assert target.sent == ["media"], "the manifest must never go over changed media"
-    row = world.row()
-    assert row.error_code == "source-changed-in-flight"
-    assert "'v.mp4' changed while it was being sent" in str(row.error_message)
-    assert "drop it again" in str(row.error_message)
+    assert isinstance(ended, Refused)
+    assert ended.problem.code == "source-changed-in-flight"
+    assert "'v.mp4' changed while it was being sent" in ended.problem.message
+    assert "drop it again" in ended.problem.message

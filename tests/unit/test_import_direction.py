@@ -12,10 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "daemon" / "hotfolder"
 #: Lowest first. Top-level modules are leaves (everyone may import them).
 STAGES = ("config", "intake", "assemble", "state", "transfer", "after", "service", "window", "cli")
 #: Imports that break the direction today, each with the work that removes it. Empty is the goal.
-KNOWN: set[tuple[str, str]] = {
-    # Delivery quarantines and archives by itself; it is to return what happened instead.
-    ("transfer/delivery.py", "after"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def stage_of(module: str) -> int:

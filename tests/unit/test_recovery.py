@@ -6,7 +6,7 @@ import pytest
 
 from hotfolder.model import State
 from hotfolder.state.journal import Row
-from hotfolder.state.recovery import UNCONFIRMED, Resume, resume
+from hotfolder.state.recovery import UNCONFIRMED, Resume, Then, resume
 
 
 def row(state: State, postprocessed: bool = False) -> Row:
@@ -38,12 +38,12 @@ def no_evidence_needed() -> bool | None:
     [
         (
             State.SENDING_MEDIA,
-            Resume(State.READY, "dispatch", "resumed after restart: media sent again"),
+            Resume(State.READY, Then.DISPATCH, "resumed after restart: media sent again"),
         ),
-        (State.QUEUED, Resume(State.READY, "dispatch", "resumed after restart")),
-        (State.READY, Resume(None, "dispatch")),
-        (State.MEDIA_SENT, Resume(None, "dispatch")),
-        (State.COMPLETE, Resume(None, "finish")),
+        (State.QUEUED, Resume(State.READY, Then.DISPATCH, "resumed after restart")),
+        (State.READY, Resume(None, Then.DISPATCH)),
+        (State.MEDIA_SENT, Resume(None, Then.DISPATCH)),
+        (State.COMPLETE, Resume(None, Then.FINISH)),
     ],
 )
 def test_resume_without_evidence(state: State, expected: Resume) -> None:
@@ -59,11 +59,11 @@ def test_nothing_to_do_for_finished_or_settled_rows() -> None:
 def test_sending_manifest_follows_the_evidence() -> None:
     base = row(State.SENDING_MANIFEST)
     assert resume(base, lambda: True) == Resume(
-        State.COMPLETE, "finish", "manifest found delivered after restart"
+        State.COMPLETE, Then.FINISH, "manifest found delivered after restart"
     )
     assert resume(base, lambda: False) == Resume(
-        State.MEDIA_SENT, "dispatch", "restart: the manifest session never started"
+        State.MEDIA_SENT, Then.DISPATCH, "restart: the manifest session never started"
     )
     held = resume(replace(base), lambda: None)
-    assert held == Resume(State.HELD, "hold", UNCONFIRMED)
+    assert held == Resume(State.HELD, Then.HOLD, UNCONFIRMED)
     assert "duplicate" in UNCONFIRMED

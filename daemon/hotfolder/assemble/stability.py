@@ -81,6 +81,10 @@ class StabilityTracker:
         self._seen.pop(relpath, None)
         self._writing.pop(relpath, None)
 
+    def __len__(self) -> int:
+        """How many paths it remembers (memory stays flat once events are pruned)."""
+        return len(self._seen)
+
     def prune_events(self, older_than: float) -> None:
         """Drop paths only an event ever touched, once the event can no longer matter."""
         stale = [

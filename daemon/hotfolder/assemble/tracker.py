@@ -200,6 +200,11 @@ class WatchTracker:
         return self.next_due() != NEVER
 
     @property
+    def remembered(self) -> int:
+        """Paths the stability bookkeeping holds (for the watch's published snapshot)."""
+        return len(self.stability)
+
+    @property
     def waiting(self) -> int:
         return sum(1 for c in self._candidates.values() if c.waiting_id is not None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from hotfolder.model import State
 from hotfolder.state.journal import Row
@@ -15,11 +16,28 @@ UNCONFIRMED = (
 )
 
 
+#: error_code of a submission held because its manifest's delivery cannot be proven.
+MANIFEST_UNCONFIRMED = "manifest-unconfirmed"
+
+
+class Then(StrEnum):
+    """What the daemon does once the transition (if any) is committed."""
+
+    DISPATCH = "dispatch"  # send what is left
+    FINISH = "finish"  # archive or delete what was sent
+    HOLD = "hold"  # tell the operator; nothing moves until `hotfolder retry`
+
+
 @dataclass(frozen=True, slots=True)
 class Resume:
     to: State | None  # the transition to commit first (None: none)
-    then: str  # "dispatch" (send what is left), "finish" (archive/delete), "hold"
+    then: Then
     note: str = ""
+
+    @property
+    def error_code(self) -> str | None:
+        """What the journal records as the reason for a hold (None: not a hold)."""
+        return MANIFEST_UNCONFIRMED if self.then is Then.HOLD else None
 
 
 def resume(row: Row, delivered: Callable[[], bool | None]) -> Resume | None:
@@ -27,20 +45,20 @@ def resume(row: Row, delivered: Callable[[], bool | None]) -> Resume | None:
     for evidence about the manifest session (only called for sending-manifest)."""
     state = row.state
     if state is State.COMPLETE:
-        return None if row.postprocessed else Resume(None, "finish")
+        return None if row.postprocessed else Resume(None, Then.FINISH)
     if state is State.SENDING_MEDIA:
-        return Resume(State.READY, "dispatch", "resumed after restart: media sent again")
+        return Resume(State.READY, Then.DISPATCH, "resumed after restart: media sent again")
     if state is State.QUEUED:
-        return Resume(State.READY, "dispatch", "resumed after restart")
+        return Resume(State.READY, Then.DISPATCH, "resumed after restart")
     if state in (State.READY, State.MEDIA_SENT):
-        return Resume(None, "dispatch")
+        return Resume(None, Then.DISPATCH)
     if state is State.SENDING_MANIFEST:
         evidence = delivered()
         if evidence:
-            return Resume(State.COMPLETE, "finish", "manifest found delivered after restart")
+            return Resume(State.COMPLETE, Then.FINISH, "manifest found delivered after restart")
         if evidence is False:
             return Resume(
-                State.MEDIA_SENT, "dispatch", "restart: the manifest session never started"
+                State.MEDIA_SENT, Then.DISPATCH, "restart: the manifest session never started"
             )
-        return Resume(State.HELD, "hold", UNCONFIRMED)
+        return Resume(State.HELD, Then.HOLD, UNCONFIRMED)
     return None

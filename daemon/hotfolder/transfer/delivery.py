@@ -1,37 +1,39 @@
 """Deliver one submission: media in one session, then (only once that succeeded and every
-file is still the one that settled) the manifest alone, then archive or delete. Runs on a
-worker thread; every state change goes to the journal first, so a crash anywhere resumes from
-the last committed state (see `recovery.resume`).
+file is still the one that settled) the manifest alone. Runs on a worker thread; every
+state change goes to the journal first, so a crash anywhere resumes from the last committed
+state (see `recovery.resume`).
 
-Every delivery ends decided: complete, failed (the editor's to fix, with a report), held (an
-admin's fault, an unprovable manifest, or an unexpected error, with the reason), or left in
-its state for the next start only when shutdown cancelled it.
+Every delivery ends decided and says how (`Ended`): complete (the caller archives or deletes),
+failed (the editor's to fix: the caller records it and writes the report, see
+service.outcomes), held (an admin's fault, an unprovable manifest, or an unexpected error,
+recorded here with the reason), or left in its state for the next start only when shutdown
+cancelled it. It moves no file: what happens to the files is the `after` stage's job.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 
-from hotfolder.after import postprocess
 from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
 from hotfolder.model import Problem, State, Submission
 from hotfolder.state.journal import Journal, Row, StaleTransition
+from hotfolder.state.recovery import MANIFEST_UNCONFIRMED
+from hotfolder.transfer.progress import ProgressLog
 from hotfolder.transfer.targets import Fault, Session, Target, TransferError
+from hotfolder.transfer.targets.steering import WINDOW_CLOSED
 
 #: error_code of a hold only an admin can fix ("admin:" + the target's code); the daemon
 #: re-checks these by itself (faults.AdminHolds).
 ADMIN_PREFIX = "admin:"
-MANIFEST_UNCONFIRMED = "manifest-unconfirmed"
 INTERNAL_ERROR = "internal-error"
 
 
@@ -53,65 +55,39 @@ class RetryPolicy:
             delay *= self.factor
 
 
-class ProgressLog:
-    """Byte progress into the journal (at most once a second, for `hotfolder status`) and the
-    log (at most every 10 % or 30 s, so journald is not flooded by STATS at 10/s)."""
+class Ending(StrEnum):
+    """How a delivery ended (the journal's state of the same name)."""
 
-    JOURNAL_EVERY = 1.0
-    LOG_EVERY = 30.0
-    LOG_STEP = 0.10
-    WARN_EVERY = 60.0  # a failing progress write (a full state disk) is said this often
+    COMPLETE = "complete"
+    FAILED = "failed"
+    HELD = "held"
 
-    def __init__(
-        self,
-        journal: Journal,
-        sid: str,
-        total: int,
-        offset: int,
-        clock: Clock,
-        log: structlog.typing.FilteringBoundLogger,
-    ) -> None:
-        self.journal, self.sid, self.total, self.offset = journal, sid, max(total, 1), offset
-        self.clock, self.log = clock, log
-        self.started = self.last_write = self.last_log = clock.monotonic()
-        self.last_warning = float("-inf")
-        self.last_fraction = 0.0
 
-    def __call__(self, session_bytes: int) -> None:
-        now = self.clock.monotonic()
-        done = self.offset + session_bytes
-        if now - self.last_write >= self.JOURNAL_EVERY:
-            self.last_write = now
-            self.write(done)
-        fraction = done / self.total
-        if fraction - self.last_fraction >= self.LOG_STEP or now - self.last_log >= self.LOG_EVERY:
-            elapsed = max(now - self.started, 1e-6)
-            rate = session_bytes / elapsed
-            eta = (self.total - done) / rate if rate > 0 else None
-            self.log.info(
-                "progress",
-                percent=round(100 * fraction),
-                bytes_done=done,
-                bytes_total=self.total,
-                rate_bytes_s=round(rate),
-                eta_s=round(eta) if eta is not None else None,
-            )
-            self.last_fraction, self.last_log = fraction, now
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Complete and committed; the files are the caller's to archive or delete."""
 
-    def write(self, done: int) -> None:
-        """Progress is for `status` only: a write that fails (the state disk full) must never
-        stop the transfer. Said once a minute at most."""
-        try:
-            self.journal.progress(self.sid, done)
-        except sqlite3.Error as err:
-            now = self.clock.monotonic()
-            if now - self.last_warning >= self.WARN_EVERY:
-                self.last_warning = now
-                self.log.warning(
-                    "cannot record progress in the journal; the transfer goes on",
-                    error=str(err),
-                    hint="free space on the state disk",
-                )
+    ending: ClassVar[Ending] = Ending.COMPLETE
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Failed, the editor's to fix; nothing committed yet: the caller rejects it (journal,
+    quarantine with `problem` in the report, alert)."""
+
+    problem: Problem
+    ending: ClassVar[Ending] = Ending.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Held and committed, with the reason; the files stay in the drop folder."""
+
+    problem: Problem
+    ending: ClassVar[Ending] = Ending.HELD
+
+
+Ended = Sent | Refused | Held
 
 
 class HoldKind(StrEnum):
@@ -130,6 +106,11 @@ class _Hold(Exception):
 
 class Cancelled(Exception):
     """Shutdown asked the transfer to stop; the journal state stays for the next start."""
+
+
+class Paused(Exception):
+    """The media session stopped at the end of its transfer window (`at_window_end: pause`);
+    the submission is ready again and goes on (ascp -k) when a window opens."""
 
 
 def media_session(sub: Submission, root: Path) -> Session:
@@ -157,10 +138,12 @@ class Delivery:
         self.cancel = cancel
         self.retry = retry or RetryPolicy()
 
-    def run(self, row: Row) -> State:
-        """Take the submission from its journal state to a decided end (complete, failed or
-        held); return it. Raises Cancelled on shutdown, leaving the state for the next start,
-        and StaleTransition if someone else moved the submission."""
+    def run(self, row: Row) -> Ended:
+        """Take the submission from its journal state to a decided end and say which: held is
+        committed here; complete is committed and left for the caller to archive; failed is
+        left for the caller to record (with its files) through its one way to reject. Raises
+        Cancelled on shutdown, leaving the state for the next start, and StaleTransition if
+        someone else moved the submission."""
         log = structlog.get_logger()
         # Bound for the whole delivery, so the target's own lines carry them too.
         with structlog.contextvars.bound_contextvars(
@@ -169,7 +152,7 @@ class Delivery:
             try:
                 sub = row.submission()
                 return self._run(sub, row.state, log)
-            except (Cancelled, StaleTransition):
+            except (Cancelled, Paused, StaleTransition):
                 raise
             except Exception as err:
                 # A bug, a dead disk: never leave the row in a working state nobody works
@@ -187,7 +170,7 @@ class Delivery:
 
     def _run(
         self, sub: Submission, state: State, log: structlog.typing.FilteringBoundLogger
-    ) -> State:
+    ) -> Ended:
         try:
             if state is State.QUEUED and sub.media:
                 self._media(sub, log)
@@ -196,13 +179,15 @@ class Delivery:
                 self._manifest(sub, log)
                 state = State.COMPLETE
         except TransferError as err:
-            self._fail(sub, err, log)
-            return State.FAILED
+            problem = Problem(
+                err.code, f"the transfer to '{self.target.name}' failed: {err.message}", _hint(err)
+            )
+            return Refused(problem)
         except _Hold as hold:
             return self._hold(sub.id, hold, log)
-        if state is State.COMPLETE:
-            self.finish(sub, log)
-        return state
+        if state is not State.COMPLETE:  # a row already past sending: nothing of ours to do
+            raise StaleTransition(f"{sub.id}: nothing to deliver from {state}")
+        return Sent()
 
     def _media(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
         self._check_unchanged(sub)
@@ -243,6 +228,9 @@ class Delivery:
             except TransferError as err:
                 if self.cancel.is_set():
                     raise Cancelled(session.submission_id) from err
+                if err.code == WINDOW_CLOSED:
+                    self._step(sub.id, State.READY, log, err.message)
+                    raise Paused(err.message) from err
                 self.journal.record_attempt(
                     session.submission_id, self.clock.now(), attempt, err.code, err.message
                 )
@@ -328,7 +316,7 @@ class Delivery:
                 may_have_arrived=False,
             )
 
-    def _hold(self, sid: str, hold: _Hold, log: structlog.typing.FilteringBoundLogger) -> State:
+    def _hold(self, sid: str, hold: _Hold, log: structlog.typing.FilteringBoundLogger) -> Ended:
         """Held with the reason, files left where they are. The hold and where to resume go
         in the row's detail, for the re-check (faults.AdminHolds) and `hotfolder status`."""
         now = self.clock.now()
@@ -353,67 +341,8 @@ class Delivery:
             detail=detail,
         )
         structlog.contextvars.bind_contextvars(state=str(State.HELD))
-        log.warning(
-            "submission held",
-            state=str(State.HELD),
-            code=hold.code,
-            reason=hold.message,
-            resumes_at=str(hold.resume) if hold.resume else None,
-        )
-        return State.HELD
-
-    def _fail(
-        self, sub: Submission, err: TransferError, log: structlog.typing.FilteringBoundLogger
-    ) -> None:
-        now = self.clock.now()
-        self.journal.transition(
-            sub.id,
-            State.FAILED,
-            now,
-            note=err.message,
-            error_code=err.code,
-            error_message=err.message,
-        )
-        problem = Problem(
-            err.code, f"the transfer to '{self.target.name}' failed: {err.message}", _hint(err)
-        )
-        folder = postprocess.quarantine(
-            sub.id,
-            sub.watch,
-            self.watch.path,
-            sub.manifest.relpath,
-            [f.relpath for f in sub.media],
-            [problem],
-            self.watch.failed_dir,
-            now,
-        )
-        log.error(
-            "submission failed",
-            state=str(State.FAILED),
-            code=err.code,
-            error=err.message,
-            report=str(folder / postprocess.REPORT_TXT),
-        )
-
-    def finish(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
-        """Archive/delete after `complete` is committed; safe to repeat after a crash."""
-        now = self.clock.now()
-        outcome = postprocess.after_success(
-            sub, self.watch.path, self.watch.after_success, self.watch.archive_dir, now
-        )
-        note = f"{self.watch.after_success}: {len(outcome.moved) + len(outcome.deleted)} files"
-        if outcome.kept and self.watch.after_success != "keep":
-            note += f"; left in place (changed since sent): {', '.join(outcome.kept)}"
-        self.journal.mark_postprocessed(sub.id, now, note)
-        log.info(
-            "submission complete",
-            state=str(State.COMPLETE),
-            files=len(sub.files),
-            bytes=sub.total_bytes,
-            after_success=self.watch.after_success,
-            archived_to=str(outcome.destination) if outcome.destination else None,
-            kept=list(outcome.kept) or None,
-        )
+        log.info("holding it", resumes_at=str(hold.resume) if hold.resume else None)
+        return Held(Problem(hold.code, hold.message))
 
 
 def _admin_hold(session: Session, err: TransferError) -> _Hold:

@@ -1,0 +1,273 @@
+"""Which submission runs when: a pool of workers, what runs and what waits (space, quota, a
+lost journal), operator releases, admin holds coming back by themselves, and what the last
+run left (recovery decides, `recover` acts). The main loop turns it; watch threads and
+recovery call `dispatch`.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import Protocol
+
+import structlog
+
+from hotfolder.clock import Clock
+from hotfolder.config.settings import WatchConfig
+from hotfolder.model import IN_FLIGHT, State
+from hotfolder.service.admission import Admission, Verdict, admit, low_on_space
+from hotfolder.service.in_force import Current
+from hotfolder.service.outcomes import Outcomes, Rejection
+from hotfolder.state import recovery
+from hotfolder.state.journal import Journal, JournalHealth, Row
+from hotfolder.transfer.delivery import manifest_session
+from hotfolder.transfer.faults import AdminHolds
+
+log = structlog.get_logger()
+
+
+class Deliverer(Protocol):
+    """Runs one submission on a pool thread (service.worker.Worker; a fake in tests)."""
+
+    cancel: threading.Event  # set once shutdown's grace is over
+
+    def deliver(self, watch: WatchConfig, row: Row) -> None: ...
+
+
+EVERY = 1.0  # the journal's health and operator releases are looked at this often
+RELEASES_PER_TURN = 50
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        journal: Journal,
+        current: Current,
+        clock: Clock,
+        outcomes: Outcomes,
+        worker: Deliverer,
+        wake: threading.Event,
+    ) -> None:
+        self.journal, self.current, self.clock = journal, current, clock
+        self.outcomes, self.worker, self.wake = outcomes, worker, wake
+        self.pool = ThreadPoolExecutor(current().config.workers, thread_name_prefix="transfer")
+        self.lock = threading.RLock()  # running, deferred: watch threads dispatch too
+        self.running: dict[str, Future[None]] = {}
+        self.deferred: set[str] = set()  # ready, waiting for space, quota or the journal
+        self.space_low = False
+        self.journal_lost: str | None = None  # why the journal file is not ours, if it is not
+        self.holds = AdminHolds()
+        self._next_look = float("-inf")
+
+    def turn(self) -> None:
+        """One turn of the main loop: reap, resume, and once a second look at the journal."""
+        self.reap()
+        self._resume_if_space()
+        self.holds.tick(
+            self.journal,
+            self.clock,
+            self.current().targets_by_watch(),
+            self.dispatch,
+            self.outcomes.alerts,
+        )
+        now = self.clock.monotonic()
+        if now >= self._next_look:
+            self._next_look = now + EVERY
+            self._check_journal()
+            if self.journal_lost is None:
+                self._pick_up_released()
+
+    def idle(self) -> bool:
+        with self.lock:
+            return not self.running and not self.deferred
+
+    # -- starting work ----------------------------------------------------------------------
+
+    def dispatch(self, sid: str) -> None:
+        with self.lock:
+            self._dispatch_locked(sid)
+
+    def _dispatch_locked(self, sid: str) -> None:
+        row = self.journal.get(sid)
+        if row is None or sid in self.running:
+            return
+        watch = self.current().watch(row.watch)
+        if watch is None:
+            log.warning(
+                "submission's watch is no longer configured", submission_id=sid, watch=row.watch
+            )
+            return
+        if row.state is State.READY:
+            if not self._admitted(watch, row, self._admission(watch, row)):
+                return
+            self.journal.transition(sid, State.QUEUED, self.clock.now())
+            row = self.journal.get(sid)
+            if row is None:
+                return
+        future = self.pool.submit(self.worker.deliver, watch, row)
+        future.add_done_callback(lambda _f: self.wake.set())  # reap it, maybe free quota
+        self.running[sid] = future
+
+    def _admission(self, watch: WatchConfig, row: Row) -> Admission:
+        """Gather the facts for the pure verdict."""
+        in_force = self.current()
+        same = in_force.sharing_target(watch)
+        in_flight = sum(r.bytes_total for r in self.journal.rows(IN_FLIGHT) if r.watch in same)
+        return admit(
+            row.bytes_total,
+            in_flight,
+            in_force.quota(watch),
+            space_low=not self._space_ok(),
+            journal_lost=self.journal_lost is not None,
+        )
+
+    def _admitted(self, watch: WatchConfig, row: Row, admission: Admission) -> bool:
+        """Act on the verdict: go, wait (said once), or reject for good."""
+        if admission.verdict is Verdict.GO:
+            self.deferred.discard(row.id)
+            return True
+        if admission.verdict is Verdict.WAIT_QUOTA and row.id not in self.deferred:
+            log.info(
+                "waiting for quota",
+                submission_id=row.id,
+                watch=row.watch,
+                state=str(State.READY),
+                bytes=row.bytes_total,
+            )
+        if admission.waits:
+            self.deferred.add(row.id)
+            return False
+        self.deferred.discard(row.id)
+        if admission.problem is not None:
+            self.outcomes.reject(watch, Rejection.of_row(row, admission.problem))
+        return False
+
+    def _space_ok(self) -> bool:
+        """New work waits while the state or an archive folder is nearly full; work in
+        flight goes on (it needs little), and the journal stays whole (SQLite)."""
+        config = self.current().config
+        folders = {
+            config.state_dir,
+            *(w.archive_dir for w in config.watches if w.after_success == "archive"),
+        }
+        low = low_on_space(folders, config.min_free_bytes)
+        if low and not self.space_low:
+            log.error(
+                "disk nearly full: new work paused until space returns",
+                free_bytes=low,
+                min_free_bytes=config.min_free_bytes,
+            )
+        elif not low and self.space_low:
+            log.info("disk space is back: resuming")
+        self.space_low = bool(low)
+        return not low
+
+    def _redispatch_deferred(self) -> None:
+        for sid in sorted(self.deferred):
+            self.deferred.discard(sid)
+            self._dispatch_locked(sid)
+
+    def _resume_if_space(self) -> None:
+        with self.lock:
+            if self.space_low and self.deferred and self._space_ok():
+                self._redispatch_deferred()
+
+    # -- what ended, what came back ---------------------------------------------------------
+
+    def reap(self) -> None:
+        """Forget finished transfers; what waited for their quota may go now."""
+        with self.lock:
+            finished = [sid for sid, future in self.running.items() if future.done()]
+            for sid in finished:
+                del self.running[sid]
+            if finished:
+                self._redispatch_deferred()
+
+    def _pick_up_released(self) -> None:
+        """Submissions an operator released (`hotfolder retry`) come back as ready."""
+        with self.lock:
+            busy = set(self.running) | self.deferred
+        for row in self.journal.rows(frozenset({State.READY}), limit=RELEASES_PER_TURN):
+            if row.id not in busy:
+                log.info(
+                    "released by an operator",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(State.READY),
+                )
+                self.dispatch(row.id)
+
+    def _check_journal(self) -> None:
+        """A journal deleted or replaced under us would take every later decision into a
+        file nobody reads: nothing new is decided or started until it is back."""
+        health = self.journal.healthy()
+        lost = None if health is JournalHealth.OK else str(health)
+        if lost == self.journal_lost:
+            return
+        self.journal_lost = lost
+        if lost is None:
+            log.info("the journal file is back; resuming", path=str(self.journal.path))
+            with self.lock:
+                self._redispatch_deferred()
+        else:
+            log.error(
+                "the journal file is gone: new work paused",
+                path=str(self.journal.path),
+                found=lost,
+                hint="put the file back (or restart hotfolder to start a new journal; "
+                "kept files are recognised by the markers in the state folder)",
+            )
+
+    def recover(self) -> None:
+        """Act on what the last run left: recovery.resume decides each row's next step."""
+        in_force = self.current()
+        for row in self.journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
+            watch = in_force.watch(row.watch)
+            if watch is None:
+                continue
+            session = manifest_session(row.submission(), watch.path)
+            step = recovery.resume(row, partial(in_force.target_of(watch).delivered, session))
+            if step is None:
+                continue
+            if step.to is not None:
+                codes = {"error_code": step.error_code, "error_message": step.note}
+                self.journal.transition(
+                    row.id,
+                    step.to,
+                    self.clock.now(),
+                    note=step.note,
+                    **(codes if step.error_code else {}),
+                )
+            if step.then is recovery.Then.DISPATCH:
+                log.info(
+                    "resuming submission",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(step.to or row.state),
+                )
+                self.dispatch(row.id)
+            elif step.then is recovery.Then.FINISH:
+                self.outcomes.finish(watch, self.journal.get(row.id) or row)
+            else:
+                log.warning(
+                    "submission held",
+                    submission_id=row.id,
+                    watch=row.watch,
+                    state=str(State.HELD),
+                    reason=step.note,
+                    hint=f"check the destination, then run: hotfolder retry {row.id}",
+                )
+
+    def shutdown(self, grace: float) -> None:
+        """Warm stop: running transfers get `grace` seconds to finish, then they are
+        cancelled; the journal keeps their state and the next start resumes them."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.lock:
+            running = list(self.running.values())
+        if running:
+            log.info("waiting for running transfers", count=len(running), grace_seconds=grace)
+            futures.wait(running, timeout=grace)
+        self.worker.cancel.set()
+        self.pool.shutdown(wait=True)

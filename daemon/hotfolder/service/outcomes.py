@@ -1,0 +1,283 @@
+"""What becomes of a decision or a delivery: a journal write first, then the files, the people
+and the log. Every failure goes through `reject` (a tracker's refusal, a quota that can never
+fit, a transfer that failed): the journal, the quarantine with its report, the alert and one
+outcome event, the same way every time. Every end is told by `_ended`: one event, named after
+the state, with the same keys (submission_id, watch, state, code, reason, files, bytes,
+report) whatever ended it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import structlog
+
+from hotfolder import beneath
+from hotfolder.after import postprocess
+from hotfolder.after.verify import AssetKey, Verifier
+from hotfolder.assemble.tracker import Decision, Failed, Gone, GoneWhy, Ready, Waiting
+from hotfolder.clock import Clock
+from hotfolder.config.settings import WatchConfig
+from hotfolder.model import ManifestFormat, Problem, State
+from hotfolder.service.in_force import Current
+from hotfolder.state.journal import Journal, Row
+from hotfolder.state.known import JournalKnown
+from hotfolder.transfer.delivery import Ended, Held, Refused
+
+log = structlog.get_logger()
+
+GONE_EVENTS = {
+    GoneWhy.REMOVED: "manifest removed before sending",
+    GoneWhy.REPLACED: "manifest changed while waiting; it is a new submission now",
+    GoneWhy.NOT_A_MANIFEST: "not a manifest after all; left alone",
+    GoneWhy.LEFT: "manifest left the drop folder",
+}
+
+
+class Tells(Protocol):
+    """Who hears of ends (after.alerts.Alerts, batched)."""
+
+    def failed(self, sid: str, watch: str, reason: str, report: str | None = None) -> None: ...
+
+    def held(self, sid: str, watch: str, reason: str) -> None: ...
+
+    def completed(self, sid: str, watch: str, summary: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A submission that will not be sent, and the files that go to failed_dir with it."""
+
+    submission_id: str
+    manifest: PurePosixPath
+    present: tuple[PurePosixPath, ...]
+    problems: tuple[Problem, ...]
+    format: ManifestFormat | None = None
+    new: bool = False  # no journal row yet: the tracker refused it at intake
+
+    @classmethod
+    def of_row(cls, row: Row, problem: Problem) -> Rejection:
+        sub = row.submission()
+        return cls(row.id, sub.manifest.relpath, tuple(f.relpath for f in sub.media), (problem,))
+
+
+class Outcomes:
+    def __init__(
+        self,
+        journal: Journal,
+        known: JournalKnown,
+        clock: Clock,
+        current: Current,
+        alerts: Tells | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.journal, self.known, self.clock, self.current = journal, known, clock, current
+        self.alerts, self.verifier = alerts, verifier
+
+    # -- the tracker's decisions -----------------------------------------------------------
+
+    def apply(
+        self, watch: WatchConfig, decision: Decision, dispatch: Callable[[str], None]
+    ) -> None:
+        """Record what the tracker decided. A `Gone` must come only from a folder known to be
+        there (the watch loop checks): an unmounted share is not a mass delete."""
+        now = self.clock.now()
+        if isinstance(decision, Waiting):
+            detail = {
+                "missing": [str(p) for p in decision.missing],
+                "unsettled": [str(p) for p in decision.unsettled],
+                "conflicts": [str(p) for p in decision.conflicts],
+            }
+            if self.journal.record_pending(
+                decision.submission_id, watch.name, decision.manifest, now, detail
+            ):
+                log.info(
+                    "manifest seen, waiting for files",
+                    submission_id=decision.submission_id,
+                    watch=watch.name,
+                    state=str(State.PENDING),
+                    manifest=str(decision.manifest),
+                    **detail,
+                )
+        elif isinstance(decision, Gone):
+            if decision.why is GoneWhy.LEFT:
+                self.manifest_left(decision.submission_id)
+                return
+            self.journal.forget_pending(decision.submission_id)
+            log.info(
+                GONE_EVENTS[decision.why],
+                submission_id=decision.submission_id,
+                watch=watch.name,
+                manifest=str(decision.manifest),
+            )
+        elif isinstance(decision, Failed):
+            rejection = Rejection(
+                decision.submission_id,
+                decision.manifest,
+                decision.present,
+                decision.problems,
+                decision.format,
+                new=True,
+            )
+            self.reject(watch, rejection)
+        elif isinstance(decision, Ready):
+            assets = [{"guid": g, "title": t} for g, t in decision.assets]
+            self.journal.record_ready(decision.submission, now, {"assets": assets})
+            sub = decision.submission
+            log.info(
+                "submission ready",
+                submission_id=sub.id,
+                watch=watch.name,
+                state=str(State.READY),
+                files=len(sub.files),
+                bytes=sub.total_bytes,
+            )
+            dispatch(sub.id)
+
+    def manifest_left(self, sid: str) -> None:
+        """A delivered or failed submission's manifest is gone from the drop folder (we
+        archived, deleted or quarantined it, or the editor took it): the same bytes dropped
+        again are a new submission (see `known`). A held one stays held for its operator."""
+        if self.journal.state_of(sid) in (State.COMPLETE, State.FAILED):
+            self.journal.mark_manifest_removed(sid)
+
+    # -- the one way to fail ---------------------------------------------------------------
+
+    def reject(self, watch: WatchConfig, rejection: Rejection) -> None:
+        """Record `failed`, then move the files to failed_dir with the report, tell people
+        and log it. A move that fails leaves the files where they are, and is still told."""
+        r, now = rejection, self.clock.now()
+        first = r.problems[0]
+        if r.new:
+            self.journal.record_failed(
+                r.submission_id, watch.name, r.manifest, r.problems, now, r.format
+            )
+        else:
+            self.journal.transition(
+                r.submission_id,
+                State.FAILED,
+                now,
+                note=first.message,
+                error_code=first.code,
+                error_message=first.message,
+                problems=r.problems,
+            )
+        report: Path | None = None
+        try:
+            folder = postprocess.quarantine(
+                r.submission_id,
+                watch.name,
+                watch.path,
+                r.manifest,
+                r.present,
+                r.problems,
+                watch.failed_dir,
+                now,
+                permissions=watch.permissions,
+            )
+            report = folder / postprocess.REPORT_TXT
+        except Exception as err:  # a quarantine fault leaves the files; it never stops a watch
+            log.exception(
+                "cannot quarantine: files left in place",
+                submission_id=r.submission_id,
+                watch=watch.name,
+                error=str(err),
+            )
+        if self.alerts is not None:
+            self.alerts.failed(r.submission_id, watch.name, first.message, _str(report))
+        self._ended(r.submission_id, watch.name, State.FAILED, first, len(r.present) + 1, report)
+
+    # -- after a delivery ------------------------------------------------------------------
+
+    def delivered(self, watch: WatchConfig, row: Row, ended: Ended) -> None:
+        """Act on how a delivery ended (it has committed complete or held already)."""
+        if isinstance(ended, Refused):
+            self.reject(watch, Rejection.of_row(row, ended.problem))
+        elif isinstance(ended, Held):
+            self._ended(row.id, watch.name, State.HELD, ended.problem, len(row.files), None)
+        else:
+            self.finish(watch, row)
+            self._verify(watch, row.id)
+            if self.alerts is not None:
+                summary = f"{len(row.files)} files, {row.bytes_total} bytes"
+                self.alerts.completed(row.id, row.watch, summary)
+        self._after_end(watch, row.id)
+
+    def finish(self, watch: WatchConfig, row: Row) -> None:
+        """Archive/delete after `complete` is committed; safe to repeat after a crash."""
+        sub, now = row.submission(), self.clock.now()
+        done = postprocess.after_success(
+            sub, watch.path, watch.after_success, watch.archive_dir, now, watch.permissions
+        )
+        note = f"{watch.after_success}: {len(done.moved) + len(done.deleted)} files"
+        if done.kept and watch.after_success != "keep":
+            note += f"; left in place (changed since sent): {', '.join(done.kept)}"
+        self.journal.mark_postprocessed(sub.id, now, note)
+        receipt = done.destination / postprocess.RECEIPT_JSON if done.destination else None
+        self._ended(
+            sub.id, watch.name, State.COMPLETE, None, len(sub.files), receipt, sub.total_bytes, note
+        )
+
+    def _after_end(self, watch: WatchConfig, sid: str) -> None:
+        """What the journal must know once a submission ended and its files were dealt with:
+        whether its manifest left the drop folder, and (kept) a proof that survives it."""
+        final = self.journal.get(sid)
+        if final is None or final.state not in (State.COMPLETE, State.FAILED):
+            return
+        pinned = final.submission().manifest
+        found = beneath.look(watch.path, pinned.relpath)
+        if found.identity is None or not pinned.identity.same_as(found.identity):
+            self.manifest_left(sid)
+        elif final.state is State.COMPLETE and watch.after_success == "keep":
+            self.known.remember_kept(sid)
+
+    def _verify(self, watch: WatchConfig, sid: str) -> None:
+        """Hand a completed submission to the Backlot check, if its target asks for one."""
+        spec = self.current().options(watch).get("verify")
+        row = self.journal.get(sid)
+        if not spec or row is None or self.verifier is None:
+            return
+        keys = [AssetKey(a.get("guid"), a.get("title")) for a in row.detail.get("assets", [])]
+        self.verifier.add(
+            sid,
+            spec["backlot"],
+            keys,
+            float(spec.get("timeout", 7200)),
+            float(spec.get("poll_interval", 60)),
+        )
+
+    def _ended(
+        self,
+        sid: str,
+        watch: str,
+        state: State,
+        problem: Problem | None,
+        files: int,
+        report: Path | None,
+        size: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """The one outcome event: the same keys for every end."""
+        level = {State.COMPLETE: log.info, State.HELD: log.warning}.get(state, log.error)
+        level(
+            f"submission {state}",
+            submission_id=sid,
+            watch=watch,
+            state=str(state),
+            code=problem.code if problem else None,
+            reason=problem.message if problem else reason,
+            files=files,
+            bytes=size if size is not None else self._size(sid),
+            report=_str(report),
+        )
+
+    def _size(self, sid: str) -> int | None:
+        row = self.journal.get(sid)
+        return row.bytes_total if row is not None else None
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
