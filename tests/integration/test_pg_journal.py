@@ -15,9 +15,16 @@ import pytest
 
 from hotfolder.model import FileIdentity, ManifestFormat, Problem, State, Submission, SubmissionFile
 from hotfolder.state import pg_journal
-from hotfolder.state.journal import Journal, JournalHealth, JournalTooNew, StaleTransition
+from hotfolder.state.journal import (
+    Journal,
+    JournalError,
+    JournalHealth,
+    JournalTooNew,
+    StaleTransition,
+)
 from hotfolder.state.pg_journal import (
     Evidence,
+    FleetSettings,
     JournalUnavailable,
     LeaseLost,
     PgJournal,
@@ -381,3 +388,21 @@ def test_a_database_down_at_start_is_reported_as_unavailable_without_its_passwor
     assert "cannot be reached" in str(failed.value)
     assert server.password not in str(failed.value)
     assert failed.value.hint  # what to check, for the startup message
+
+
+def test_the_config_block_opens_it_with_the_password_from_a_file_never_the_url(
+    pg_server: PgServer, db_url: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "pg.pass"
+    secret.write_text(pg_server.password + "\n")
+    j = PgJournal.open(FleetSettings(db_url, node="a", password_file=secret))
+    try:
+        assert j.node == "a"
+        assert [n.name for n in j.nodes()] == ["a"]
+    finally:
+        j.close()
+    with_password = db_url.replace("hotfolder@", f"hotfolder:{pg_server.password}@")
+    with pytest.raises(JournalError) as refused:
+        PgJournal.open(FleetSettings(with_password, node="a"))
+    assert pg_server.password not in str(refused.value)
+    assert "password_file" in refused.value.hint

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import psycopg
@@ -49,6 +49,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hotfolder.clock import Clock, SystemClock
+from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.metrics import COUNTERS
 from hotfolder.model import FINAL, ManifestFormat, Problem, State, Submission
 from hotfolder.state.journal import (
@@ -112,6 +113,31 @@ class NodeRow:
 def default_node() -> str:
     """A node's name when the config gives none: the host name (unique within a fleet)."""
     return socket.gethostname()
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSettings:
+    """The config's `journal:` block (url, node, password_file | password_credential)."""
+
+    url: str
+    node: str | None = None
+    password_file: Path | None = None
+    password_credential: str | None = None
+
+    def password(self) -> str | None:
+        """Read when the journal opens, from the file or the systemd credential; never the
+        URL, which is logged and shown by `status`."""
+        if psycopg.conninfo.conninfo_to_dict(self.url).get("password"):
+            raise JournalError(
+                f"journal url {masked(self.url)} carries a password",
+                "take it out of the URL and put it in password_file or password_credential "
+                "(the URL is shown in logs and by hotfolder status)",
+            )
+        try:
+            return read_secret(self.password_file, self.password_credential)
+        except CredentialError as err:
+            hint = "check journal.password_file / password_credential"
+            raise JournalError(str(err), hint) from err
 
 
 # -- schema -------------------------------------------------------------------------------
@@ -322,6 +348,12 @@ class PgJournal:
         except BaseException:
             self._pool.close()  # its threads must not outlive a journal that never opened
             raise
+
+    @classmethod
+    def open(cls, settings: FleetSettings, **kw: Any) -> PgJournal:
+        """The journal the config names; raises JournalError (bad password source) or
+        JournalUnavailable / JournalTooNew like the constructor."""
+        return cls(settings.url, node=settings.node, password=settings.password(), **kw)
 
     def close(self) -> None:
         self._pool.close()
