@@ -26,6 +26,7 @@ class FakeFileSystem:
     files: dict[Path, FakeFile] = field(default_factory=dict)
     links: set[Path] = field(default_factory=set)
     specials: set[Path] = field(default_factory=set)
+    reads: list[Path] = field(default_factory=list)  # every file opened for reading, in order
     _tick: int = 1
     _inode: int = 100
 
@@ -60,6 +61,7 @@ class FakeFileSystem:
         return Look(Kind.FILE, ident) if ident else MISSING
 
     def read(self, root: Path, relpath: PurePosixPath, limit: int) -> bytes:
+        self.reads.append(root / relpath)
         return self.files[root / relpath].data[:limit]
 
     def names(self, root: Path, folder: PurePosixPath) -> list[str]:

@@ -84,16 +84,18 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path, notify: NotifySocket
 
 
 def test_sighup_reloads_and_refuses_an_invalid_config(tmp_path: Path, notify: NotifySocket) -> None:
-    config = write_config(tmp_path)
+    # An hour's stability window: a drop goes out only once the reload's 0.2 s applies.
+    config = write_config(tmp_path, stability_seconds=3600)
     daemon = start(config, notify)
     try:
         wait_until(lambda: notify.saw("READY=1"), what="READY=1")
-        good = config.read_text()
-        config.write_text(good.replace("stability_seconds: 0.5", "stability_seconds: oops"))
+        slow = config.read_text()
+        assert "stability_seconds: 3600" in slow
+        config.write_text(slow.replace("stability_seconds: 3600", "stability_seconds: oops"))
         daemon.send_signal(signal.SIGHUP)
         wait_until(lambda: "reload refused" in log_of(config), what="the refusal")
-        config.write_text(good.replace("stability_seconds: 0.5", "stability_seconds: 0.2"))
-        # the refused reload must not have killed it: a valid one still works
+        config.write_text(slow.replace("stability_seconds: 3600", "stability_seconds: 0.2"))
+        # the refused reload must not have killed it: a valid one still works, and applies
         daemon.send_signal(signal.SIGHUP)
         wait_until(lambda: "config reloaded" in log_of(config), what="the reload")
         (tmp_path / "drop" / "a.mov").write_bytes(b"a")

@@ -370,6 +370,7 @@ def test_an_oversized_manifest_is_refused_unread(fs: FakeFileSystem) -> None:
     (failed,) = t.check(WINDOW)
     assert isinstance(failed, Failed)
     assert failed.problems[0].code == "manifest-too-large"
+    assert ROOT / "huge.xml" not in fs.reads  # refused by its size alone, never opened
 
 
 def test_a_manifest_whose_own_name_has_a_line_break_fails_at_once(fs: FakeFileSystem) -> None:
@@ -379,3 +380,47 @@ def test_a_manifest_whose_own_name_has_a_line_break_fails_at_once(fs: FakeFileSy
     (failed,) = t.check(0)  # at once: not once settled, and never after the media went
     assert isinstance(failed, Failed)
     assert [p.code for p in failed.problems] == ["unsendable-name"]
+
+
+class Sending(Decided):
+    """These ids are being sent right now."""
+
+    def __init__(self, sending: set[str]) -> None:
+        super().__init__(set())
+        self.sending = sending
+
+    def in_flight(self, sid: str) -> bool:
+        return sid in self.sending
+
+
+def test_a_manifest_edited_while_its_submission_is_sent_waits_for_that_delivery(
+    fs: FakeFileSystem,
+) -> None:
+    known = Sending(set())
+    t = WatchTracker(WatchSettings("w", ROOT, WINDOW), fs, known)
+    drop_all(fs, t, 0)
+    t.check(0)
+    (ready,) = t.check(WINDOW)
+    assert isinstance(ready, Ready)
+    known.sending.add(ready.submission.id)
+    fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item(guid="edited")).encode())
+    t.on_event(PurePosixPath("m.xml"), 20)
+    assert t.check(20) == [], "a second submission in flight"
+    assert t.check(20 + 2 * WINDOW) == [], "a second submission in flight"
+    known.sending.clear()  # that delivery ended: the edited manifest is a submission of its own
+    t.check(40)
+    (second,) = t.check(40 + WINDOW)
+    assert isinstance(second, Ready)
+    assert second.submission.id != ready.submission.id
+
+
+def test_a_reload_s_shorter_window_applies_to_what_already_waits(fs: FakeFileSystem) -> None:
+    t = WatchTracker(WatchSettings("w", ROOT, 3600), fs, Decided(set()))
+    drop_all(fs, t, now=0)
+    (waiting,) = t.check(0)
+    assert isinstance(waiting, Waiting)
+    assert t.next_due() == 3600  # by the old window
+    t.reconfigure(WatchSettings("w", ROOT, WINDOW))
+    assert t.next_due() <= WINDOW  # looked at again, by the new one
+    (ready,) = t.check(WINDOW)
+    assert isinstance(ready, Ready)

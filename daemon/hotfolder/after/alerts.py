@@ -18,6 +18,9 @@ import requests
 import structlog
 
 from hotfolder.clock import Clock
+from hotfolder.config import schema
+from hotfolder.config.schema import default
+from hotfolder.config.sections import EmailSettings, NotificationSettings, WebhookSettings
 from hotfolder.credentials import read_secret
 
 log = structlog.get_logger()
@@ -42,31 +45,29 @@ class _Batch:
 Sender = Callable[[str, str, dict[str, Any]], None]  # subject, text, payload
 
 
-def smtp_sender(spec: dict[str, Any]) -> Sender:
+def smtp_sender(spec: EmailSettings) -> Sender:
     def send(subject: str, text: str, _payload: dict[str, Any]) -> None:
         message = EmailMessage()
         message["Subject"] = subject
-        message["From"] = spec["from"]
-        message["To"] = ", ".join(spec["to"])
+        message["From"] = spec.sender
+        message["To"] = ", ".join(spec.to)
         message.set_content(text)
-        with smtplib.SMTP(
-            spec.get("host", "localhost"), int(spec.get("port", 25)), timeout=30
-        ) as smtp:
-            if spec.get("starttls"):
+        with smtplib.SMTP(spec.host, spec.port, timeout=30) as smtp:
+            if spec.starttls:
                 smtp.starttls(context=ssl.create_default_context())
-            password = read_secret(spec.get("password_file"), spec.get("password_credential"))
-            if spec.get("username") and password is not None:
-                smtp.login(spec["username"], password)
+            password = read_secret(spec.password.file, spec.password.credential)
+            if spec.username and password is not None:
+                smtp.login(spec.username, password)
             smtp.send_message(message)
 
     return send
 
 
-def webhook_sender(spec: dict[str, Any]) -> Sender:
+def webhook_sender(spec: WebhookSettings) -> Sender:
     session = requests.Session()
 
     def send(_subject: str, _text: str, payload: dict[str, Any]) -> None:
-        response = session.post(spec["url"], json=payload, timeout=float(spec.get("timeout", 10)))
+        response = session.post(spec.url, json=payload, timeout=float(spec.timeout))
         response.raise_for_status()
 
     return send
@@ -78,8 +79,8 @@ class Alerts:
         senders: dict[str, Sender],
         clock: Clock,
         stop: threading.Event,
-        batch_seconds: float = 60.0,
-        digest_every: float = 86400.0,
+        batch_seconds: float = default(schema.NOTIFICATIONS, "batch_seconds"),
+        digest_every: float = default(schema.NOTIFICATIONS, "digest_every"),
         host: str = "",
     ) -> None:
         self.senders = senders
@@ -98,13 +99,13 @@ class Alerts:
 
     @classmethod
     def from_config(
-        cls, spec: dict[str, Any], clock: Clock, stop: threading.Event
+        cls, spec: NotificationSettings, clock: Clock, stop: threading.Event
     ) -> Alerts | None:
         senders: dict[str, Sender] = {}
-        if spec.get("email"):
-            senders["email"] = smtp_sender(spec["email"])
-        if spec.get("webhook"):
-            senders["webhook"] = webhook_sender(spec["webhook"])
+        if spec.email is not None:
+            senders["email"] = smtp_sender(spec.email)
+        if spec.webhook is not None:
+            senders["webhook"] = webhook_sender(spec.webhook)
         if not senders:
             return None
         import socket  # noqa: PLC0415 - only the host name, once
@@ -113,8 +114,8 @@ class Alerts:
             senders,
             clock,
             stop,
-            float(spec.get("batch_seconds", 60)),
-            float(spec.get("digest_every", 86400)),
+            float(spec.batch_seconds),
+            float(spec.digest_every),
             socket.gethostname(),
         )
 
@@ -151,19 +152,22 @@ class Alerts:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            now = self.clock.monotonic()
-            with self._lock:
-                due = (
-                    self._first_failure is not None
-                    and now - self._first_failure >= self.batch_seconds
-                )
-            if due:
-                self._flush_failures()
-            if self.digest_every > 0 and now >= self._next_digest:
-                self._next_digest = now + self.digest_every
-                self._flush(self._take("complete"), "digest")
+            self.turn()
             self._wake.wait(1.0)
             self._wake.clear()
+
+    def turn(self) -> None:
+        """One look of the sending thread: send what is due. Tests call it with a fake clock."""
+        now = self.clock.monotonic()
+        with self._lock:
+            due = (
+                self._first_failure is not None and now - self._first_failure >= self.batch_seconds
+            )
+        if due:
+            self._flush_failures()
+        if self.digest_every > 0 and now >= self._next_digest:
+            self._next_digest = now + self.digest_every
+            self._flush(self._take("complete"), "digest")
 
     def _flush_failures(self) -> None:
         self._flush(self._take("failed"), "failures")

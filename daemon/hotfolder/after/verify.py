@@ -10,6 +10,7 @@ at again with backoff until the timeout, so a fixed secret resumes every pending
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,7 @@ import structlog
 
 from hotfolder.after.backlot import BacklotError, Client, Credentials
 from hotfolder.clock import Clock
+from hotfolder.config.sections import BacklotAccount
 from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.state.journal import Journal
 
@@ -83,21 +85,18 @@ class _Job:
     last_error: str | None = None
 
 
-def client_for(account: dict[str, Any]) -> Client:
-    secret = read_secret(account.get("api_secret_file"), account.get("api_secret_credential"))
-    assert secret is not None  # the schema requires one of the two
-    return Client(
-        Credentials(account["api_key"], secret),
-        account.get("api_host", "https://api.ooyala.com"),
-        account.get("read_host", "https://cdn-api.ooyala.com"),
-    )
+def client_for(account: BacklotAccount) -> Client:
+    secret = read_secret(account.secret.file, account.secret.credential)
+    if secret is None:  # the schema requires one of the two
+        raise CredentialError("the Backlot account names neither a secret file nor a credential")
+    return Client(Credentials(account.api_key, secret), account.api_host, account.read_host)
 
 
 class Verifier:
     def __init__(
         self,
         journal: Journal,
-        accounts: dict[str, dict[str, Any]],
+        accounts: Mapping[str, BacklotAccount],
         clock: Clock,
         stop: threading.Event,
     ) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
+from hotfolder.config.sections import AscpTargetSettings, LocalTargetSettings, Secret
 from hotfolder.config.settings import Config, ConfigError, KeyPath
 
 
@@ -56,9 +56,9 @@ def _watches(cfg: Config) -> Iterator[StartupProblem]:
 
 def _targets(cfg: Config) -> Iterator[StartupProblem]:
     for t in cfg.targets.values():
-        if t.type != "local":
+        if not isinstance(t.settings, LocalTargetSettings):
             continue
-        path: Path = t.options["path"]
+        path = t.settings.path
         # Never create it: a missing destination is usually an unmounted share, and writing
         # into the empty mount point would hide the files from the real consumer.
         if not path.is_dir():
@@ -116,25 +116,22 @@ def environment(cfg: Config) -> list[Finding]:
         found.append(Finding(severity, where))
 
     for name, t in cfg.targets.items():
-        if t.type != "ascp":
+        if not isinstance(t.settings, AscpTargetSettings):
             continue
         base: KeyPath = ("targets", name)
-        _executable(t.options.get("ascp_path", "ascp"), (*base, "ascp_path"), at)
-        _secret(t.options, "password_file", "password_credential", base, "Aspera password", at)
-        if "key_file" in t.options:
-            _file(Path(t.options["key_file"]), (*base, "key_file"), "SSH key", at)
+        ascp = t.settings
+        _executable(ascp.ascp_path, (*base, "ascp_path"), at)
+        keys = ("password_file", "password_credential")
+        _secret(ascp.password, keys, base, "Aspera password", at)
+        if ascp.key_file is not None:
+            _file(ascp.key_file, (*base, "key_file"), "SSH key", at)
     for name, account in cfg.backlot.items():
-        base = ("backlot", name)
-        _secret(account, "api_secret_file", "api_secret_credential", base, "Backlot secret", at)
-    email = cfg.notifications.get("email") or {}
-    _secret(
-        email,
-        "password_file",
-        "password_credential",
-        ("notifications", "email"),
-        "SMTP password",
-        at,
-    )
+        keys = ("api_secret_file", "api_secret_credential")
+        _secret(account.secret, keys, ("backlot", name), "Backlot secret", at)
+    email = cfg.notifications.email
+    if email is not None:
+        keys = ("password_file", "password_credential")
+        _secret(email.password, keys, ("notifications", "email"), "SMTP password", at)
     return found
 
 
@@ -164,18 +161,13 @@ def _executable(value: str, path: KeyPath, at: Report) -> None:
     )
 
 
-def _secret(
-    options: dict[str, Any],
-    file_key: str,
-    credential_key: str,
-    base: KeyPath,
-    what: str,
-    at: Report,
-) -> None:
-    if options.get(file_key):
-        _file(Path(os.path.expanduser(str(options[file_key]))), (*base, file_key), what, at)
+def _secret(secret: Secret, keys: tuple[str, str], base: KeyPath, what: str, at: Report) -> None:
+    """`keys`: the config's names for the secret's file and credential, for the key path."""
+    file_key, credential_key = keys
+    if secret.file is not None:
+        _file(Path(os.path.expanduser(str(secret.file))), (*base, file_key), what, at)
         return
-    name = options.get(credential_key)
+    name = secret.credential
     if not name:
         return
     folder = os.environ.get("CREDENTIALS_DIRECTORY")

@@ -10,6 +10,37 @@ from hotfolder.units import Unit
 
 Schema = dict[str, Any]
 
+
+def default(section: Schema, key: str) -> Any:
+    """The default of `key` in `section` (a schema object, or a dict of properties): the one
+    place defaults are written, read by the typed settings (sections.py) and the loader."""
+    properties = section.get("properties", section)
+    return properties[key]["default"]
+
+
+#: A systemd credential's name: it is joined onto $CREDENTIALS_DIRECTORY, so no '/' or '..'.
+CREDENTIAL_NAME = "^[A-Za-z0-9_.-]+$"
+
+
+def secret_keys(
+    file_key: str, credential_key: str, what: str, file_example: str, credential_example: str
+) -> Schema:
+    """The pair of keys every secret is given by: a file, or a systemd credential's name."""
+    return {
+        file_key: {
+            "type": "string",
+            "description": f"A file holding {what} (read each time it is needed, so a rotated "
+            "secret needs no restart).",
+            "example": file_example,
+        },
+        credential_key: {
+            "type": "string",
+            "pattern": CREDENTIAL_NAME,
+            "description": f"Name of a systemd credential (LoadCredential=) holding {what}.",
+            "example": credential_example,
+        },
+    }
+
 # Keys people write with units (`5s`, `24h`, `100GB`, `100Mbps`); plain numbers stay valid.
 # config.py turns the strings into numbers (units.py) before the rest of the schema applies.
 DURATION: Schema = {
@@ -221,17 +252,13 @@ BACKLOT_ACCOUNT: Schema = {
             "description": "The API key (<pcode>.<suffix>).",
             "example": "7ab06...xyz",
         },
-        "api_secret_file": {
-            "type": "string",
-            "description": "A file holding the 40-character API secret.",
-            "example": "/etc/hotfolder/backlot.secret",
-        },
-        "api_secret_credential": {
-            "type": "string",
-            "pattern": "^[A-Za-z0-9_.-]+$",
-            "description": "A systemd credential holding the secret.",
-            "example": "backlot-secret",
-        },
+        **secret_keys(
+            "api_secret_file",
+            "api_secret_credential",
+            "the 40-character API secret",
+            "/etc/hotfolder/backlot.secret",
+            "backlot-secret",
+        ),
         "api_host": {
             "type": "string",
             "default": "https://api.ooyala.com",
@@ -295,16 +322,13 @@ NOTIFICATIONS: Schema = {
                     "description": "SMTP login, if any.",
                     "example": "hotfolder",
                 },
-                "password_file": {
-                    "type": "string",
-                    "description": "The SMTP password.",
-                    "example": "/etc/hotfolder/smtp.pass",
-                },
-                "password_credential": {
-                    "type": "string",
-                    "description": "A systemd credential holding the SMTP password.",
-                    "example": "smtp-password",
-                },
+                **secret_keys(
+                    "password_file",
+                    "password_credential",
+                    "the SMTP password",
+                    "/etc/hotfolder/smtp.pass",
+                    "smtp-password",
+                ),
                 "from": {
                     "type": "string",
                     "description": "Sender address.",
@@ -464,19 +488,13 @@ ASCP_TARGET: Schema = {
             "description": "Remote folder the files go to.",
             "example": "/",
         },
-        "password_file": {
-            "type": "string",
-            "description": "A file holding the password "
-            "(read at each session, so a rotated password needs no restart). "
-            "Passed to ascp in ASPERA_SCP_PASS, never on the command line.",
-            "example": "/etc/hotfolder/aspera.pass",
-        },
-        "password_credential": {
-            "type": "string",
-            "pattern": "^[A-Za-z0-9_.-]+$",
-            "description": "Name of a systemd credential (LoadCredential=) holding the password.",
-            "example": "aspera-password",
-        },
+        **secret_keys(
+            "password_file",
+            "password_credential",
+            "the password (passed to ascp in ASPERA_SCP_PASS, never on the command line)",
+            "/etc/hotfolder/aspera.pass",
+            "aspera-password",
+        ),
         "key_file": {
             "type": "string",
             "description": "SSH private key (ascp -i).",

@@ -18,7 +18,9 @@ import jsonschema
 import yaml
 
 from hotfolder import units
-from hotfolder.config import schema
+from hotfolder.config import schema, sections
+from hotfolder.config.schema import default
+from hotfolder.config.sections import BacklotAccount, NotificationSettings, TargetSettings
 from hotfolder.perms import SharedPermissions, parse_mode
 
 KeyPath = tuple[str | int, ...]
@@ -47,8 +49,8 @@ class InvalidConfig(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
-    target: str = "auto"
-    level: str = "info"
+    target: str = default(schema.LOGGING, "target")
+    level: str = default(schema.LOGGING, "level")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +66,9 @@ class WatchConfig:
     rescan_seconds: float
     max_manifest_bytes: int
     ignore: tuple[str, ...]
-    mode: str = "auto"
-    poll_interval: float = 2.0
-    max_settle: float = 3600.0
+    mode: str = default(schema.WATCH, "mode")
+    poll_interval: float = default(schema.WATCH, "poll_interval")
+    max_settle: float = default(schema.WATCH, "max_settle")
     permissions: SharedPermissions | None = None  # failed/ and archive/ for the editors
 
     @property
@@ -80,7 +82,8 @@ class WatchConfig:
 class TargetConfig:
     name: str
     type: str
-    options: dict[str, Any]  # the target's own keys, already schema-checked
+    options: dict[str, Any]  # the raw keys: on their way out, read `settings` instead
+    settings: TargetSettings  # typed, with the schema's defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +105,10 @@ class Config:
     workers: int
     watches: tuple[WatchConfig, ...]
     targets: dict[str, TargetConfig]
-    shutdown_grace: float = 30.0
-    backlot: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notifications: dict[str, Any] = field(default_factory=dict)
-    min_free_bytes: int = 1_000_000_000
+    shutdown_grace: float = default(schema.CONFIG, "shutdown_grace")
+    backlot: dict[str, BacklotAccount] = field(default_factory=dict)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    min_free_bytes: int = default(schema.CONFIG, "min_free_bytes")
     http: HttpConfig | None = None
     editors: dict[str, str] = field(default_factory=dict)  # user name -> e-mail address
     #: Where each key is in the file, for messages about it after loading (check-config).
@@ -449,15 +452,15 @@ def _folders(data: dict[str, Any], state_dir: Path, base: Path) -> list[_Folder]
     found = []
     for i, watch in enumerate(data["watches"]):
         name = watch["name"]
-        default = {
+        unset = {
             "archive_dir": state_dir / "archive" / name,
             "failed_dir": state_dir / "failed" / name,
         }
         keys = ["path", "failed_dir"]
-        if watch.get("after_success", "archive") == "archive":
+        if watch.get("after_success", default(schema.WATCH, "after_success")) == "archive":
             keys.insert(1, "archive_dir")
         for key in keys:
-            given = _resolve(watch[key], base) if watch.get(key) else default[key]
+            given = _resolve(watch[key], base) if watch.get(key) else unset[key]
             what = "watch folder" if key == "path" else key
             found.append(_Folder(what, i, ("watches", i, key), given, _real(given)))
     return found
@@ -550,7 +553,7 @@ def _permission_checks(
             )
     real_state = _real(state_dir)
     keys = ["failed_dir"]
-    if watch.get("after_success", "archive") == "archive":
+    if watch.get("after_success", default(schema.WATCH, "after_success")) == "archive":
         keys.append("archive_dir")
     for key in keys:
         folder = _real(_resolve(watch[key], base)) if watch.get(key) else real_state
@@ -580,30 +583,29 @@ def _resolve(value: str, base: Path) -> Path:
 # -- resolved config -------------------------------------------------------------------------
 
 
-def _default(sch: schema.Schema, key: str) -> Any:
-    return sch["properties"][key]["default"]
-
-
 def _build(data: dict[str, Any], source: Path, base: Path, lines: dict[KeyPath, int]) -> Config:
     state_dir = _resolve(data["state_dir"], base)
     log = data.get("logging") or {}
     watches = tuple(_build_watch(w, state_dir, base) for w in data["watches"])
+    def resolve(value: str) -> Path:
+        return _resolve(value, base)
+
     targets = {
-        name: TargetConfig(name, t["type"], _resolve_target(t, base))
+        name: TargetConfig(name, t["type"], _resolve_target(t, base), sections.target(t, resolve))
         for name, t in data["targets"].items()
     }
     return Config(
         source=source,
         state_dir=state_dir,
-        logging=LoggingConfig(log.get("target", "auto"), log.get("level", "info")),
-        workers=data.get("workers", _default(schema.CONFIG, "workers")),
-        shutdown_grace=float(data.get("shutdown_grace", _default(schema.CONFIG, "shutdown_grace"))),
+        logging=LoggingConfig(**log),
+        workers=data.get("workers", default(schema.CONFIG, "workers")),
+        shutdown_grace=float(data.get("shutdown_grace", default(schema.CONFIG, "shutdown_grace"))),
         backlot={
-            name: _resolve_target(account, base)
+            name: sections.backlot_account(account, resolve)
             for name, account in (data.get("backlot") or {}).items()
         },
-        notifications=data.get("notifications") or {},
-        min_free_bytes=int(data.get("min_free_bytes", _default(schema.CONFIG, "min_free_bytes"))),
+        notifications=sections.notifications(data.get("notifications"), resolve),
+        min_free_bytes=int(data.get("min_free_bytes", default(schema.CONFIG, "min_free_bytes"))),
         watches=watches,
         targets=targets,
         http=_http(data.get("http"), base),
@@ -615,7 +617,7 @@ def _build(data: dict[str, Any], source: Path, base: Path, lines: dict[KeyPath, 
 def _http(spec: dict[str, Any] | None, base: Path) -> HttpConfig | None:
     if spec is None:
         return None
-    listen = spec.get("listen", _default(schema.HTTP, "listen"))
+    listen = spec.get("listen", default(schema.HTTP, "listen"))
     return HttpConfig(
         listen=(listen,) if isinstance(listen, str) else tuple(listen),
         users_file=_resolve(spec["users_file"], base) if spec.get("users_file") else None,
@@ -627,7 +629,7 @@ def _http(spec: dict[str, Any] | None, base: Path) -> HttpConfig | None:
 
 def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
     def get(key: str) -> Any:
-        return w.get(key, _default(schema.WATCH, key))
+        return w.get(key, default(schema.WATCH, key))
 
     name = w["name"]
     return WatchConfig(
@@ -652,17 +654,16 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
 def _permissions(spec: dict[str, Any] | None) -> SharedPermissions | None:
     if spec is None:
         return None
-    defaults = schema.PERMISSIONS["properties"]
     return SharedPermissions(
-        folder_mode=parse_mode(spec.get("folder_mode", defaults["folder_mode"]["default"])),
-        file_mode=parse_mode(spec.get("file_mode", defaults["file_mode"]["default"])),
+        folder_mode=parse_mode(spec.get("folder_mode", default(schema.PERMISSIONS, "folder_mode"))),
+        file_mode=parse_mode(spec.get("file_mode", default(schema.PERMISSIONS, "file_mode"))),
         group=spec.get("group"),
     )
 
 
 def _resolve_target(t: dict[str, Any], base: Path) -> dict[str, Any]:
     options = {k: v for k, v in t.items() if k != "type"}
-    for key in ("path", "password_file", "key_file", "api_secret_file"):
+    for key in ("path", "password_file", "key_file"):
         if key in options:
             options[key] = _resolve(options[key], base)
     return options

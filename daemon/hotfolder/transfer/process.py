@@ -71,10 +71,12 @@ class Child:
         return self._proc.pid
 
     def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for raw in self._proc.stdout:
+        output = self._proc.stdout
+        if output is None:  # Popen was given stdout=PIPE: never the case
+            return
+        for raw in output:
             self._tail.append(raw.decode("utf-8", "replace").rstrip())
-        self._proc.stdout.close()
+        output.close()
 
     def poll(self) -> int | None:
         return self._proc.poll()

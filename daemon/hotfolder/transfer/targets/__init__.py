@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hotfolder.config.sections import LocalTargetSettings
 from hotfolder.config.settings import TargetConfig
+from hotfolder.transfer.link import Link
 from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget
 from hotfolder.transfer.targets.base import Fault, Session, Target, TransferError
 from hotfolder.transfer.targets.local import LocalTarget
@@ -13,12 +15,9 @@ from hotfolder.transfer.targets.local import LocalTarget
 __all__ = ["Fault", "Session", "Target", "TransferError", "build"]
 
 
-def build(config: TargetConfig, state_dir: Path) -> Target:
-    if config.type == "local":
-        return LocalTarget(
-            config.name, config.options["path"], state_dir / "receipts" / config.name
-        )
-    if config.type == "ascp":
-        work_dir = state_dir / "ascp" / config.name
-        return AscpTarget(AscpSettings.from_options(config.name, config.options, work_dir))
-    raise ValueError(f"unknown target type {config.type!r}")  # the schema makes this unreachable
+def build(config: TargetConfig, state_dir: Path, link: Link | None = None) -> Target:
+    typed = config.settings
+    if isinstance(typed, LocalTargetSettings):
+        return LocalTarget(config.name, typed.path, state_dir / "receipts" / config.name)
+    work_dir = state_dir / "ascp" / config.name
+    return AscpTarget(AscpSettings.of(config.name, typed, work_dir), link)

@@ -19,16 +19,19 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from hotfolder.config import sections
+from hotfolder.config.sections import AscpTargetSettings
 from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.durable import durable_write
 from hotfolder.transfer import faspmgr
+from hotfolder.transfer.link import Link
 from hotfolder.transfer.process import Child, masked
 from hotfolder.transfer.targets.base import (
     Fault,
@@ -36,6 +39,7 @@ from hotfolder.transfer.targets.base import (
     Session,
     TransferError,
 )
+from hotfolder.transfer.targets.steering import Steering
 
 RECEIPT_GLOB = "aspera-transfer-*-manifest.txt"
 INPROGRESS_SUFFIX = ".aspera-inprogress"
@@ -52,38 +56,25 @@ POLL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
-class AscpSettings:
-    name: str
-    host: str
-    user: str
-    work_dir: Path  # file lists and receipts: under state_dir, never in a watch folder
-    ssh_port: int = 33001
-    udp_port: int = 33001
-    destination: str = "/"
-    password_file: Path | None = None
-    password_credential: str | None = None
-    key_file: Path | None = None
-    sshfp: str | None = None
-    target_rate: str | None = None
-    min_rate: str | None = None
-    policy: str = "fair"
-    cipher: str | None = None
-    resume: int = 2
-    ascp_path: str = "ascp"
-    stall_timeout: float = 120.0
-    connect_timeout: float = 15.0
+class AscpSettings(AscpTargetSettings):
+    """The target's typed config (defaults from the schema), plus where a run keeps its file
+    lists and receipts: under state_dir, never in a watch folder."""
+
+    name: str = field(kw_only=True)
+    work_dir: Path = field(kw_only=True)
+
+    @classmethod
+    def of(cls, name: str, target: AscpTargetSettings, work_dir: Path) -> AscpSettings:
+        given = {f.name: getattr(target, f.name) for f in fields(AscpTargetSettings)}
+        return cls(**given, name=name, work_dir=work_dir)
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any], work_dir: Path) -> AscpSettings:
-        known = {
-            k: v
-            for k, v in options.items()
-            if k in cls.__dataclass_fields__ and k not in ("name", "work_dir")
-        }
-        for key in ("password_file", "key_file"):
-            if known.get(key) is not None:
-                known[key] = Path(known[key])
-        return cls(name=name, work_dir=work_dir, **known)
+        """From a target's raw keys (TargetConfig.options): prefer `of` with its `settings`."""
+        typed = sections.target({**options, "type": "ascp"}, Path)
+        if not isinstance(typed, AscpTargetSettings):  # an "ascp" block gives ascp settings
+            raise TypeError(f"not ascp settings: {typed!r}")
+        return cls.of(name, typed, work_dir)
 
 
 # -- pure: argv and environment -----------------------------------------------------------
@@ -212,9 +203,10 @@ def classify(
 
 
 class AscpTarget:
-    def __init__(self, settings: AscpSettings) -> None:
+    def __init__(self, settings: AscpSettings, link: Link | None = None) -> None:
         self.name = settings.name
         self.settings = settings
+        self.link = link  # windows and live rates (issue 14); None: -l target_rate, fixed
 
     def check(self) -> TransferError | None:
         """The executable runs and the credential can be read (a login itself cannot be
@@ -244,7 +236,8 @@ class AscpTarget:
                 raise _state_dir_error(err) from err
             password = self._password()
             receipts = self.receipt_dir(session) if gate is not None else None
-            _Run(s, session, pair_list, receipts, password, progress, cancel, gate).run()
+            steering = Steering(self.link, session) if self.link is not None else None
+            _Run(s, session, pair_list, receipts, password, progress, cancel, gate, steering).run()
         finally:
             pair_list.unlink(missing_ok=True)
             if gate is not None:
@@ -374,8 +367,10 @@ class _Run:
         progress: Progress,
         cancel: threading.Event,
         gate: _Gate | None = None,
+        steering: Steering | None = None,
     ) -> None:
         self.s = s
+        self.steering = steering
         self.session = session
         self.pair_list = pair_list
         self.receipts = receipts
@@ -394,9 +389,18 @@ class _Run:
         self.arrived: set[str] = set()  # destination paths whose STOP frame came in
 
     def run(self) -> None:
+        if self.steering is None:
+            self._run(self.s)
+            return
+        try:
+            self._run(replace(self.s, target_rate=self.steering.start(self.s.target_rate)))
+        finally:
+            self.steering.stop()
+
+    def _run(self, settings: AscpSettings) -> None:
         with socket.create_server(("127.0.0.1", 0), backlog=1) as listener:
             port = listener.getsockname()[1]
-            argv = build_argv(self.s, self.session, port, self.pair_list, self.receipts)
+            argv = build_argv(settings, self.session, port, self.pair_list, self.receipts)
             self.log.info("ascp starting", command=masked(argv))
             try:
                 child = self.child = Child(argv, build_env(os.environ, self.password))
@@ -495,6 +499,8 @@ class _Run:
             if self.cancel.is_set():
                 self._send_cancel(conn)
                 return TransferError("cancelled by shutdown", "cancelled")
+            if self.steering is not None and (paused := self.steering.step(_sender(conn))):
+                return paused
             if time.monotonic() - last_progress > self.s.stall_timeout:
                 self._send_cancel(conn)
                 return TransferError(
@@ -569,3 +575,13 @@ class _Run:
     def _send_cancel(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):  # ascp may be gone already; signals follow
             conn.sendall(faspmgr.encode({"Type": "CANCEL"}))
+
+
+def _sender(conn: socket.socket) -> Callable[[bytes], None]:
+    """Write a command to ascp; one that has just exited is not an error (its EOF follows)."""
+
+    def send(data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(data)
+
+    return send

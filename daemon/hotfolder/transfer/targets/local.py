@@ -104,7 +104,8 @@ class LocalTarget:
         receipt = self._receipt(session)
         if receipt is not None and receipt.is_file():
             return True
-        if receipt is not None and not self._attempt(session).exists():
+        attempt = self._attempt(session)
+        if receipt is not None and attempt is not None and not attempt.exists():
             return False  # no byte ever left for this session
         for src, rel in session.files:
             dest = self.root / rel
@@ -119,20 +120,23 @@ class LocalTarget:
             return None
         return self.receipts / f"{session.submission_id}.{session.label}.done"
 
-    def _attempt(self, session: Session) -> Path:
-        assert self.receipts is not None
+    def _attempt(self, session: Session) -> Path | None:
+        if self.receipts is None:
+            return None
         return self.receipts / f"{session.submission_id}.{session.label}.attempt"
 
     def _mark_attempt(self, session: Session) -> None:
         """Durable before the first byte of the session is written to the destination: the
         last moment at which nothing of it had provably left (issue 16, item 17)."""
-        if self.receipts is not None and not self._attempt(session).exists():
-            durable_write(self._attempt(session), "")
+        attempt = self._attempt(session)
+        if attempt is not None and not attempt.exists():
+            durable_write(attempt, "")
 
     def _unmark_attempt(self, session: Session) -> None:
-        if self.receipts is not None and self._attempt(session).exists():
-            self._attempt(session).unlink()
-            fsync_dir(self.receipts)
+        attempt = self._attempt(session)
+        if attempt is not None and attempt.exists():
+            attempt.unlink()
+            fsync_dir(attempt.parent)
 
     def _write_receipt(self, session: Session) -> None:
         receipt = self._receipt(session)
