@@ -227,8 +227,10 @@ class PgServer:
         self.start()
 
     def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            self.stop()
+        finally:  # a stop that had to SIGKILL still leaves no folder behind
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def create_database(self) -> str:
         """A new database owned by the app role: one per test, so tests never share rows."""
