@@ -21,7 +21,7 @@ from hotfolder.after.backlot import BacklotError, Client, Credentials
 from hotfolder.clock import Clock
 from hotfolder.config.sections import BacklotAccount
 from hotfolder.credentials import CredentialError, read_secret
-from hotfolder.state.journal import Journal
+from hotfolder.state.port import JournalPort
 
 log = structlog.get_logger()
 
@@ -95,7 +95,7 @@ def client_for(account: BacklotAccount) -> Client:
 class Verifier:
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalPort,
         accounts: Mapping[str, BacklotAccount],
         clock: Clock,
         stop: threading.Event,

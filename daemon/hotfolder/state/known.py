@@ -19,13 +19,14 @@ from pathlib import Path
 
 from hotfolder.durable import durable_write
 from hotfolder.model import IN_FLIGHT, State
-from hotfolder.state.journal import GENERATION_MARK, Journal
+from hotfolder.state.port import JournalPort
+from hotfolder.state.rows import GENERATION_MARK
 
 KEPT_DIR = "kept"
 
 
 class JournalKnown:
-    def __init__(self, journal: Journal, state_dir: Path) -> None:
+    def __init__(self, journal: JournalPort, state_dir: Path) -> None:
         self.journal = journal
         self.kept = state_dir / KEPT_DIR
 
