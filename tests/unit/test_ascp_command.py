@@ -4,11 +4,14 @@ import json
 import os
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from threading import Event
 
 import pytest
 
+from hotfolder.clock import FakeClock
 from hotfolder.transfer import faspmgr
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets import Fault, Session, TransferError
@@ -21,6 +24,7 @@ from hotfolder.transfer.targets.ascp import (
     fault_of,
     pair_list_text,
 )
+from tests.helpers import wait_until
 
 SECRET = "s3cr3t-pw"
 
@@ -199,6 +203,59 @@ def test_a_connection_left_by_an_ascp_that_already_exited_is_accepted(tmp_path: 
         assert conn is not None, "the waiting connection was ignored"
         with conn:
             assert run._read_frames(conn, child) is None
-        child.stop()
+        child.stop(grace=0.1)
     assert run.last is not None
     assert run.last.type == "DONE"
+
+
+class Ticking(FakeClock):
+    """A clock that moves `step` seconds each time it is read: a deadline minutes away comes
+    within a few reads, with no sleep and no real wait."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def monotonic(self) -> float:
+        self.advance(self.step)
+        return super().monotonic()
+
+
+def _quiet_child() -> Child:
+    return Child((sys.executable, "-c", "import time; time.sleep(60)"), dict(os.environ))
+
+
+def _in_a_thread(work: Callable[[], object]) -> list[object]:
+    """Run `work` on a thread, wait (polling) for its result: a run reading the real clock
+    would take its full two minutes, and this fails it long before."""
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    thread.start()
+    wait_until(lambda: result, timeout=10, what="the run to end by its clock")
+    return result
+
+
+def test_a_stalled_session_is_cancelled_by_the_clock_it_was_given(tmp_path: Path) -> None:
+    run = _Run(settings(stall_timeout=120), SESSION, tmp_path / "l", None, None, print, Event())
+    run.clock = Ticking(50)
+    ours, ascps = socket.socketpair()
+    child = _quiet_child()
+    try:
+        with ours, ascps:
+            (err,) = _in_a_thread(lambda: run._read_frames(ours, child))
+            assert isinstance(err, TransferError)
+            assert err.code == "stalled"
+            assert b"CANCEL" in ascps.recv(4096)
+    finally:
+        child.stop(grace=0.1)
+
+
+def test_an_ascp_that_never_connects_is_given_up_by_the_clock(tmp_path: Path) -> None:
+    run = _Run(settings(connect_timeout=15), SESSION, tmp_path / "l", None, None, print, Event())
+    run.clock = Ticking(10)
+    child = _quiet_child()
+    try:
+        with socket.create_server(("127.0.0.1", 0), backlog=1) as listener:
+            assert _in_a_thread(lambda: run._accept(listener, child)) == [None]
+    finally:
+        child.stop(grace=0.1)

@@ -18,7 +18,6 @@ import select
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import sections
 from hotfolder.config.sections import AscpTargetSettings
 from hotfolder.credentials import CredentialError, read_secret
@@ -203,10 +203,13 @@ def classify(
 
 
 class AscpTarget:
-    def __init__(self, settings: AscpSettings, link: Link | None = None) -> None:
+    def __init__(
+        self, settings: AscpSettings, link: Link | None = None, clock: Clock | None = None
+    ) -> None:
         self.name = settings.name
         self.settings = settings
         self.link = link  # windows and live rates (issue 14); None: -l target_rate, fixed
+        self.clock = clock or SystemClock()  # the connect and stall deadlines are read on it
 
     def check(self) -> TransferError | None:
         """The executable runs and the credential can be read (a login itself cannot be
@@ -237,7 +240,9 @@ class AscpTarget:
             password = self._password()
             receipts = self.receipt_dir(session) if gate is not None else None
             steering = Steering(self.link, session) if self.link is not None else None
-            _Run(s, session, pair_list, receipts, password, progress, cancel, gate, steering).run()
+            run = _Run(s, session, pair_list, receipts, password, progress, cancel, gate, steering)
+            run.clock = self.clock  # the deadlines: a test's FakeClock, else the system's
+            run.run()
         finally:
             pair_list.unlink(missing_ok=True)
             if gate is not None:
@@ -378,6 +383,7 @@ class _Run:
         self.progress = progress
         self.cancel = cancel
         self.gate = gate
+        self.clock: Clock = SystemClock()  # AscpTarget hands its own in
         self.child: Child | None = None
         self.log = structlog.get_logger().bind(
             submission_id=session.submission_id, session=session.label, target=s.name
@@ -471,7 +477,7 @@ class _Run:
         """The management connection, if ascp made one. A connection waiting on the listener
         is taken even when ascp has already exited: a daemon paused for a few seconds finds
         a finished session there, with its whole verdict queued (issue 16, item 3)."""
-        deadline = time.monotonic() + self.s.connect_timeout
+        deadline = self.clock.monotonic() + self.s.connect_timeout
         while True:
             ready, _, _ = select.select([listener], [], [], POLL)
             if ready:
@@ -484,7 +490,7 @@ class _Run:
                 # sees it for certain.
                 ready, _, _ = select.select([listener], [], [], 0)
                 return listener.accept()[0] if ready else None
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 self.log.warning(
                     "ascp did not connect to the management port", timeout=self.s.connect_timeout
                 )
@@ -493,7 +499,7 @@ class _Run:
     def _read_frames(self, conn: socket.socket, child: Child) -> TransferError | None:
         parser = faspmgr.FrameParser()
         conn.settimeout(POLL)
-        last_progress = time.monotonic()
+        last_progress = self.clock.monotonic()
         best = 0
         while True:
             if self.cancel.is_set():
@@ -501,7 +507,7 @@ class _Run:
                 return TransferError("cancelled by shutdown", "cancelled")
             if self.steering is not None and (paused := self.steering.step(_sender(conn))):
                 return paused
-            if time.monotonic() - last_progress > self.s.stall_timeout:
+            if self.clock.monotonic() - last_progress > self.s.stall_timeout:
                 self._send_cancel(conn)
                 return TransferError(
                     f"no progress for {self.s.stall_timeout:.0f} s: stalled",
@@ -518,7 +524,7 @@ class _Run:
             for frame in parser.feed(data):
                 done = self._on_frame(frame)
                 if done > best:
-                    best, last_progress = done, time.monotonic()
+                    best, last_progress = done, self.clock.monotonic()
 
     def _on_frame(self, frame: faspmgr.Frame) -> int:
         """Record the frame; return bytes done so far (0 if the frame says nothing of it)."""
