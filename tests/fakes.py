@@ -1,4 +1,5 @@
-"""Test doubles for the seams: an in-memory file system the tracker can look at and read."""
+"""Test doubles for the seams: an in-memory file system the tracker can look at and read, and
+the scanner and the poller can list (intake.listing.Listing)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from hotfolder.beneath import MISSING, Kind, Look
+from hotfolder.intake.listing import Entry, EntryKind
 from hotfolder.model import FileIdentity
 
 
@@ -27,6 +29,9 @@ class FakeFileSystem:
     links: set[Path] = field(default_factory=set)
     specials: set[Path] = field(default_factory=set)
     reads: list[Path] = field(default_factory=list)  # every file opened for reading, in order
+    unreadable: set[Path] = field(default_factory=set)  # folders that cannot be listed
+    listed: list[str] = field(default_factory=list)  # every folder listed, in order
+    _folder_ticks: dict[Path, int] = field(default_factory=dict)  # a folder's "mtime"
     _tick: int = 1
     _inode: int = 100
 
@@ -39,12 +44,16 @@ class FakeFileSystem:
         else:
             inode = old.inode
         self.files[path] = FakeFile(data, self._tick, self._tick, inode)
+        if old is None:  # a new name in its folder changes the folder, as on disk
+            self._folder_ticks[path.parent] = self._tick
 
     def append(self, path: Path, data: bytes) -> None:
         self.write(path, self.files[path].data + data)
 
     def remove(self, path: Path) -> None:
         del self.files[path]
+        self._tick += 1
+        self._folder_ticks[path.parent] = self._tick
 
     def identity(self, path: Path) -> FileIdentity | None:
         f = self.files.get(path)
@@ -67,3 +76,26 @@ class FakeFileSystem:
     def names(self, root: Path, folder: PurePosixPath) -> list[str]:
         base = root / folder
         return [p.name for p in self.files if p.parent == base]
+
+    # -- intake.listing.Listing -------------------------------------------------------------
+
+    def _folders(self) -> set[Path]:
+        return {parent for path in [*self.files, *self.specials] for parent in path.parents}
+
+    def entries(self, folder: str) -> list[Entry]:
+        base = Path(folder)
+        if base in self.unreadable:
+            raise PermissionError(13, "Permission denied", folder)
+        if base not in self._folders():
+            raise FileNotFoundError(2, "No such file or directory", folder)
+        self.listed.append(folder)
+        found = {p.name: EntryKind.FILE for p in self.files if p.parent == base}
+        found |= {p.name: EntryKind.OTHER for p in self.specials if p.parent == base}
+        found |= {p.name: EntryKind.FOLDER for p in self._folders() if p.parent == base}
+        return [Entry(name, str(base / name), kind) for name, kind in sorted(found.items())]
+
+    def mtime_ns(self, folder: str) -> int:
+        base = Path(folder)
+        if base not in self._folders():
+            raise FileNotFoundError(2, "No such file or directory", folder)
+        return self._folder_ticks.get(base, 0)

@@ -10,7 +10,9 @@ from hotfolder.intake.watch import (
     fs_type,
     judge,
     mount_of,
+    scan,
 )
+from tests.fakes import FakeFileSystem
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -112,3 +114,35 @@ def test_the_guard_reads_the_real_folder(tmp_path: Path) -> None:
     assert guard.check() is Presence.REPLACED
     guard.remember(folder)
     assert guard.check() is Presence.PRESENT
+
+
+# -- the scanner and the poller through the Listing seam, on a fake file system ---------------
+
+DROP = Path("/drop")
+
+
+def test_the_poller_lists_a_folder_again_only_when_a_name_in_it_changes() -> None:
+    fs = FakeFileSystem()
+    fs.write(DROP / "a" / "old.mov", b"x")
+    fs.write(DROP / "b" / "m.xml", b"<rss/>")
+    poller = DirPoller(DROP, listing=fs)
+    assert set(poller.poll()) == {PurePosixPath("a/old.mov"), PurePosixPath("b/m.xml")}
+    fs.listed.clear()
+    fs.append(DROP / "a" / "old.mov", b"more")  # changed in place: the tracker's business
+    assert poller.poll() == []
+    assert fs.listed == []  # three folders, three mtimes read, none listed
+    fs.write(DROP / "b" / "new.mov", b"y")
+    assert set(poller.poll()) == {PurePosixPath("b/m.xml"), PurePosixPath("b/new.mov")}
+    assert fs.listed == [str(DROP / "b")]
+
+
+def test_a_scan_passes_over_unreadable_and_skipped_folders() -> None:
+    fs = FakeFileSystem()
+    fs.write(DROP / "m.xml", b"<rss/>")
+    fs.write(DROP / "locked" / "secret.mov", b"x")
+    fs.write(DROP / "archive" / "sent.xml", b"<rss/>")
+    fs.write(DROP / "deep" / "er" / "a.mov", b"x")
+    fs.specials.add(DROP / "pipe")
+    fs.unreadable.add(DROP / "locked")
+    found = set(scan(DROP, skip=(DROP / "archive",), listing=fs))
+    assert found == {PurePosixPath("m.xml"), PurePosixPath("deep/er/a.mov")}

@@ -16,10 +16,9 @@ import contextlib
 import errno
 import os
 import queue
-import re
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -49,9 +48,38 @@ from watchdog.observers.inotify_c import (
     WatchDescriptor,
 )
 
-from hotfolder.ignore import is_ignored
+from hotfolder.intake.listing import TOP, DirPoller, list_folder, scan
+from hotfolder.intake.mounts import (
+    NETWORK_FS,
+    Mount,
+    choose_mode,
+    fs_type,
+    mount_of,
+    read_mountinfo,
+)
 
-TOP = PurePosixPath()
+# Callers import these from here, where they were before listing.py and mounts.py.
+__all__ = [
+    "NETWORK_FS",
+    "TOP",
+    "Alarm",
+    "Change",
+    "DirPoller",
+    "FolderGuard",
+    "FolderId",
+    "Mount",
+    "Presence",
+    "Watcher",
+    "choose_mode",
+    "fs_type",
+    "identify",
+    "judge",
+    "limit_hint",
+    "list_folder",
+    "mount_of",
+    "read_mountinfo",
+    "scan",
+]
 
 
 class Alarm(StrEnum):
@@ -288,142 +316,6 @@ class Watcher:
         self.observer.join(timeout=10)
 
 
-def list_folder(
-    folder: str, ignore: tuple[str, ...], skipped: set[str]
-) -> tuple[list[str], list[str]]:
-    """(files, subfolders) of one folder, as paths: ignored names left out, our own folders
-    (`skipped`, normalised) not entered, unreadable entries and folders passed over."""
-    files: list[str] = []
-    subfolders: list[str] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return files, subfolders
-    for entry in entries:
-        if is_ignored(entry.name, ignore):
-            continue
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                if os.path.normpath(entry.path) not in skipped:
-                    subfolders.append(entry.path)
-            elif entry.is_file():
-                files.append(entry.path)
-        except OSError:
-            continue
-    return files, subfolders
-
-
-def scan(
-    root: Path,
-    ignore: tuple[str, ...] = (),
-    skip: tuple[Path, ...] = (),
-    below: PurePosixPath = TOP,
-) -> Iterator[PurePosixPath]:
-    """Every regular file under root/below, relative to root, minus ignored names and folders.
-
-    `skip` holds folders never to enter (the archive and failed folders, when they live inside
-    the watch folder). Unreadable folders are passed over, not fatal.
-    """
-    skipped = {os.path.normpath(p) for p in skip}
-    prefix = len(str(root).rstrip("/")) + 1
-    stack = [str(root / below)]
-    while stack:
-        files, subfolders = list_folder(stack.pop(), ignore, skipped)
-        for path in files:
-            yield PurePosixPath(path[prefix:])
-        stack.extend(subfolders)
-
-
-# -- how to watch: inotify where events arrive, polling where they do not ---------------------
-
-#: File systems whose changes made elsewhere never reach local inotify (ingest-facts §6).
-NETWORK_FS = frozenset(
-    {
-        "cifs",
-        "smb3",
-        "smbfs",
-        "nfs",
-        "nfs4",
-        "9p",
-        "ceph",
-        "glusterfs",
-        "fuse.glusterfs",
-        "fuse.sshfs",
-        "sshfs",
-        "afs",
-        "davfs",
-        "fuse.davfs2",
-        "fuse.rclone",
-        "lustre",
-        "gpfs",
-        "beegfs",
-        "ocfs2",
-        "gfs2",
-        "fuse.s3fs",
-        "fuse.mergerfs",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """One line of /proc/self/mountinfo, as far as we need it."""
-
-    mount_id: int
-    point: str
-    fstype: str
-
-
-_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040, ...)."""
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mount_of(path: Path | str, mountinfo: str) -> Mount | None:
-    """The mount holding `path` (the longest mount point above it; the last one mounted
-    there when several are stacked), from /proc/self/mountinfo text."""
-    best: Mount | None = None
-    target = os.path.realpath(path)
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5 or not fields[0].isdigit():
-            continue
-        point = _unescape(fields[4])
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) >= len(best.point)):
-            fstype = line.split(" - ", 1)[1].split()[0]
-            best = Mount(int(fields[0]), point, fstype)
-    return best
-
-
-def fs_type(path: Path, mountinfo: str) -> str:
-    """The file-system type of the mount holding `path`, from /proc/self/mountinfo text."""
-    mount = mount_of(path, mountinfo)
-    return mount.fstype if mount is not None else "unknown"
-
-
-def read_mountinfo() -> str:
-    """This process's mount table ("" if it cannot be read: then mounts are not told apart)."""
-    try:
-        return Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return ""
-
-
-def choose_mode(mode: str, path: Path, mountinfo: str | None = None) -> str:
-    """'inotify' or 'poll' for a watch configured as auto, inotify or poll."""
-    if mode != "auto":
-        return mode
-    if mountinfo is None:
-        mountinfo = read_mountinfo()
-        if not mountinfo:
-            return "poll"  # cannot tell: polling is slower but never misses a change
-    return "poll" if fs_type(path, mountinfo) in NETWORK_FS else "inotify"
-
-
 # -- is the folder there? A bare mount point is not the share --------------------------------
 
 
@@ -510,45 +402,3 @@ class FolderGuard:
         if self._root is None:
             return Presence.MISSING
         return judge(self._seen, identify(self._root, self._mountinfo), self._lost)
-
-
-class DirPoller:
-    """Polling without stat-ing every file: a folder's mtime changes when an entry is added,
-    removed or renamed in it, so only changed folders are listed again. Files that change in
-    place are the tracker's business (it re-stats what it waits for)."""
-
-    def __init__(
-        self, root: Path, ignore: tuple[str, ...] = (), skip: tuple[Path, ...] = ()
-    ) -> None:
-        self.root = root
-        self.ignore = ignore
-        self.skip = {os.path.normpath(p) for p in skip}
-        self._known: dict[str, tuple[int, list[str]]] = {}  # folder -> (mtime, subfolders)
-
-    def poll(self) -> list[PurePosixPath]:
-        """Files in folders that are new or changed since the last poll. An unchanged folder
-        costs one stat: its subfolders are remembered, not listed again."""
-        found: list[PurePosixPath] = []
-        known: dict[str, tuple[int, list[str]]] = {}
-        stack = [str(self.root)]
-        while stack:
-            folder = stack.pop()
-            try:
-                mtime = os.stat(folder).st_mtime_ns
-            except OSError:
-                continue
-            cached = self._known.get(folder)
-            if cached is not None and cached[0] == mtime:
-                subfolders = cached[1]
-            else:
-                subfolders = self._list(folder, found)
-            known[folder] = (mtime, subfolders)
-            stack.extend(subfolders)
-        self._known = known
-        return found
-
-    def _list(self, folder: str, found: list[PurePosixPath]) -> list[str]:
-        files, subfolders = list_folder(folder, self.ignore, self.skip)
-        prefix = len(str(self.root).rstrip("/")) + 1
-        found.extend(PurePosixPath(path[prefix:]) for path in files)
-        return subfolders
