@@ -1,18 +1,37 @@
-"""Shared helpers for the benchmarks: a daemon in a subprocess, CPU and RSS from /proc."""
+"""Shared helpers for the benchmarks: a daemon in a subprocess, CPU and RSS from /proc. The
+test doubles (the wait, the fake ascp) are the tests' own, from tests/fakes.py."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from tests.fakes import SIMULATOR, simulator_wrapper, wait_until
+
+__all__ = [
+    "CLK_TCK",
+    "REPO",
+    "SIMULATOR",
+    "count_state",
+    "cpu_seconds",
+    "idle_cost",
+    "percentile",
+    "rss_mb",
+    "simulator_wrapper",
+    "start_daemon",
+    "summary",
+    "table",
+    "wait_for",
+]
+
 REPO = Path(__file__).resolve().parents[1]
+wait_for = wait_until  # the benchmarks' name for it
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -55,14 +74,6 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def count_state(state_dir: Path, state: str) -> int:
     db = state_dir / "journal.sqlite"
     if not db.exists():
@@ -80,26 +91,6 @@ def count_state(state_dir: Path, state: str) -> int:
 def table(rows: list[tuple[str, str, str]]) -> str:
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value:>14}  {goal}" for name, value, goal in rows)
-
-
-SIMULATOR = REPO / "tests" / "ascp_sim.py"
-
-
-def simulator_wrapper(root: Path, env: dict[str, str], stamp_spawns: bool = False) -> Path:
-    """An `ascp` that runs the simulator with `env`. With stamp_spawns, each spawn's time is
-    appended to root/spawns.log before the simulator's interpreter starts."""
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    stamp = (
-        f"echo $(date +%s.%N) >> {shlex.quote(str(root / 'spawns.log'))}\n" if stamp_spawns else ""
-    )
-    wrapper = root / "bin" / "ascp"
-    wrapper.parent.mkdir(parents=True, exist_ok=True)
-    wrapper.write_text(
-        f"#!/bin/sh\n{stamp}export {exports}\n"
-        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return wrapper
 
 
 def idle_cost(pid: int, seconds: float, settle: float = 5.0) -> tuple[float, float]:

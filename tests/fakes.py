@@ -1,14 +1,63 @@
-"""Test doubles for the seams: an in-memory file system the tracker can look at and read, and
-the scanner and the poller can list (intake.listing.Listing)."""
+"""Test doubles, shared by the tests and the benchmarks (bench/common.py): an in-memory file
+system the tracker can look at and read and the scanner and the poller can list
+(intake.listing.Listing), the fake clock, a wait that polls a condition, and an `ascp` that
+runs the simulator. Nothing here imports the daemon's wiring, so a benchmark can use it."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from hotfolder.beneath import MISSING, Kind, Look
+from hotfolder.clock import FakeClock
 from hotfolder.intake.listing import Entry, EntryKind
 from hotfolder.model import FileIdentity
+
+__all__ = [
+    "SIMULATOR",
+    "FakeClock",
+    "FakeFile",
+    "FakeFileSystem",
+    "simulator_wrapper",
+    "wait_until",
+]
+
+SIMULATOR = Path(__file__).resolve().parent / "ascp_sim.py"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll `condition` until it is truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.01)
+
+
+def simulator_wrapper(root: Path, env: dict[str, str], stamp_spawns: bool = False) -> Path:
+    """root/bin/ascp: runs the simulator with `env` exported (a config's ascp_path points at
+    it). With stamp_spawns, each spawn's time is appended to root/spawns.log before the
+    simulator's interpreter starts."""
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    stamp = (
+        f"echo $(date +%s.%N) >> {shlex.quote(str(root / 'spawns.log'))}\n" if stamp_spawns else ""
+    )
+    wrapper = root / "bin" / "ascp"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(
+        f"#!/bin/sh\n{stamp}export {exports}\n"
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 import structlog
 
+from hotfolder.after.background import Background
 from hotfolder.clock import Clock
 from hotfolder.config import schema
 from hotfolder.config.schema import default
@@ -73,7 +74,7 @@ def webhook_sender(spec: WebhookSettings) -> Sender:
     return send
 
 
-class Alerts:
+class Alerts(Background):
     def __init__(
         self,
         senders: dict[str, Sender],
@@ -83,9 +84,9 @@ class Alerts:
         digest_every: float = default(schema.NOTIFICATIONS, "digest_every"),
         host: str = "",
     ) -> None:
+        super().__init__("alerts", stop)
         self.senders = senders
         self.clock = clock
-        self.stop = stop
         self.batch_seconds = batch_seconds
         self.digest_every = digest_every
         self.host = host
@@ -94,8 +95,6 @@ class Alerts:
         self._first_failure: float | None = None
         self._next_digest = clock.monotonic() + digest_every
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
 
     @classmethod
     def from_config(
@@ -119,14 +118,9 @@ class Alerts:
             socket.gethostname(),
         )
 
-    def start(self) -> None:
-        self._thread.start()
-
     def join(self) -> None:
         """Flush what is pending (a stopping daemon still tells of its last failures)."""
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(15)
+        self._end(15)
         self._flush_failures()
 
     def failed(self, sid: str, watch: str, reason: str, report: str | None = None) -> None:
@@ -134,7 +128,7 @@ class Alerts:
             self._failures.events.append(Event("failed", sid, watch, reason, report))
             if self._first_failure is None:
                 self._first_failure = self.clock.monotonic()
-        self._wake.set()
+        self.wake()
 
     def held(self, sid: str, watch: str, reason: str) -> None:
         """A submission waits for an admin (a credential, the target, an unprovable manifest):
@@ -143,20 +137,14 @@ class Alerts:
             self._failures.events.append(Event("held", sid, watch, reason))
             if self._first_failure is None:
                 self._first_failure = self.clock.monotonic()
-        self._wake.set()
+        self.wake()
 
     def completed(self, sid: str, watch: str, summary: str) -> None:
         if self.digest_every > 0:
             with self._lock:
                 self._completions.events.append(Event("complete", sid, watch, summary))
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self.turn()
-            self._wake.wait(1.0)
-            self._wake.clear()
-
-    def turn(self) -> None:
+    def turn(self) -> float:
         """One look of the sending thread: send what is due. Tests call it with a fake clock."""
         now = self.clock.monotonic()
         with self._lock:
@@ -168,6 +156,7 @@ class Alerts:
         if self.digest_every > 0 and now >= self._next_digest:
             self._next_digest = now + self.digest_every
             self._flush(self._take("complete"), "digest")
+        return 1.0  # batches and digests are due to the second at most
 
     def _flush_failures(self) -> None:
         self._flush(self._take("failed"), "failures")

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from hotfolder.after.background import Background
 from hotfolder.after.backlot import BacklotError, Client, Credentials
 from hotfolder.clock import Clock
 from hotfolder.config.sections import BacklotAccount
@@ -92,7 +93,7 @@ def client_for(account: BacklotAccount) -> Client:
     return Client(Credentials(account.api_key, secret), account.api_host, account.read_host)
 
 
-class Verifier:
+class Verifier(Background):
     def __init__(
         self,
         journal: JournalPort,
@@ -100,22 +101,15 @@ class Verifier:
         clock: Clock,
         stop: threading.Event,
     ) -> None:
+        super().__init__("verify", stop)
         self.journal = journal
         self.accounts = accounts
         self.clock = clock
-        self.stop = stop
         self._jobs: list[_Job] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="verify", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def join(self) -> None:
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        self._end(10)
 
     def add(
         self, sid: str, account: str, keys: list[AssetKey], timeout: float, poll_interval: float
@@ -124,24 +118,22 @@ class Verifier:
         with self._lock:
             self._jobs.append(_Job(sid, account, keys, now + timeout, poll_interval, now))
         self.journal.record_verify(sid, VerifyResult.PENDING, {})
-        self._wake.set()
+        self.wake()
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            with self._lock:
-                jobs = list(self._jobs)
-            now = self.clock.monotonic()
-            for job in jobs:
-                if now >= job.next_look:
-                    try:
-                        self._look_safely(job, now)
-                    except Exception:  # even recording the error failed (the journal?)
-                        log.exception("verify: a check failed; it is looked at again later")
-                        job.next_look = now + MAX_BACKOFF
-            with self._lock:
-                soonest = min((j.next_look for j in self._jobs), default=now + 5)
-            self._wake.wait(max(0.01, min(soonest - self.clock.monotonic(), 5)))
-            self._wake.clear()
+    def turn(self) -> float:
+        with self._lock:
+            jobs = list(self._jobs)
+        now = self.clock.monotonic()
+        for job in jobs:
+            if now >= job.next_look:
+                try:
+                    self._look_safely(job, now)
+                except Exception:  # even recording the error failed (the journal?)
+                    log.exception("verify: a check failed; it is looked at again later")
+                    job.next_look = now + MAX_BACKOFF
+        with self._lock:
+            soonest = min((j.next_look for j in self._jobs), default=now + 5)
+        return max(0.01, min(soonest - self.clock.monotonic(), 5))
 
     def _look_safely(self, job: _Job, now: float) -> None:
         """One look, and whatever it raises recorded as this job's verify-error."""
