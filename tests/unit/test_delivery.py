@@ -3,6 +3,7 @@ held and where it resumes, what fails, and that nothing leaves a row in a workin
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -292,3 +293,39 @@ def test_media_changed_during_the_media_session_fail_and_the_manifest_never_goes
     assert ended.problem.code == "source-changed-in-flight"
     assert "'v.mp4' changed while it was being sent" in ended.problem.message
     assert "drop it again" in ended.problem.message
+
+
+def test_retries_wait_the_policys_delays_between_tries(world: World) -> None:
+    times: list[float] = []
+
+    def note_time_then_fail() -> None:
+        times.append(world.clock.monotonic())
+        raise transient()
+
+    def note_time() -> None:
+        times.append(world.clock.monotonic())
+
+    target = FakeTarget(script={"media": [note_time_then_fail, note_time_then_fail, note_time]})
+    assert world.delivery(target, tries=3).run(world.row()).ending is Ending.COMPLETE
+    assert [b - a for a, b in itertools.pairwise(times)] == [1.0, 2.0]
+    assert world.row().attempts == 2
+
+
+class ShutdownInThePause(FakeClock):
+    """Shutdown comes while the delivery waits to try again."""
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        event.set()
+        return True
+
+
+def test_shutdown_during_a_retry_pause_stops_without_another_try(world: World) -> None:
+    target = FakeTarget(script={"media": [transient(), None]})
+    retry = RetryPolicy(tries=3, initial_delay=1.0)
+    delivery = Delivery(
+        world.watch, target, world.journal, ShutdownInThePause(), world.cancel, retry
+    )
+    with pytest.raises(Cancelled):
+        delivery.run(world.row())
+    assert target.sent == ["media"]
+    assert world.row().state is State.SENDING_MEDIA, "left for the next start"

@@ -19,11 +19,10 @@ from hotfolder.after.alerts import Alerts
 from hotfolder.after.verify import Verifier
 from hotfolder.assemble.tracker import FileSystem, LocalFileSystem, WatchTracker
 from hotfolder.clock import Clock, SystemClock
-from hotfolder.config import settings as config_module
 from hotfolder.config.settings import Config
 from hotfolder.intake.watch import Watcher
 from hotfolder.service.dispatcher import Dispatcher
-from hotfolder.service.in_force import InForce
+from hotfolder.service.in_force import InForce, reread
 from hotfolder.service.outcomes import Outcomes
 from hotfolder.service.sd_notify import Notifier, status_line
 from hotfolder.service.watch_loop import WatchLoop, WatchSnapshot, Wiring, settings_of
@@ -169,13 +168,8 @@ class Daemon:
         """Re-read the config and credentials. Transfers in flight keep the target they
         started with; an invalid config is refused and the running one stays."""
         self._reload_requested.clear()
-        try:
-            new = config_module.load(self.config.source)
-        except config_module.InvalidConfig as err:
-            log.error(  # noqa: TRY400 - the errors say it all; a traceback would not help
-                "reload refused: the new config is invalid; keeping the running one",
-                errors=[str(e) for e in err.errors],
-            )
+        new = reread(self.config.source)
+        if new is None:
             return
         if {w.name for w in new.watches} != set(self._loops):
             log.warning(
@@ -196,13 +190,7 @@ class Daemon:
         for loop in self._loops.values():
             loop.wake()
         for loop in self._loops.values():
-            if loop.thread is not None:
-                loop.thread.join(WATCH_JOIN_TIMEOUT)
-                if loop.thread.is_alive():
-                    log.warning(
-                        "a watch is stuck (a hung file system?); leaving it behind",
-                        watch=loop.name,
-                    )
+            loop.join(WATCH_JOIN_TIMEOUT)
 
     def _shutdown(self) -> None:
         self.dispatcher.shutdown(self.shutdown_grace)

@@ -1,6 +1,6 @@
 """Which submission runs when: a pool of workers, what runs and what waits (space, quota, a
 lost journal), operator releases, admin holds coming back by themselves, and what the last
-run left (recovery decides, `recover` acts). The main loop turns it; watch threads and
+run left (recovery decides, service.recover acts). The main loop turns it; watch threads and
 recovery call `dispatch`.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from typing import Protocol
 
 import structlog
@@ -20,9 +19,8 @@ from hotfolder.model import IN_FLIGHT, State
 from hotfolder.service.admission import Admission, Verdict, admit, low_on_space
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes, Rejection
-from hotfolder.state import recovery
+from hotfolder.service.recover import act_on_the_last_run
 from hotfolder.state.journal import Journal, JournalHealth, Row
-from hotfolder.transfer.delivery import manifest_session
 from hotfolder.transfer.faults import AdminHolds
 
 log = structlog.get_logger()
@@ -221,44 +219,8 @@ class Dispatcher:
             )
 
     def recover(self) -> None:
-        """Act on what the last run left: recovery.resume decides each row's next step."""
-        in_force = self.current()
-        for row in self.journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
-            watch = in_force.watch(row.watch)
-            if watch is None:
-                continue
-            session = manifest_session(row.submission(), watch.path)
-            step = recovery.resume(row, partial(in_force.target_of(watch).delivered, session))
-            if step is None:
-                continue
-            if step.to is not None:
-                codes = {"error_code": step.error_code, "error_message": step.note}
-                self.journal.transition(
-                    row.id,
-                    step.to,
-                    self.clock.now(),
-                    note=step.note,
-                    **(codes if step.error_code else {}),
-                )
-            if step.then is recovery.Then.DISPATCH:
-                log.info(
-                    "resuming submission",
-                    submission_id=row.id,
-                    watch=row.watch,
-                    state=str(step.to or row.state),
-                )
-                self.dispatch(row.id)
-            elif step.then is recovery.Then.FINISH:
-                self.outcomes.finish(watch, self.journal.get(row.id) or row)
-            else:
-                log.warning(
-                    "submission held",
-                    submission_id=row.id,
-                    watch=row.watch,
-                    state=str(State.HELD),
-                    reason=step.note,
-                    hint=f"check the destination, then run: hotfolder retry {row.id}",
-                )
+        """Act on what the last run left (recover.act_on_the_last_run)."""
+        act_on_the_last_run(self.journal, self.current(), self.clock, self.dispatch, self.outcomes)
 
     def shutdown(self, grace: float) -> None:
         """Warm stop: running transfers get `grace` seconds to finish, then they are

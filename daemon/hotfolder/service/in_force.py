@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from hotfolder.config.schema import COMMON_TARGET_PROPERTIES
+import structlog
+
+from hotfolder.config import settings as config_module
+from hotfolder.config.sections import AscpTargetSettings, TargetSettings, VerifySettings
 from hotfolder.config.settings import Config, WatchConfig
 from hotfolder.transfer.delivery import RetryPolicy
 from hotfolder.transfer.targets import Target
 from hotfolder.transfer.targets import build as build_target
 
-DEFAULT_QUOTA: int = COMMON_TARGET_PROPERTIES["quota_bytes"]["default"]
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +39,19 @@ class InForce:
     def targets_by_watch(self) -> dict[str, Target]:
         return {w.name: self.targets[w.target] for w in self.config.watches}
 
-    def options(self, watch: WatchConfig) -> dict[str, Any]:
-        return self.config.targets[watch.target].options
+    def settings(self, watch: WatchConfig) -> TargetSettings:
+        return self.config.targets[watch.target].settings
 
     def quota(self, watch: WatchConfig) -> int:
-        return int(self.options(watch).get("quota_bytes", DEFAULT_QUOTA))
+        return self.settings(watch).quota_bytes
 
     def retry(self, watch: WatchConfig, default: RetryPolicy) -> RetryPolicy:
-        raw = self.options(watch).get("retry")
-        return RetryPolicy(**raw) if raw else default
+        settings = self.settings(watch)
+        own = settings.retry if isinstance(settings, AscpTargetSettings) else None
+        return own or default
+
+    def verify(self, watch: WatchConfig) -> VerifySettings | None:
+        return self.settings(watch).verify
 
     def sharing_target(self, watch: WatchConfig) -> frozenset[str]:
         """The watches that send to the same target (one account, one quota)."""
@@ -52,3 +59,15 @@ class InForce:
 
 
 Current = Callable[[], InForce]
+
+
+def reread(source: Path) -> Config | None:
+    """The config file again, or None (said) if it is invalid: the running one stays."""
+    try:
+        return config_module.load(source)
+    except config_module.InvalidConfig as err:
+        log.error(  # noqa: TRY400 - the errors say it all; a traceback would not help
+            "reload refused: the new config is invalid; keeping the running one",
+            errors=[str(e) for e in err.errors],
+        )
+        return None

@@ -1,7 +1,7 @@
 """What becomes of a decision or a delivery: a journal write first, then the files, the people
 and the log. Every failure goes through `reject` (a tracker's refusal, a quota that can never
 fit, a transfer that failed): the journal, the quarantine with its report, the alert and one
-outcome event, the same way every time. Every end is told by `_ended`: one event, named after
+outcome event, the same way every time. Every end is told by `log_ended`: one event, named after
 the state, with the same keys (submission_id, watch, state, code, reason, files, bytes,
 report) whatever ended it.
 """
@@ -57,11 +57,13 @@ class Rejection:
     problems: tuple[Problem, ...]
     format: ManifestFormat | None = None
     new: bool = False  # no journal row yet: the tracker refused it at intake
+    size: int | None = None  # bytes, where known
 
     @classmethod
     def of_row(cls, row: Row, problem: Problem) -> Rejection:
         sub = row.submission()
-        return cls(row.id, sub.manifest.relpath, tuple(f.relpath for f in sub.media), (problem,))
+        media = tuple(f.relpath for f in sub.media)
+        return cls(row.id, sub.manifest.relpath, media, (problem,), size=row.bytes_total)
 
 
 class Outcomes:
@@ -188,7 +190,8 @@ class Outcomes:
             )
         if self.alerts is not None:
             self.alerts.failed(r.submission_id, watch.name, first.message, _str(report))
-        self._ended(r.submission_id, watch.name, State.FAILED, first, len(r.present) + 1, report)
+        files = len(r.present) + 1
+        log_ended(r.submission_id, watch.name, State.FAILED, first, files, r.size, report)
 
     # -- after a delivery ------------------------------------------------------------------
 
@@ -197,7 +200,8 @@ class Outcomes:
         if isinstance(ended, Refused):
             self.reject(watch, Rejection.of_row(row, ended.problem))
         elif isinstance(ended, Held):
-            self._ended(row.id, watch.name, State.HELD, ended.problem, len(row.files), None)
+            files, size = len(row.files), row.bytes_total
+            log_ended(row.id, watch.name, State.HELD, ended.problem, files, size, None)
         else:
             self.finish(watch, row)
             self._verify(watch, row.id)
@@ -217,9 +221,8 @@ class Outcomes:
             note += f"; left in place (changed since sent): {', '.join(done.kept)}"
         self.journal.mark_postprocessed(sub.id, now, note)
         receipt = done.destination / postprocess.RECEIPT_JSON if done.destination else None
-        self._ended(
-            sub.id, watch.name, State.COMPLETE, None, len(sub.files), receipt, sub.total_bytes, note
-        )
+        files, size = len(sub.files), sub.total_bytes
+        log_ended(sub.id, watch.name, State.COMPLETE, None, files, size, receipt, note)
 
     def _after_end(self, watch: WatchConfig, sid: str) -> None:
         """What the journal must know once a submission ended and its files were dealt with:
@@ -236,47 +239,37 @@ class Outcomes:
 
     def _verify(self, watch: WatchConfig, sid: str) -> None:
         """Hand a completed submission to the Backlot check, if its target asks for one."""
-        spec = self.current().options(watch).get("verify")
+        spec = self.current().verify(watch)
         row = self.journal.get(sid)
-        if not spec or row is None or self.verifier is None:
+        if spec is None or row is None or self.verifier is None:
             return
         keys = [AssetKey(a.get("guid"), a.get("title")) for a in row.detail.get("assets", [])]
-        self.verifier.add(
-            sid,
-            spec["backlot"],
-            keys,
-            float(spec.get("timeout", 7200)),
-            float(spec.get("poll_interval", 60)),
-        )
+        self.verifier.add(sid, spec.backlot, keys, spec.timeout, spec.poll_interval)
 
-    def _ended(
-        self,
-        sid: str,
-        watch: str,
-        state: State,
-        problem: Problem | None,
-        files: int,
-        report: Path | None,
-        size: int | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """The one outcome event: the same keys for every end."""
-        level = {State.COMPLETE: log.info, State.HELD: log.warning}.get(state, log.error)
-        level(
-            f"submission {state}",
-            submission_id=sid,
-            watch=watch,
-            state=str(state),
-            code=problem.code if problem else None,
-            reason=problem.message if problem else reason,
-            files=files,
-            bytes=size if size is not None else self._size(sid),
-            report=_str(report),
-        )
 
-    def _size(self, sid: str) -> int | None:
-        row = self.journal.get(sid)
-        return row.bytes_total if row is not None else None
+def log_ended(
+    sid: str,
+    watch: str,
+    state: State,
+    problem: Problem | None,
+    files: int,
+    size: int | None,
+    report: Path | None,
+    reason: str | None = None,
+) -> None:
+    """The one outcome event: the same keys for every end."""
+    level = {State.COMPLETE: log.info, State.HELD: log.warning}.get(state, log.error)
+    level(
+        f"submission {state}",
+        submission_id=sid,
+        watch=watch,
+        state=str(state),
+        code=problem.code if problem else None,
+        reason=problem.message if problem else reason,
+        files=files,
+        bytes=size,
+        report=_str(report),
+    )
 
 
 def _str(path: Path | None) -> str | None:

@@ -111,6 +111,12 @@ class WatchLoop:
     def wake(self) -> None:
         self.changes.put(WAKE_UP)
 
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                log.warning("a watch is stuck (a hung file system?); leaving it", watch=self.name)
+
     @property
     def name(self) -> str:
         return self.config.name
@@ -118,37 +124,21 @@ class WatchLoop:
     # -- set-up (before the thread runs, then on its thread) -----------------------------
 
     def open(self, watcher: Watcher, refused: OSError | None = None) -> None:
-        """inotify where events arrive, polling where they do not (or the kernel refuses,
-        at start or later for a new subfolder: `refused`)."""
+        """Start watching (again): inotify or polling, see `watch_by_events`."""
         self.watcher = watcher
         w = self.config
         self.availability.remember(w.path)
-        mode = choose_mode(w.mode, w.path) if self.wiring.use_observer else "poll"
-        if mode == "inotify" and refused is None:
-            try:
-                watcher.add(w.name, w.path, self.changes, self.skip)
-            except OSError as err:
-                refused = err
-        if refused is not None:
-            mode = "poll"
-            watcher.remove(w.name)
-            log.warning(
-                "inotify refused this folder; polling it instead",
-                watch=w.name,
-                error=str(refused),
-                hint=limit_hint(refused),
-            )
-        if mode == "poll":
+        use = self.wiring.use_observer
+        self.mode = "inotify" if watch_by_events(watcher, w, self.changes, use, refused) else "poll"
+        self.poller = None
+        if self.mode == "poll":
             self.poller = DirPoller(w.path, w.ignore, self.skip)
             # Its first poll lists everything: that is the rescan, no need to walk twice.
             now = self.wiring.clock.monotonic()
             self.tracker.on_scan(self.poller.poll(), now)
             self.next_rescan = now + w.rescan_seconds
-        else:
-            self.poller = None
-        self.mode = mode
-        self._update(mode=mode)
-        log.info("watching", watch=w.name, path=str(w.path), mode=mode)
+        self._update(mode=self.mode)
+        log.info("watching", watch=w.name, path=str(w.path), mode=self.mode)
 
     def first_scan(self) -> None:
         """The start-up scan, where inotify watches (a poller's first poll was one)."""
@@ -264,7 +254,7 @@ class WatchLoop:
                 return
             self.restart = self.restart or look is Look.BACK
         if isinstance(decision, Waiting):
-            self._warn_if_slow(decision)
+            warn_if_slow(self.config, decision, self.wiring.clock.monotonic(), self.warned_slow)
         try:
             self.wiring.outcomes.apply(self.config, decision, self.wiring.dispatch)
         except (sqlite3.Error, OSError) as err:
@@ -286,17 +276,46 @@ class WatchLoop:
             )
             self.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_BUG)
 
-    def _warn_if_slow(self, waiting: Waiting) -> None:
-        waited = self.wiring.clock.monotonic() - waiting.since
-        sid = waiting.submission_id
-        if waiting.unsettled and waited > self.config.max_settle and sid not in self.warned_slow:
-            self.warned_slow.add(sid)
-            log.warning(
-                "files still changing",
-                submission_id=sid,
-                watch=self.name,
-                state=str(State.PENDING),
-                files=[str(p) for p in waiting.unsettled],
-                waited_s=round(waited),
-                hint="a copy may be stuck, or something keeps rewriting the file",
-            )
+
+def watch_by_events(
+    watcher: Watcher,
+    w: WatchConfig,
+    sink: queue.SimpleQueue[Change],
+    use_observer: bool,
+    refused: OSError | None,
+) -> bool:
+    """inotify where events arrive, polling where they do not (a network share), or where the
+    kernel refuses, at start or later for a new subfolder (`refused`). True: inotify."""
+    if use_observer and refused is None and choose_mode(w.mode, w.path) == "inotify":
+        try:
+            watcher.add(w.name, w.path, sink, w.own_folders)
+        except OSError as err:
+            refused = err
+        else:
+            return True
+    if refused is not None:
+        watcher.remove(w.name)
+        log.warning(
+            "inotify refused this folder; polling it instead",
+            watch=w.name,
+            error=str(refused),
+            hint=limit_hint(refused),
+        )
+    return False
+
+
+def warn_if_slow(watch: WatchConfig, waiting: Waiting, now: float, warned: set[str]) -> None:
+    """Files of a waiting submission that keep changing past max_settle: said once."""
+    waited = now - waiting.since
+    sid = waiting.submission_id
+    if waiting.unsettled and waited > watch.max_settle and sid not in warned:
+        warned.add(sid)
+        log.warning(
+            "files still changing",
+            submission_id=sid,
+            watch=watch.name,
+            state=str(State.PENDING),
+            files=[str(p) for p in waiting.unsettled],
+            waited_s=round(waited),
+            hint="a copy may be stuck, or something keeps rewriting the file",
+        )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import stat
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, ClassVar
 import structlog
 
 from hotfolder.clock import Clock
+from hotfolder.config.sections import RetrySettings
 from hotfolder.config.settings import WatchConfig
 from hotfolder.model import Problem, State, Submission
 from hotfolder.state.journal import Journal, Row, StaleTransition
@@ -37,22 +37,9 @@ ADMIN_PREFIX = "admin:"
 INTERNAL_ERROR = "internal-error"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff (aspera-cli's defaults: 7 tries, 2 s, x2, at most 60 s). Its fields
-    are the config's `retry:` keys, so a target's settings build it as they are."""
-
-    tries: int = 7
-    initial_delay: float = 2.0
-    factor: float = 2.0
-    max_delay: float = 60.0
-
-    def delays(self) -> Iterator[float]:
-        """The pause before each retry (so tries - 1 values)."""
-        delay = self.initial_delay
-        for _ in range(self.tries - 1):
-            yield min(delay, self.max_delay)
-            delay *= self.factor
+#: Exponential backoff (aspera-cli's defaults: 7 tries, 2 s, x2, at most 60 s): the config's
+#: `retry:` section, typed, with the schema's defaults.
+RetryPolicy = RetrySettings
 
 
 class Ending(StrEnum):
@@ -190,7 +177,7 @@ class Delivery:
         return Sent()
 
     def _media(self, sub: Submission, log: structlog.typing.FilteringBoundLogger) -> None:
-        self._check_unchanged(sub)
+        check_unchanged(self.watch.path, sub)
         self._step(sub.id, State.SENDING_MEDIA, log, f"{len(sub.media)} files")
         self._send(media_session(sub, self.watch.path), log, sub)
         self._step(sub.id, State.MEDIA_SENT, log, "media delivered")
@@ -199,7 +186,7 @@ class Delivery:
         # Every file again, not only the manifest: a medium changed while it was sent (or
         # since) may have left a mixed copy at the destination, and the manifest would make
         # the ingest server take it (issue 16, item 6).
-        self._check_unchanged(sub, sent=True)
+        check_unchanged(self.watch.path, sub, sent=True)
         self._step(sub.id, State.SENDING_MANIFEST, log, str(sub.manifest.dest))
         self._send(manifest_session(sub, self.watch.path), log, sub)
         ProgressLog(self.journal, sub.id, sub.total_bytes, 0, self.clock, log).write(
@@ -285,37 +272,6 @@ class Delivery:
             )
         return False
 
-    def _check_unchanged(self, sub: Submission, *, sent: bool = False) -> None:
-        """Each file is still the regular file that settled (not replaced, not a link now,
-        same size, mtime and inode). With `sent`, after the media session: a medium that
-        changed may have reached the destination half old, half new."""
-        for f in sub.files:
-            try:
-                st = (self.watch.path / f.relpath).lstat()
-            except FileNotFoundError as err:
-                raise TransferError(
-                    f"'{f.relpath}' disappeared before it was sent",
-                    "source-missing",
-                    Fault.EDITOR,
-                    may_have_arrived=False,
-                ) from err
-            if stat.S_ISREG(st.st_mode) and f.identity.unchanged_in(st):
-                continue
-            if sent and f is not sub.manifest:
-                raise TransferError(
-                    f"'{f.relpath}' changed while it was being sent; the destination may "
-                    "have an incomplete copy; drop it again",
-                    "source-changed-in-flight",
-                    Fault.EDITOR,
-                    may_have_arrived=False,
-                )
-            raise TransferError(
-                f"'{f.relpath}' changed after it settled",
-                "source-changed",
-                Fault.EDITOR,
-                may_have_arrived=False,
-            )
-
     def _hold(self, sid: str, hold: _Hold, log: structlog.typing.FilteringBoundLogger) -> Ended:
         """Held with the reason, files left where they are. The hold and where to resume go
         in the row's detail, for the re-check (faults.AdminHolds) and `hotfolder status`."""
@@ -343,6 +299,38 @@ class Delivery:
         structlog.contextvars.bind_contextvars(state=str(State.HELD))
         log.info("holding it", resumes_at=str(hold.resume) if hold.resume else None)
         return Held(Problem(hold.code, hold.message))
+
+
+def check_unchanged(root: Path, sub: Submission, *, sent: bool = False) -> None:
+    """Each file is still the regular file that settled (not replaced, not a link now,
+    same size, mtime and inode). With `sent`, after the media session: a medium that
+    changed may have reached the destination half old, half new."""
+    for f in sub.files:
+        try:
+            st = (root / f.relpath).lstat()
+        except FileNotFoundError as err:
+            raise TransferError(
+                f"'{f.relpath}' disappeared before it was sent",
+                "source-missing",
+                Fault.EDITOR,
+                may_have_arrived=False,
+            ) from err
+        if stat.S_ISREG(st.st_mode) and f.identity.unchanged_in(st):
+            continue
+        if sent and f is not sub.manifest:
+            raise TransferError(
+                f"'{f.relpath}' changed while it was being sent; the destination may "
+                "have an incomplete copy; drop it again",
+                "source-changed-in-flight",
+                Fault.EDITOR,
+                may_have_arrived=False,
+            )
+        raise TransferError(
+            f"'{f.relpath}' changed after it settled",
+            "source-changed",
+            Fault.EDITOR,
+            may_have_arrived=False,
+        )
 
 
 def _admin_hold(session: Session, err: TransferError) -> _Hold:

@@ -1,0 +1,69 @@
+"""Byte progress: into the journal at most once a second, into the log every 10 % or 30 s."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from hotfolder.transfer.progress import ProgressLog
+from tests.unit.test_delivery import World, world  # noqa: F401 (the fixture)
+
+
+def progress(w: World, offset: int = 0, total: int = 1000) -> ProgressLog:
+    return ProgressLog(w.journal, w.sub.id, total, offset, w.clock, structlog.get_logger())
+
+
+def done(w: World) -> int:
+    row = w.journal.get(w.sub.id)
+    assert row is not None
+    return row.bytes_done
+
+
+def test_the_journal_hears_at_most_once_a_second_with_the_offset_added(
+    world: World,  # noqa: F811
+) -> None:
+    p = progress(world, offset=100)
+    world.clock.advance(0.5)
+    p(10)
+    assert done(world) == 0, "half a second: not yet"
+    world.clock.advance(0.5)
+    p(20)
+    assert done(world) == 120
+    world.clock.advance(0.2)
+    p(30)
+    assert done(world) == 120
+
+
+def test_the_log_hears_every_tenth_or_every_thirty_seconds(world: World) -> None:  # noqa: F811
+    p = progress(world)
+    with capture_logs() as logs:
+        p(50)  # 5 %: nothing
+        p(100)  # 10 %
+        p(150)  # 15 %: nothing
+        world.clock.advance(30.0)
+        p(160)  # 16 %, but 30 s since
+    percents = [e["percent"] for e in logs if e["event"] == "progress"]
+    assert percents == [10, 16]
+    assert logs[-1]["bytes_done"] == 160
+    assert logs[-1]["bytes_total"] == 1000
+
+
+def test_a_failing_write_never_stops_the_transfer_and_is_said_once_a_minute(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_full(sid: str, done: int) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(world.journal, "progress", disk_full)
+    p = progress(world)
+    with capture_logs() as logs:
+        for _ in range(5):
+            world.clock.advance(20.0)
+            p(1)
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 2  # at 20 s, then at 80 s (not 40, 60, 100)
+    assert "free space" in warnings[0]["hint"]
