@@ -37,9 +37,7 @@ def test_the_table_is_the_documented_state_machine() -> None:
     assert {to: set(froms) for to, froms in ALLOWED_FROM.items()} == EXPECTED
 
 
-@pytest.mark.parametrize(
-    ("start", "to"), list(itertools.product(State, State)), ids=str
-)
+@pytest.mark.parametrize(("start", "to"), list(itertools.product(State, State)), ids=str)
 def test_each_transition_is_allowed_or_refused_as_the_table_says(
     tmp_path: Path, start: State, to: State
 ) -> None:

@@ -24,6 +24,7 @@ from hotfolder.cli import scan as survey
 from hotfolder.config import checks as startup
 from hotfolder.config import settings as configuration
 from hotfolder.config.checks import Severity
+from hotfolder.config.sections import LocalTargetSettings
 from hotfolder.credentials import CredentialError
 from hotfolder.model import IN_FLIGHT, State
 from hotfolder.service import logs
@@ -422,9 +423,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = demo.prepare(getattr(args, "config", None))
     if cfg is None:
         return EXIT_CONFIG
+    target = cfg.targets[cfg.watches[0].target].settings
     print(
         f"hotfolder demo: sample submission dropped into {cfg.watches[0].path}; "
-        f"delivering to {cfg.targets[cfg.watches[0].target].options.get('path')}. "
+        f"delivering to {target.path if isinstance(target, LocalTargetSettings) else None}. "
         + ("" if args.once else "Ctrl-C to stop."),
         file=sys.stderr,
     )
