@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from hotfolder.after import backlot, verify
-from hotfolder.cli import demo, ops, statusview, web
+from hotfolder.cli import demo, ops, statusview, web, windows
 from hotfolder.cli import scan as survey
 from hotfolder.config import checks as startup
 from hotfolder.config import settings as configuration
@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "forget": cmd_operator,
             "backlot": cmd_backlot,
             "journal": cmd_journal,
+            "rate": cmd_rate,
         }[args.command]
         status = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
@@ -185,6 +186,14 @@ def _parser() -> argparse.ArgumentParser:
         op.add_argument("id", help="a submission ID, or enough of its start to be unique")
         if name == "forget":
             op.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rate = command(
+        "rate",
+        help="change a target's rate now, running sessions included (through the daemon)",
+    )
+    rate.add_argument("target", help="an ascp target's name")
+    rate.add_argument("rate", nargs="?", help="bits per second: 300Mbps, 1Gbps")
+    rate.add_argument("--for", dest="for_", metavar="DURATION", help="only this long: 2h, 30m")
+    rate.add_argument("--clear", action="store_true", help="back to the window's or target's")
     bl = command("backlot", help="Backlot V2 API: look up assets, fetch a source file")
     bl.add_argument("--account", help="a name under `backlot:` (default: the only one)")
     bl_sub = bl.add_subparsers(dest="backlot_command", required=True)
@@ -289,6 +298,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     warned = f" with {len(warnings)} warnings" if warnings else ""
     print(f"{args.config}: OK ({len(cfg.watches)} watches, {len(cfg.targets)} targets){warned}")
+    for line in windows.explained(cfg):  # issue 14: each schedule, overlaps and gaps
+        print(f"  {line}")
     if args.config_only:
         print("  checked the file only, not executables and credentials (--config-only)")
     return EXIT_OK
@@ -579,8 +590,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif args.id is not None:
         sys.stdout.write(statusview.detail(rows[0], now, speeds.get(rows[0].id), history))
     else:
-        sys.stdout.write(statusview.table(rows, now, speeds, journal.path))
+        waits = "".join(f"{line}\n" for line in windows.waiting(cfg, rows, now))  # issue 14
+        sys.stdout.write(statusview.table(rows, now, speeds, journal.path) + waits)
     return EXIT_OK
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    if not args.clear and not args.rate:
+        print("hotfolder rate: say the rate (300Mbps), or --clear", file=sys.stderr)
+        return EXIT_CONFIG
+    answer = windows.change_rate(cfg, args.target, args.rate, args.for_, args.clear)
+    print(f"hotfolder rate: {answer.message}", file=sys.stdout if answer.ok else sys.stderr)
+    return EXIT_OK if answer.ok else EXIT_FAILURE
 
 
 def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:

@@ -4,6 +4,72 @@ from __future__ import annotations
 
 from hotfolder.config.schema_common import BYTES, RATE, Schema, secret_keys
 
+# A window's days, from and to (issue 14); transfer.schedule reads the same patterns.
+_DAY = "(?:mon|tue|wed|thu|fri|sat|sun)"
+DAYS_PATTERN = rf"^\s*{_DAY}(?:\s*-\s*{_DAY})?(?:\s*,\s*{_DAY}(?:\s*-\s*{_DAY})?)*\s*$"
+FROM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+TO_PATTERN = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+
+WINDOW: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "One transfer window, in the workstation's local time zone.",
+    "properties": {
+        "days": {
+            "type": "string",
+            "pattern": DAYS_PATTERN,
+            "description": "The days the window opens (mon-fri, sat-sun, mon,wed,fri; fri-mon "
+            "wraps the week end). Unset: every day.",
+            "example": "mon-fri",
+        },
+        "from": {
+            "type": "string",
+            "pattern": FROM_PATTERN,
+            "description": "Opening time, HH:MM (quoted). Unset: 00:00.",
+            "example": "20:00",
+        },
+        "to": {
+            "type": "string",
+            "pattern": TO_PATTERN,
+            "description": "Closing time, HH:MM (quoted); at or before `from`, the window "
+            "crosses midnight. Unset: 24:00.",
+            "example": "07:00",
+        },
+        "rate": {
+            **RATE,
+            "description": "The rate while this window is open, in bits per second (900Mbps, "
+            "1Gbps; not a percentage: ascp's RATE command takes bits). Unset: target_rate.",
+            "example": "900Mbps",
+        },
+    },
+}
+
+#: A target's link-sharing keys (issue 14).
+LINK_PROPERTIES: Schema = {
+    "schedule": {
+        "type": "array",
+        "items": WINDOW,
+        "description": "Transfer windows: sessions start only while one is open, at its "
+        "rate; a running session follows a rate change without stopping (FASPMGR RATE). "
+        "Where windows overlap the first listed applies. Unset: always, at target_rate.",
+        "example": [{"days": "mon-fri", "from": "20:00", "to": "07:00", "rate": "900Mbps"}],
+    },
+    "at_window_end": {
+        "enum": ["finish", "pause"],
+        "default": "finish",
+        "description": "A session still running when its window closes: finish goes on; "
+        "pause cancels it and the next window resumes it (finished files are not re-sent).",
+        "example": "finish",
+    },
+    "max_sessions": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "The most sessions sent to this target at once. Unset: as many as "
+        "there are workers.",
+        "example": 2,
+    },
+}
+
 VERIFY: Schema = {
     "type": "object",
     "additionalProperties": False,
@@ -206,6 +272,7 @@ ASCP_TARGET: Schema = {
             "example": "/opt/aspera/bin/ascp",
         },
         "retry": RETRY,
+        **LINK_PROPERTIES,
         "stall_timeout": {
             "type": "number",
             "exclusiveMinimum": 0,

@@ -157,6 +157,15 @@ WATCH: Schema = {
             "description": "A larger manifest is refused unread. Bytes, or 10MB, 10MiB.",
             "example": "10MiB",
         },
+        "priority": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 9,
+            "default": 5,
+            "description": "0-9: ready submissions of a higher priority start first; among "
+            "equal priorities the watches take turns.",
+            "example": 7,
+        },
         "ignore": {
             "type": "array",
             "items": {"type": "string"},

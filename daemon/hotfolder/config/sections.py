@@ -105,6 +105,10 @@ class AscpTargetSettings:
     quota_bytes: int = default(schema.COMMON_TARGET_PROPERTIES, "quota_bytes")
     verify: VerifySettings | None = None
     retry: RetrySettings | None = None
+    # Sharing the link (issue 14); transfer.link.LinkSettings reads them with the local zone.
+    schedule: tuple[Mapping[str, Any], ...] = ()  # schema-checked windows, rates in ascp form
+    at_window_end: str = default(_ASCP, "at_window_end")
+    max_sessions: int | None = None
 
     @property
     def password(self) -> Secret:
@@ -174,6 +178,7 @@ def target(raw: Mapping[str, Any], resolve: Resolve) -> TargetSettings:
             given[key] = resolve(given[key])
     if kind is AscpTargetSettings:
         given["retry"] = retry(given.get("retry"))
+        given["schedule"] = tuple(given.get("schedule") or ())
     return kind(**given)
 
 

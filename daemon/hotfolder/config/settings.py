@@ -60,6 +60,7 @@ class WatchConfig:
     poll_interval: float = default(schema.WATCH, "poll_interval")
     max_settle: float = default(schema.WATCH, "max_settle")
     permissions: SharedPermissions | None = None  # failed/ and archive/ for the editors
+    priority: int = default(schema.WATCH, "priority")  # 0-9, 9 starts first (issue 14)
 
     @property
     def own_folders(self) -> tuple[Path, ...]:
@@ -200,6 +201,7 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
         poll_interval=float(get("poll_interval")),
         max_settle=float(get("max_settle")),
         permissions=_permissions(w.get("permissions")),
+        priority=int(get("priority")),
     )
 
 

@@ -48,6 +48,12 @@ def read_units(data: Any, filename: str, lines: dict[KeyPath, int]) -> Iterator[
     targets = data.get("targets")
     if isinstance(targets, dict):
         places += [(("targets", name), t) for name, t in targets.items()]
+        places += [  # a window's rate (issue 14)
+            (("targets", name, "schedule", i), window)
+            for name, t in targets.items()
+            if isinstance(t, dict) and isinstance(t.get("schedule"), list)
+            for i, window in enumerate(t["schedule"])
+        ]
     for path, block in places:
         if not isinstance(block, dict):
             continue

@@ -24,13 +24,16 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from hotfolder import units
 from hotfolder.transfer.link import Link
 from hotfolder.transfer.schedule import zone_name
+
+if TYPE_CHECKING:
+    from hotfolder.service.in_force import InForce
 
 log = structlog.get_logger()
 
@@ -248,3 +251,37 @@ def link_commands(links: Mapping[str, Link], all_targets: Mapping[str, str]) -> 
 def _in_force(link: Link) -> str:
     now = link.now()
     return f"{now.rate or 'the server default'} ({now.source})"
+
+
+class Control:
+    """The daemon's side: a ControlServer answering `rate` against the links in force at
+    each request (a reload keeps a target's Link, and adds or drops targets). A socket that
+    cannot be opened (a path too long for AF_UNIX, another daemon on it) is said once and
+    the daemon goes on without the channel: transfers matter more than live rates."""
+
+    def __init__(self, state_dir: Path, current: Callable[[], InForce]) -> None:
+        def handle(request: Mapping[str, Any], peer: Peer) -> Reply:
+            in_force = current()
+            types = {name: t.type for name, t in in_force.config.targets.items()}
+            return link_commands(in_force.links, types)(request, peer)
+
+        self.server = ControlServer(state_dir, handle)
+        self.started = False
+
+    def start(self) -> None:
+        try:
+            self.server.start()
+        except OSError as err:
+            log.error(  # noqa: TRY400 - the reason says it all
+                "control channel not opened: `hotfolder rate` cannot reach this daemon",
+                path=str(self.server.path),
+                error=str(err),
+            )
+            return
+        self.started = True
+        log.info("control channel open", path=str(self.server.path))
+
+    def stop(self) -> None:
+        if self.started:
+            self.server.stop()
+            self.started = False

@@ -21,6 +21,7 @@ from hotfolder.assemble.tracker import FileSystem, LocalFileSystem, WatchTracker
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config.settings import Config
 from hotfolder.intake.watch import Watcher
+from hotfolder.service.control_socket import Control
 from hotfolder.service.dispatcher import Dispatcher
 from hotfolder.service.in_force import InForce, reread
 from hotfolder.service.outcomes import Outcomes
@@ -59,13 +60,14 @@ class Daemon:
     _wake: threading.Event = field(default_factory=threading.Event)
     _reload_requested: threading.Event = field(default_factory=threading.Event)
     _last_report: float = float("-inf")
+    _control: Control = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(cfg.state_dir / JOURNAL_FILE)
         known = JournalKnown(self.journal, cfg.state_dir)
-        self._in_force = InForce.build(cfg)
+        self._in_force = InForce.build(cfg, self.clock)
         verifier = (
             Verifier(self.journal, cfg.backlot, self.clock, self.stop_event)
             if cfg.backlot
@@ -91,6 +93,7 @@ class Daemon:
         for w in cfg.watches:
             tracker = WatchTracker(settings_of(w), self.fs, known)
             self._loops[w.name] = WatchLoop(w, tracker, wiring)
+        self._control = Control(cfg.state_dir, self.in_force)
 
     # -- what others may read ---------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class Daemon:
                 loop.open(watcher)
             for helper in self._helpers:
                 helper.start()
+            self._control.start()
             self.dispatcher.recover()
             for loop in loops:
                 loop.first_scan()
@@ -144,6 +148,7 @@ class Daemon:
             self.notifier.stopping()
             self._stop_loops()
             watcher.stop()
+            self._control.stop()
             self._shutdown()
 
     def _report(self) -> None:
@@ -156,6 +161,8 @@ class Daemon:
         status = status_line(self.journal.counts())
         if self.journal_lost is not None:
             status = f"PAUSED: journal {self.journal_lost}; {status}"
+        if waiting := self.dispatcher.waiting():  # issue 14: no window open
+            status = f"{status}; {waiting}"
         self.notifier.status(status)
         self.notifier.watchdog(now)
 
@@ -175,7 +182,7 @@ class Daemon:
             log.warning(
                 "reload: adding or removing watches needs a restart; other changes are applied"
             )
-        self._in_force = InForce.build(new)
+        self._in_force = InForce.build(new, self.clock, links=self._in_force.links)
         for w in new.watches:
             if w.name in self._loops:
                 self._loops[w.name].reconfigure(w)  # applied by the watch's own thread

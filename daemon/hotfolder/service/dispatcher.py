@@ -1,7 +1,8 @@
 """Which submission runs when: a pool of workers, what runs and what waits (space, quota, a
-lost journal), operator releases, admin holds coming back by themselves, and what the last
-run left (recovery decides, service.recover acts). The main loop turns it; watch threads and
-recovery call `dispatch`.
+lost journal), the order ready work starts in (priority, watches taking turns, a target's
+transfer windows and max_sessions: issue 14), operator releases, admin holds coming back by
+themselves, and what the last run left (recovery decides, service.recover acts). The main
+loop turns it; watch threads and recovery call `dispatch`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hotfolder.service.outcomes import Outcomes, Rejection
 from hotfolder.service.recover import act_on_the_last_run
 from hotfolder.state.journal import Journal, JournalHealth, Row
 from hotfolder.transfer.faults import AdminHolds
+from hotfolder.transfer.ready_queue import Ready, ReadyQueue
 
 log = structlog.get_logger()
 
@@ -50,9 +52,14 @@ class Dispatcher:
     ) -> None:
         self.journal, self.current, self.clock = journal, current, clock
         self.outcomes, self.worker, self.wake = outcomes, worker, wake
-        self.pool = ThreadPoolExecutor(current().config.workers, thread_name_prefix="transfer")
-        self.lock = threading.RLock()  # running, deferred: watch threads dispatch too
+        self.slots = current().config.workers
+        self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="transfer")
+        self.lock = threading.RLock()  # running, deferred, queue: watch threads dispatch too
         self.running: dict[str, Future[None]] = {}
+        # Waiting for a worker, a window or a session of their target (issue 14): the pool
+        # never queues, so the order is the ReadyQueue's, not the pool's first-in first-out.
+        self.queue = ReadyQueue()
+        self.running_target: dict[str, str] = {}  # sid -> target, for max_sessions
         self.deferred: set[str] = set()  # ready, waiting for space, quota or the journal
         self.space_low = False
         self.journal_lost: str | None = None  # why the journal file is not ours, if it is not
@@ -76,18 +83,80 @@ class Dispatcher:
             self._check_journal()
             if self.journal_lost is None:
                 self._pick_up_released()
+            with self.lock:
+                self._start_ready()  # a window may have opened since the last look
 
     def idle(self) -> bool:
+        """Nothing runs or waits that could go now (work waiting for a window is not
+        counted: `--once` leaves it ready for the next run)."""
         with self.lock:
-            return not self.running and not self.deferred
+            startable = any(self._may_start(item) for item in self.queue.order())
+            return not self.running and not self.deferred and not startable
+
+    # -- the ready queue (issue 14) -----------------------------------------------------------
+
+    def dispatch(self, sid: str) -> None:
+        """Queue `sid` in its place, and start what may start now."""
+        with self.lock:
+            self._queue_locked(sid)
+            self._start_ready()
+
+    def _queue_locked(self, sid: str) -> None:
+        row = self.journal.get(sid)
+        if row is None or sid in self.running or sid in self.queue:
+            return
+        watch = self.current().watch(row.watch)
+        if watch is None:
+            log.warning(
+                "submission's watch is no longer configured", submission_id=sid, watch=row.watch
+            )
+            return
+        self.queue.push(Ready(sid, watch.name, watch.target, watch.priority))
+
+    def _start_ready(self) -> None:
+        """Fill the free workers from the queue, best first; what may not start keeps its
+        place (its target's window is closed, or it runs max_sessions already)."""
+        while len(self.running) < self.slots:
+            item = self.queue.pop(self._may_start)
+            if item is None:
+                return
+            self._dispatch_locked(item.sid)
+
+    def _may_start(self, item: Ready) -> bool:
+        link = self.current().links.get(item.target)
+        if link is None:
+            return True
+        if not link.may_start():
+            return False
+        cap = link.settings.max_sessions
+        return cap is None or sum(t == item.target for t in self.running_target.values()) < cap
+
+    def _requeue_paused(self, sid: str) -> None:
+        """A transfer that ended ready again was paused at its window's end: it waits for
+        the next window in the queue (not picked up as an operator's release)."""
+        if self.journal.state_of(sid) is State.READY:
+            log.info("paused: waits for the next transfer window", submission_id=sid)
+            self._queue_locked(sid)
+
+    def waiting(self) -> str | None:
+        """'target aspera: 3 ready, waiting for the 20:00 window (...)' for each target whose
+        queued work waits for a window (status, STATUS=); None when none does."""
+        with self.lock:
+            queued = self.queue.order()
+        links = self.current().links
+        lines = []
+        for target in sorted({item.target for item in queued}):
+            link = links.get(target)
+            words = link.waiting() if link is not None and not link.may_start() else None
+            if words is not None:
+                count = sum(item.target == target for item in queued)
+                lines.append(f"target {target}: {count} ready, {words}")
+        return "; ".join(lines) or None
 
     # -- starting work ----------------------------------------------------------------------
 
-    def dispatch(self, sid: str) -> None:
-        with self.lock:
-            self._dispatch_locked(sid)
-
     def _dispatch_locked(self, sid: str) -> None:
+        """Start `sid` now (the queue chose it): admission, then a worker."""
         row = self.journal.get(sid)
         if row is None or sid in self.running:
             return
@@ -107,6 +176,7 @@ class Dispatcher:
         future = self.pool.submit(self.worker.deliver, watch, row)
         future.add_done_callback(lambda _f: self.wake.set())  # reap it, maybe free quota
         self.running[sid] = future
+        self.running_target[sid] = watch.target
 
     def _admission(self, watch: WatchConfig, row: Row) -> Admission:
         """Gather the facts for the pure verdict."""
@@ -165,7 +235,8 @@ class Dispatcher:
     def _redispatch_deferred(self) -> None:
         for sid in sorted(self.deferred):
             self.deferred.discard(sid)
-            self._dispatch_locked(sid)
+            self._queue_locked(sid)
+        self._start_ready()
 
     def _resume_if_space(self) -> None:
         with self.lock:
@@ -180,6 +251,8 @@ class Dispatcher:
             finished = [sid for sid, future in self.running.items() if future.done()]
             for sid in finished:
                 del self.running[sid]
+                self.running_target.pop(sid, None)
+                self._requeue_paused(sid)
             if finished:
                 self._redispatch_deferred()
 
@@ -188,7 +261,7 @@ class Dispatcher:
         with self.lock:
             busy = set(self.running) | self.deferred
         for row in self.journal.rows(frozenset({State.READY}), limit=RELEASES_PER_TURN):
-            if row.id not in busy:
+            if row.id not in busy and row.id not in self.queue:
                 log.info(
                     "released by an operator",
                     submission_id=row.id,

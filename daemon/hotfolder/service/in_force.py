@@ -5,15 +5,19 @@ a transfer in flight keeps the target it started with."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 
 import structlog
 
+from hotfolder.clock import Clock, SystemClock
 from hotfolder.config import settings as config_module
 from hotfolder.config.sections import AscpTargetSettings, TargetSettings, VerifySettings
 from hotfolder.config.settings import Config, WatchConfig
 from hotfolder.transfer.delivery import RetryPolicy
+from hotfolder.transfer.link import Link, LinkSettings
+from hotfolder.transfer.schedule import local_zone
 from hotfolder.transfer.targets import Target
 from hotfolder.transfer.targets import build as build_target
 
@@ -24,11 +28,41 @@ log = structlog.get_logger()
 class InForce:
     config: Config
     targets: Mapping[str, Target]  # by target name
+    links: Mapping[str, Link] = field(default_factory=dict)  # ascp targets' (issue 14)
 
     @classmethod
-    def build(cls, config: Config) -> InForce:
-        built = {n: build_target(t, config.state_dir) for n, t in config.targets.items()}
-        return cls(config, built)
+    def build(
+        cls,
+        config: Config,
+        clock: Clock | None = None,
+        zone: tzinfo | None = None,
+        links: Mapping[str, Link] | None = None,
+    ) -> InForce:
+        """The targets of `config`, each ascp one following a Link that reads the daemon's
+        `clock` and the workstation's `zone`. A reload passes the old `links`: a target
+        that stays keeps its Link, so an operator's rate and the sessions attached to it
+        survive; the Link takes the new keys."""
+        clock = clock or SystemClock()
+        zone = zone or local_zone()
+        kept = dict(links or {})
+        new_links: dict[str, Link] = {}
+        for name, t in config.targets.items():
+            if isinstance(t.settings, AscpTargetSettings):
+                settings = LinkSettings.of(t.settings, zone)
+                link = kept.get(name)
+                if link is None:
+                    link = Link(name, settings, clock)
+                else:
+                    link.reconfigure(settings)
+                new_links[name] = link
+        built = {
+            n: build_target(t, config.state_dir, new_links.get(n))
+            for n, t in config.targets.items()
+        }
+        return cls(config, built, new_links)
+
+    def link_of(self, watch: WatchConfig) -> Link | None:
+        return self.links.get(watch.target)
 
     def watch(self, name: str) -> WatchConfig | None:
         return next((w for w in self.config.watches if w.name == name), None)

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from hotfolder.clock import Clock
+from hotfolder.config.sections import AscpTargetSettings
 from hotfolder.transfer.schedule import Schedule, Window, absolute_rate, waiting_words
 
 log = structlog.get_logger()
@@ -48,6 +49,16 @@ class LinkSettings:
     at_window_end: WindowEnd = WindowEnd.FINISH
     max_sessions: int | None = None
     target_rate: str | None = None
+
+    @classmethod
+    def of(cls, settings: AscpTargetSettings, zone: tzinfo) -> LinkSettings:
+        """A typed ascp target's keys, its windows read in `zone` (the workstation's)."""
+        return cls(
+            schedule=Schedule.from_config(settings.schedule, zone),
+            at_window_end=WindowEnd(settings.at_window_end),
+            max_sessions=settings.max_sessions,
+            target_rate=settings.target_rate,
+        )
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], zone: tzinfo) -> LinkSettings:
@@ -93,6 +104,12 @@ class Link:
         # does not redo the calendar arithmetic each time.
         self._cached: tuple[datetime, datetime | None, Window | None] | None = None
         self._sessions = 0
+
+    def reconfigure(self, settings: LinkSettings) -> None:
+        """A reload's new keys; an operator's rate and the running sessions stay."""
+        with self._lock:
+            self.settings = settings
+            self._cached = None
 
     def now(self) -> LinkNow:
         at = self.clock.now()

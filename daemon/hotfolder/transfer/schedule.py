@@ -30,16 +30,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotfolder import units
+from hotfolder.config.schema_targets import DAYS_PATTERN
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 DAY = 1440  # minutes
 WEEK = 7 * DAY
-_DAY = "(?:mon|tue|wed|thu|fri|sat|sun)"
-#: For the schema: `mon-fri`, `sat-sun`, `mon,wed,fri`, `fri-mon` (a range may wrap the week).
-DAYS_PATTERN = rf"^\s*{_DAY}(?:\s*-\s*{_DAY})?(?:\s*,\s*{_DAY}(?:\s*-\s*{_DAY})?)*\s*$"
-#: For the schema: a wall-clock time, `07:00`; `to` may also be `24:00` (midnight ending a day).
-FROM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-TO_PATTERN = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 #: How far ahead `next_change` looks: past any week's pattern, plus the days a window spans.
 _HORIZON_DAYS = 9
 
