@@ -39,6 +39,7 @@ class Look:
     kind: Kind
     identity: FileIdentity | None = None  # None: missing, or a link on the way to it
     where: str = ""  # for LINK: the component that is a link; for SPECIAL: what it is
+    uid: int | None = None  # the entry's owner, from the same lstat as `identity`
 
     @property
     def is_file(self) -> bool:
@@ -99,13 +100,13 @@ def look(root: Path, relpath: PurePosixPath) -> Look:
 def _kind(st: os.stat_result, where: str) -> Look:
     """The entry's kind; its identity (of the entry itself, a link's own for a link) lets a
     caller tell a refused entry apart from a new one at the same place."""
-    ident = FileIdentity.of(st)
+    ident, uid = FileIdentity.of(st), st.st_uid
     if stat.S_ISREG(st.st_mode):
-        return Look(Kind.FILE, ident)
+        return Look(Kind.FILE, ident, uid=uid)
     if stat.S_ISLNK(st.st_mode):
-        return Look(Kind.LINK, ident, where)
+        return Look(Kind.LINK, ident, where, uid)
     if stat.S_ISDIR(st.st_mode):
-        return Look(Kind.FOLDER, ident, where)
+        return Look(Kind.FOLDER, ident, where, uid)
     what = (
         "a named pipe (FIFO)"
         if stat.S_ISFIFO(st.st_mode)
@@ -113,7 +114,7 @@ def _kind(st: os.stat_result, where: str) -> Look:
         if stat.S_ISSOCK(st.st_mode)
         else "a device file"
     )
-    return Look(Kind.SPECIAL, ident, what)
+    return Look(Kind.SPECIAL, ident, what, uid)
 
 
 @contextmanager

@@ -100,6 +100,15 @@ class Counters:
             self._watch_samples.setdefault(watch, deque()).append((now, delta))
             _trim(sent.samples, now)
 
+    def first_byte(self, sid: str) -> None:
+        """`sid`'s first byte left for its target (the transfer's first progress report): its
+        pick-up time ends. The journal hears of progress a second later at most, too late for
+        a pick-up measured in fractions of a second; later calls do nothing."""
+        with self._lock:
+            started = self._ready_at.pop(sid, None)
+            if started is not None:
+                self._observe_pickup(self._now() - started)
+
     def ended(self, sid: str) -> None:
         """`sid` left the transfer (complete, failed, held): its rate is no longer current."""
         with self._lock:

@@ -5,7 +5,7 @@ tried again with the newer events behind the older ones."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hotfolder.after.alerts import Alerts
@@ -99,3 +99,71 @@ def test_completions_wait_for_the_digest() -> None:
     ((subject, payload),) = outbox.sent
     assert subject == "hotfolder on host: 1 submission delivered"
     assert payload["kind"] == "digest"
+
+
+# -- word to whoever dropped it (issue 12) -------------------------------------------------------
+
+
+class Mailbox:
+    def __init__(self, fail: int = 0) -> None:
+        self.sent: list[tuple[tuple[str, ...], str, str]] = []
+        self.fail = fail
+
+    def __call__(self, to: Sequence[str], subject: str, text: str) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise OSError("mailbox full")
+        self.sent.append((tuple(to), subject, text))
+
+
+def with_editors(outbox: Outbox, mailbox: Mailbox, clock: FakeClock) -> Alerts:
+    return Alerts(
+        {"mail": outbox},
+        clock,
+        threading.Event(),
+        60.0,
+        0.0,
+        "host",
+        editors={"ada": "ada@example.com"},
+        mailer=mailbox,
+        public_url="https://ingest.example.com/hotfolder/",
+    )
+
+
+def test_an_editors_failures_go_to_them_too_in_the_same_window_with_the_page_link() -> None:
+    clock, outbox, mailbox = FakeClock(), Outbox(), Mailbox()
+    a = with_editors(outbox, mailbox, clock)
+    a.failed("s1", "w", "bad name", "/failed/s1/REPORT.txt", owner="ada")
+    a.failed("s2", "w", "too big", owner="bob")  # nobody's address: the admins only
+    a.failed("s3", "w", "no video", owner=None)
+    clock.advance(30)
+    a.turn()
+    assert outbox.sent == []
+    assert mailbox.sent == []
+    clock.advance(31)
+    a.turn()
+    ((_, payload),) = outbox.sent
+    assert ids(payload) == ["s1", "s2", "s3"]
+    assert payload["events"][0]["url"] == "https://ingest.example.com/hotfolder/submissions/s1"
+    ((to, _, text),) = mailbox.sent
+    assert to == ("ada@example.com",)
+    assert "s1: bad name" in text
+    assert "s2" not in text
+    assert "s3" not in text
+    assert "page: https://ingest.example.com/hotfolder/submissions/s1" in text
+
+
+def test_an_editor_mail_that_fails_is_tried_again_alone() -> None:
+    clock, outbox, mailbox = FakeClock(), Outbox(), Mailbox(fail=1)
+    a = with_editors(outbox, mailbox, clock)
+    a.failed("s1", "w", "bad name", owner="ada")
+    clock.advance(61)
+    a.turn()
+    assert len(outbox.sent) == 1
+    assert mailbox.sent == []
+    clock.advance(61)
+    a.turn()
+    assert len(outbox.sent) == 1  # the admins are not told twice
+    ((to, _, text),) = mailbox.sent
+    assert to == ("ada@example.com",)
+    assert "s1: bad name" in text

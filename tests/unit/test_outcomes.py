@@ -3,6 +3,8 @@ transfer all record `failed`, quarantine with a report, alert, and log the same 
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -12,9 +14,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from hotfolder.after import postprocess
+from hotfolder.assemble.decisions import Failed, Ready, Waiting
 from hotfolder.config import settings as config
 from hotfolder.config.settings import WatchConfig
-from hotfolder.model import Problem, State
+from hotfolder.model import FileIdentity, ManifestFormat, Problem, State, Submission, SubmissionFile
 from hotfolder.service.in_force import InForce
 from hotfolder.service.outcomes import Outcomes, Rejection
 from hotfolder.state.known import JournalKnown
@@ -31,6 +34,7 @@ class Room:
     w: World
     outcomes: Outcomes
     told: list[tuple[str, str, str | None]]
+    owners: list[str | None]
 
     @property
     def watch(self) -> WatchConfig:
@@ -43,13 +47,22 @@ def room(world: World, tmp_path: Path) -> Room:  # noqa: F811
     cfg = config.load(write_config(tmp_path / "cfg"))
     in_force = InForce.build(cfg)
     told: list[tuple[str, str, str | None]] = []
+    owners: list[str | None] = []
 
     class Alerts:
         def held(self, sid: str, watch: str, reason: str) -> None:
             told.append((sid, "held", reason))
 
-        def failed(self, sid: str, watch: str, reason: str, report: str | None = None) -> None:
+        def failed(
+            self,
+            sid: str,
+            watch: str,
+            reason: str,
+            report: str | None = None,
+            owner: str | None = None,
+        ) -> None:
             told.append((sid, reason, report))
+            owners.append(owner)
 
         def completed(self, sid: str, watch: str, summary: str) -> None:
             told.append((sid, "complete", summary))
@@ -61,7 +74,7 @@ def room(world: World, tmp_path: Path) -> Room:  # noqa: F811
         lambda: in_force,
         Alerts(),
     )
-    return Room(world, outcomes, told)
+    return Room(world, outcomes, told, owners)
 
 
 def ended_events(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
@@ -122,3 +135,58 @@ def test_a_complete_delivery_is_finished_and_told(room: Room) -> None:
     room.outcomes.delivered(room.watch, row, Sent())
     assert room.w.row().postprocessed
     assert room.told == [(row.id, "complete", "2 files, 1006 bytes")]
+
+
+# -- who dropped it (issue 12) -----------------------------------------------------------------
+
+OWNER_UID = 1  # an account every Debian has ("daemon"); the tests run as root, so chown works
+
+
+def dropped_by_someone(room: Room, name: str, data: bytes) -> SubmissionFile:
+    drop = room.w.watch.path
+    (drop / name).write_bytes(data)
+    os.chown(drop / name, OWNER_UID, -1)
+    return SubmissionFile(
+        PurePosixPath(name), PurePosixPath(name), FileIdentity.of((drop / name).lstat())
+    )
+
+
+def test_the_manifest_owner_is_kept_from_intake_to_the_failure_mail(room: Room) -> None:
+    name = pwd.getpwuid(OWNER_UID).pw_name
+    manifest = dropped_by_someone(room, "m2.xml", b"<rss>2</rss>")
+    waiting = Waiting("s-wait", manifest.relpath, missing=(PurePosixPath("v.mp4"),))
+    room.outcomes.apply(room.watch, waiting, lambda _sid: None)
+    assert room.w.journal.get("s-wait").detail["owner"] == name  # type: ignore[union-attr]
+
+    sub = Submission("s-ready", "w", manifest, room.w.sub.media, ManifestFormat.OOYALA_MRSS)
+    room.outcomes.apply(room.watch, Ready(sub), lambda _sid: None)
+    row = room.w.journal.get("s-ready")
+    assert row is not None
+    assert row.detail["owner"] == name
+    room.outcomes.delivered(room.watch, row, Refused(PROBLEM))
+    failed = room.w.journal.get("s-ready")
+    assert failed is not None
+    assert failed.detail["owner"] == name  # kept through the failure
+    assert room.owners == [name]  # the editor's mail knows whom to tell
+
+    other = dropped_by_someone(room, "m4.xml", b"<rss>4</rss>")  # m2.xml is in failed/ now
+    refused = Failed("s-bad", other.relpath, (PROBLEM,), ())
+    room.outcomes.apply(room.watch, refused, lambda _sid: None)
+    assert room.w.journal.get("s-bad").detail["owner"] == name  # type: ignore[union-attr]
+    assert room.owners == [name, name]
+
+
+def test_a_manifest_swapped_since_it_was_pinned_names_nobody(room: Room) -> None:
+    manifest = dropped_by_someone(room, "m3.xml", b"<rss>3</rss>")
+    (room.w.watch.path / "m3.xml").unlink()
+    (room.w.watch.path / "m3.xml").write_bytes(b"<rss>other</rss>")  # root's now, another inode
+    sub = Submission("s-swap", "w", manifest, room.w.sub.media, ManifestFormat.OOYALA_MRSS)
+    room.outcomes.apply(room.watch, Ready(sub), lambda _sid: None)
+    assert room.w.journal.get("s-swap").detail["owner"] is None  # type: ignore[union-attr]
+
+
+def test_a_failed_delivery_keeps_the_hint_for_the_page(room: Room) -> None:
+    """The window shows REPORT.txt's words: the problems (with their hint) are in the row."""
+    room.outcomes.delivered(room.watch, room.w.row(), Refused(PROBLEM))
+    (problem,) = room.w.row().detail["problems"]
+    assert (problem["code"], problem["hint"]) == ("fasp-56", "rename it")

@@ -8,6 +8,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from hotfolder.metrics import Counters
+from hotfolder.transfer import progress as progress_module
 from hotfolder.transfer.progress import ProgressLog
 from tests.unit.test_delivery import World, world  # noqa: F401 (the fixture)
 
@@ -67,3 +69,26 @@ def test_a_failing_write_never_stops_the_transfer_and_is_said_once_a_minute(
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert len(warnings) == 2  # at 20 s, then at 80 s (not 40, 60, 100)
     assert "free space" in warnings[0]["hint"]
+
+
+def test_the_pick_up_time_ends_at_the_first_byte_not_at_the_first_journal_write(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ready -> first byte for hotfolder_pickup_seconds: the journal hears of progress up to a
+    second late, so the first report itself ends the pick-up time."""
+    counters = Counters(world.clock.monotonic)
+    monkeypatch.setattr(progress_module, "COUNTERS", counters)
+    counters.ready(world.sub.id)
+    world.clock.advance(0.2)
+    p = progress(world)
+    p(0)  # a session that has not moved yet
+    assert counters.snapshot().pickup.count == 0
+    world.clock.advance(0.1)
+    p(10)
+    pickup = counters.snapshot().pickup
+    assert pickup.count == 1
+    assert pickup.total == pytest.approx(0.3)
+    world.clock.advance(5)
+    p(20)
+    assert counters.snapshot().pickup.count == 1  # once per submission

@@ -2,6 +2,11 @@
 digest of completions. Batched: the failures of one `batch_seconds` window go out as one
 message, so a burst of 50 failures is one e-mail, not fifty. Sending never blocks the daemon:
 a thread of its own does it, and a send that fails is logged and tried again next round.
+
+Word to whoever dropped it: with `editors:` (user name -> address) and e-mail set up, the
+failures of a manifest's owner also go to that editor, in the same window, as one message of
+their own (only theirs), each with the reason and the link to its page (`http.public_url`).
+An editor's message is retried on its own, so a bad address never re-sends the admins' mail.
 """
 
 from __future__ import annotations
@@ -9,10 +14,11 @@ from __future__ import annotations
 import smtplib
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import requests
 import structlog
@@ -23,6 +29,9 @@ from hotfolder.config import schema
 from hotfolder.config.schema import default
 from hotfolder.config.sections import EmailSettings, NotificationSettings, WebhookSettings
 from hotfolder.credentials import read_secret
+
+if TYPE_CHECKING:
+    from hotfolder.config.settings import Config
 
 log = structlog.get_logger()
 MAX_TRIES = 5
@@ -35,6 +44,7 @@ class Event:
     watch: str
     summary: str  # the reason (failed) or "N files, B bytes" (complete)
     report: str | None = None
+    owner: str | None = None  # who dropped it (the manifest's owner), when known
 
 
 @dataclass(slots=True)
@@ -44,14 +54,26 @@ class _Batch:
 
 
 Sender = Callable[[str, str, dict[str, Any]], None]  # subject, text, payload
+Mailer = Callable[[Sequence[str], str, str], None]  # to, subject, text
 
 
 def smtp_sender(spec: EmailSettings) -> Sender:
+    mail = smtp_mailer(spec)
+
     def send(subject: str, text: str, _payload: dict[str, Any]) -> None:
+        mail(spec.to, subject, text)
+
+    return send
+
+
+def smtp_mailer(spec: EmailSettings) -> Mailer:
+    """Mail through the configured server to any addresses (the admins', or one editor's)."""
+
+    def send(to: Sequence[str], subject: str, text: str) -> None:
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = spec.sender
-        message["To"] = ", ".join(spec.to)
+        message["To"] = ", ".join(to)
         message.set_content(text)
         with smtplib.SMTP(spec.host, spec.port, timeout=30) as smtp:
             if spec.starttls:
@@ -83,6 +105,10 @@ class Alerts(Background):
         batch_seconds: float = default(schema.NOTIFICATIONS, "batch_seconds"),
         digest_every: float = default(schema.NOTIFICATIONS, "digest_every"),
         host: str = "",
+        *,
+        editors: dict[str, str] | None = None,
+        mailer: Mailer | None = None,
+        public_url: str | None = None,
     ) -> None:
         super().__init__("alerts", stop)
         self.senders = senders
@@ -90,7 +116,11 @@ class Alerts(Background):
         self.batch_seconds = batch_seconds
         self.digest_every = digest_every
         self.host = host
+        self.editors = dict(editors or {}) if mailer is not None else {}
+        self.mailer = mailer
+        self.public_url = public_url
         self._failures = _Batch()
+        self._for_editors: dict[str, _Batch] = {}  # address -> that editor's failures
         self._completions = _Batch()
         self._first_failure: float | None = None
         self._next_digest = clock.monotonic() + digest_every
@@ -98,11 +128,18 @@ class Alerts(Background):
 
     @classmethod
     def from_config(
-        cls, spec: NotificationSettings, clock: Clock, stop: threading.Event
+        cls,
+        spec: NotificationSettings,
+        clock: Clock,
+        stop: threading.Event,
+        cfg: Config | None = None,
     ) -> Alerts | None:
+        """`cfg` for the editors and the page links (`editors:`, `http.public_url`)."""
         senders: dict[str, Sender] = {}
+        mailer: Mailer | None = None
         if spec.email is not None:
             senders["email"] = smtp_sender(spec.email)
+            mailer = smtp_mailer(spec.email)
         if spec.webhook is not None:
             senders["webhook"] = webhook_sender(spec.webhook)
         if not senders:
@@ -116,6 +153,9 @@ class Alerts(Background):
             float(spec.batch_seconds),
             float(spec.digest_every),
             socket.gethostname(),
+            editors=cfg.editors if cfg is not None else None,
+            mailer=mailer,
+            public_url=cfg.http.public_url if cfg is not None and cfg.http is not None else None,
         )
 
     def join(self) -> None:
@@ -123,9 +163,20 @@ class Alerts(Background):
         self._end(15)
         self._flush_failures()
 
-    def failed(self, sid: str, watch: str, reason: str, report: str | None = None) -> None:
+    def failed(
+        self,
+        sid: str,
+        watch: str,
+        reason: str,
+        report: str | None = None,
+        owner: str | None = None,
+    ) -> None:
+        event = Event("failed", sid, watch, reason, report, owner)
+        address = self.editors.get(owner) if owner is not None else None
         with self._lock:
-            self._failures.events.append(Event("failed", sid, watch, reason, report))
+            self._failures.events.append(event)
+            if address is not None:
+                self._for_editors.setdefault(address, _Batch()).events.append(event)
             if self._first_failure is None:
                 self._first_failure = self.clock.monotonic()
         self.wake()
@@ -160,6 +211,34 @@ class Alerts(Background):
 
     def _flush_failures(self) -> None:
         self._flush(self._take("failed"), "failures")
+        with self._lock:
+            for_editors, self._for_editors = self._for_editors, {}
+        for address, batch in for_editors.items():
+            self._mail_editor(address, batch)
+
+    def _mail_editor(self, address: str, batch: _Batch) -> None:
+        if self.mailer is None:
+            return
+        subject, text, _ = render(batch.events, "failures", self.host, self.public_url, True)
+        try:
+            self.mailer((address,), subject, text)
+        except (OSError, smtplib.SMTPException) as err:
+            # the address is not logged: the owner's user name says whose it is
+            log.warning(
+                "editor not told; will try again",
+                editor=batch.events[0].owner,
+                error=str(err),
+                events=len(batch.events),
+            )
+            if batch.tries + 1 < MAX_TRIES:
+                batch.tries += 1
+                with self._lock:  # back in the queue, ahead of newer events
+                    self._for_editors.setdefault(address, _Batch()).events[:0] = batch.events
+                    self._for_editors[address].tries = batch.tries
+                    if self._first_failure is None:
+                        self._first_failure = self.clock.monotonic()
+        else:
+            log.info("editor told", editor=batch.events[0].owner, events=len(batch.events))
 
     def _take(self, kind: str) -> _Batch:
         with self._lock:
@@ -173,7 +252,7 @@ class Alerts(Background):
     def _flush(self, batch: _Batch, what: str) -> None:
         if not batch.events:
             return
-        subject, text, payload = render(batch.events, what, self.host)
+        subject, text, payload = render(batch.events, what, self.host, self.public_url)
         failed = False
         for name, send in self.senders.items():
             try:
@@ -197,21 +276,42 @@ class Alerts(Background):
             log.info("notification sent", kind=what, events=len(batch.events))
 
 
-def render(events: list[Event], what: str, host: str) -> tuple[str, str, dict[str, Any]]:
+def page_url(public_url: str | None, sid: str) -> str | None:
+    """The submission's page in the window, as people reach it (None without a public URL)."""
+    if public_url is None:
+        return None
+    return f"{public_url.rstrip('/')}/submissions/{quote(sid, safe='')}"
+
+
+def render(
+    events: list[Event],
+    what: str,
+    host: str,
+    public_url: str | None = None,
+    to_editor: bool = False,
+) -> tuple[str, str, dict[str, Any]]:
     if what == "failures":
         subject = (
             f"hotfolder{f' on {host}' if host else ''}: {len(events)} submission"
             f"{'s' if len(events) != 1 else ''} failed"
         )
-        lines = [
-            f"- [{e.watch}] {e.submission_id}: "
-            + ("HELD, waiting for an admin: " if e.kind == "held" else "")
-            + e.summary
-            + (f"\n  report: {e.report}" if e.report else "")
-            for e in events
-        ]
+        lines = []
+        for e in events:
+            url = page_url(public_url, e.submission_id)
+            lines.append(
+                f"- [{e.watch}] {e.submission_id}: "
+                + ("HELD, waiting for an admin: " if e.kind == "held" else "")
+                + e.summary
+                + (f"\n  dropped by: {e.owner}" if e.owner and not to_editor else "")
+                + (f"\n  page: {url}" if url else "")
+                + (f"\n  report: {e.report}" if e.report else "")
+            )
         text = (
-            "These submissions were NOT sent:\n\n"
+            (
+                "What you dropped was NOT sent:\n\n"
+                if to_editor
+                else "These submissions were NOT sent:\n\n"
+            )
             + "\n".join(lines)
             + "\n\nEach report says what went wrong and what to do.\n"
         )
@@ -236,6 +336,8 @@ def render(events: list[Event], what: str, host: str) -> tuple[str, str, dict[st
                 "watch": e.watch,
                 "summary": e.summary,
                 "report": e.report,
+                "owner": e.owner,
+                "url": page_url(public_url, e.submission_id),
             }
             for e in events
         ],

@@ -21,6 +21,7 @@ from hotfolder.assemble.tracker import FileSystem, LocalFileSystem, WatchTracker
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.config.settings import Config
 from hotfolder.intake.watch import Watcher
+from hotfolder.metrics import COUNTERS
 from hotfolder.service.control_socket import Control
 from hotfolder.service.dispatcher import Dispatcher
 from hotfolder.service.in_force import InForce, reread
@@ -73,7 +74,7 @@ class Daemon:
             if cfg.backlot
             else None
         )
-        alerts = Alerts.from_config(cfg.notifications, self.clock, self.stop_event)
+        alerts = Alerts.from_config(cfg.notifications, self.clock, self.stop_event, cfg)
         self._helpers = [h for h in (verifier, alerts) if h is not None]
         current = self.in_force
         outcomes = Outcomes(self.journal, known, self.clock, current, alerts, verifier)
@@ -158,6 +159,7 @@ class Daemon:
         if now - self._last_report < REPORT_EVERY:
             return
         self._last_report = now
+        COUNTERS.turned(journal_ok=self.journal_lost is None)  # what /healthz waits for
         status = status_line(self.journal.counts())
         if self.journal_lost is not None:
             status = f"PAUSED: journal {self.journal_lost}; {status}"

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from hotfolder import beneath
 from hotfolder.after import postprocess
 from hotfolder.after.verify import AssetKey, Verifier
+from hotfolder.assemble.owner import owner_of
 from hotfolder.assemble.tracker import Decision, Failed, Gone, GoneWhy, Ready, Waiting
 from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
@@ -40,7 +41,14 @@ GONE_EVENTS = {
 class Tells(Protocol):
     """Who hears of ends (after.alerts.Alerts, batched)."""
 
-    def failed(self, sid: str, watch: str, reason: str, report: str | None = None) -> None: ...
+    def failed(
+        self,
+        sid: str,
+        watch: str,
+        reason: str,
+        report: str | None = None,
+        owner: str | None = None,
+    ) -> None: ...
 
     def held(self, sid: str, watch: str, reason: str) -> None: ...
 
@@ -58,12 +66,21 @@ class Rejection:
     format: ManifestFormat | None = None
     new: bool = False  # no journal row yet: the tracker refused it at intake
     size: int | None = None  # bytes, where known
+    owner: str | None = None  # who dropped it (the manifest's owner), for the editor's mail
 
     @classmethod
     def of_row(cls, row: Row, problem: Problem) -> Rejection:
         sub = row.submission()
         media = tuple(f.relpath for f in sub.media)
-        return cls(row.id, sub.manifest.relpath, media, (problem,), size=row.bytes_total)
+        owner = row.detail.get("owner")
+        return cls(
+            row.id,
+            sub.manifest.relpath,
+            media,
+            (problem,),
+            size=row.bytes_total,
+            owner=owner if isinstance(owner, str) else None,
+        )
 
 
 class Outcomes:
@@ -88,10 +105,11 @@ class Outcomes:
         there (the watch loop checks): an unmounted share is not a mass delete."""
         now = self.clock.now()
         if isinstance(decision, Waiting):
-            detail = {
+            detail: dict[str, Any] = {
                 "missing": [str(p) for p in decision.missing],
                 "unsettled": [str(p) for p in decision.unsettled],
                 "conflicts": [str(p) for p in decision.conflicts],
+                "owner": owner_of(watch.path, decision.manifest),
             }
             if self.journal.record_pending(
                 decision.submission_id, watch.name, decision.manifest, now, detail
@@ -123,12 +141,14 @@ class Outcomes:
                 decision.problems,
                 decision.format,
                 new=True,
+                owner=owner_of(watch.path, decision.manifest),
             )
             self.reject(watch, rejection)
         elif isinstance(decision, Ready):
             assets = [{"guid": g, "title": t} for g, t in decision.assets]
-            self.journal.record_ready(decision.submission, now, {"assets": assets})
             sub = decision.submission
+            owner = owner_of(watch.path, sub.manifest.relpath, sub.manifest.identity)
+            self.journal.record_ready(sub, now, {"assets": assets, "owner": owner})
             log.info(
                 "submission ready",
                 submission_id=sub.id,
@@ -155,7 +175,7 @@ class Outcomes:
         first = r.problems[0]
         if r.new:
             self.journal.record_failed(
-                r.submission_id, watch.name, r.manifest, r.problems, now, r.format
+                r.submission_id, watch.name, r.manifest, r.problems, now, r.format, r.owner
             )
         else:
             self.journal.transition(
@@ -189,7 +209,7 @@ class Outcomes:
                 error=str(err),
             )
         if self.alerts is not None:
-            self.alerts.failed(r.submission_id, watch.name, first.message, _str(report))
+            self.alerts.failed(r.submission_id, watch.name, first.message, _str(report), r.owner)
         files = len(r.present) + 1
         log_ended(r.submission_id, watch.name, State.FAILED, first, files, r.size, report)
 

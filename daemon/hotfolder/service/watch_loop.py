@@ -23,6 +23,7 @@ from hotfolder.assemble.tracker import Decision, Gone, Waiting, WatchSettings, W
 from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
 from hotfolder.intake.watch import Alarm, Change, DirPoller, Watcher, choose_mode, limit_hint, scan
+from hotfolder.metrics import COUNTERS
 from hotfolder.model import State
 from hotfolder.service.availability import Availability, Look
 from hotfolder.service.outcomes import Outcomes
@@ -188,6 +189,7 @@ class WatchLoop:
     def _there(self, now: float, probe: bool = False) -> bool:
         look = self.availability.look(now, probe)
         self._update(available=look is not Look.AWAY)
+        COUNTERS.watch_available(self.name, look is not Look.AWAY)  # the same as the snapshot
         if look is Look.BACK or self.restart:
             self.restart = False
             if self.watcher is not None:

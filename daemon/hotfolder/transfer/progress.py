@@ -7,6 +7,7 @@ import sqlite3
 import structlog
 
 from hotfolder.clock import Clock
+from hotfolder.metrics import COUNTERS
 from hotfolder.state.journal import Journal
 
 
@@ -33,8 +34,12 @@ class ProgressLog:
         self.started = self.last_write = self.last_log = clock.monotonic()
         self.last_warning = float("-inf")
         self.last_fraction = 0.0
+        self.moving = False  # a byte of this session was reported
 
     def __call__(self, session_bytes: int) -> None:
+        if not self.moving and session_bytes > 0:
+            self.moving = True
+            COUNTERS.first_byte(self.sid)  # the pick-up time (ready -> first byte) ends here
         now = self.clock.monotonic()
         done = self.offset + session_bytes
         if now - self.last_write >= self.JOURNAL_EVERY:
