@@ -4,13 +4,16 @@ chromium-driver) against a running daemon sending through the ascp simulator."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -139,6 +142,25 @@ def test_the_window_in_a_real_browser(tmp_path: Path, browser: WebDriver) -> Non
             )
             assert browser.execute_script("return window.notReloaded === true;")
 
+            # The daemon feeds the window: /healthz says the loop turns, /metrics what was sent.
+            assert urlopen(base + "/healthz", timeout=10).status == 200  # noqa: S310 (loopback)
+            scraped = urlopen(base + "/metrics", timeout=10).read().decode()  # noqa: S310
+            found = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(scraped)
+                for s in family.samples
+            }
+            watch = cfg.watches[0].name
+            sent = found[
+                (
+                    "hotfolder_bytes_sent_total",
+                    (("target", cfg.watches[0].target), ("watch", watch)),
+                )
+            ]
+            assert sent >= 3_000_000
+            assert found[("hotfolder_pickup_seconds_count", ())] >= 1
+            assert found[("hotfolder_watch_available", (("watch", watch),))] == 1.0
+
             # A failure: its page says what REPORT.txt says, reason and hint.
             hostile = 'ep<script>alert("x")&amp;é.xml'  # a '/' would be a folder
             (drop / hostile).write_text(manifests.ooyala(manifests.ooyala_item(video="../x.mov")))
@@ -157,6 +179,8 @@ def test_the_window_in_a_real_browser(tmp_path: Path, browser: WebDriver) -> Non
             assert any(line.strip().startswith("What to do:") for line in shown)
             assert browser.find_element(By.TAG_NAME, "h1").text.startswith(hostile)
             assert browser.find_elements(By.ID, "retry") == []  # logged out: no button
+            owner = pwd.getpwuid(os.getuid()).pw_name  # who wrote the manifest: this test
+            assert f"Dropped by\n{owner}" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
             browser.save_screenshot(str(tmp_path / "failed.png"))
 
             # Logged in: the button; a POST without the CSRF token is refused.
