@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from hotfolder.after import backlot, verify
-from hotfolder.cli import demo, ops, statusview, web, windows
+from hotfolder.cli import demo, nodes, ops, statusview, web, windows
 from hotfolder.cli import scan as survey
 from hotfolder.config import checks as startup
 from hotfolder.config import settings as configuration
@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "backlot": cmd_backlot,
             "journal": cmd_journal,
             "rate": cmd_rate,
+            "nodes": cmd_nodes,
         }[args.command]
         status = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
@@ -217,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="only for a damaged journal, with the daemon stopped: rename it to "
         "journal.sqlite.damaged-<time> (kept, never deleted) and start an empty one",
+    )
+    command(
+        "nodes",
+        help="a fleet's workstations (journal: in the config) with their last heartbeat",
+        description="The nodes sharing the PostgreSQL journal, by the database's clock.",
     )
     status = command(
         "status",
@@ -593,6 +599,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         waits = "".join(f"{line}\n" for line in windows.waiting(cfg, rows, now))  # issue 14
         sys.stdout.write(statusview.table(rows, now, speeds, journal.path) + waits)
     return EXIT_OK
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    return EXIT_OK if nodes.show(cfg) else EXIT_CONFIG
 
 
 def cmd_rate(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ import structlog
 from hotfolder.after import postprocess
 from hotfolder.config.settings import Config
 from hotfolder.model import State
-from hotfolder.state.journal import Journal, Row
+from hotfolder.state.journal import Row
+from hotfolder.state.port import JournalPort
 
 log = structlog.get_logger()
 
@@ -21,7 +22,7 @@ class OperatorError(Exception):
     """The action does not apply to the submission as it is now."""
 
 
-def retry(journal: Journal, cfg: Config, sid: str, now: datetime) -> str:
+def retry(journal: JournalPort, cfg: Config, sid: str, now: datetime) -> str:
     row = _row(journal, sid)
     if row.state is State.HELD:
         journal.transition(sid, State.READY, now, note="released by an operator")
@@ -41,7 +42,7 @@ def retry(journal: Journal, cfg: Config, sid: str, now: datetime) -> str:
     raise OperatorError(f"{sid} is {row.state}: only held or failed submissions can be retried")
 
 
-def hold(journal: Journal, sid: str, now: datetime) -> str:
+def hold(journal: JournalPort, sid: str, now: datetime) -> str:
     row = _row(journal, sid)
     if row.state not in (State.PENDING, State.READY):
         raise OperatorError(f"{sid} is {row.state}: only pending or ready submissions can be held")
@@ -57,14 +58,14 @@ def hold(journal: Journal, sid: str, now: datetime) -> str:
     return f"{sid}: held; release it with: hotfolder retry {sid}"
 
 
-def forget(journal: Journal, sid: str) -> str:
+def forget(journal: JournalPort, sid: str) -> str:
     row = _row(journal, sid)
     journal.forget(sid)
     log.info("operator: forget", submission_id=sid, watch=row.watch, state=str(row.state))
     return f"{sid}: forgotten"
 
 
-def _row(journal: Journal, sid: str) -> Row:
+def _row(journal: JournalPort, sid: str) -> Row:
     row = journal.get(sid)
     if row is None:
         raise OperatorError(f"no submission {sid!r} in the journal (see: hotfolder status)")
@@ -114,7 +115,7 @@ class AmbiguousId(OperatorError):
         self.candidates = candidates
 
 
-def match_id(journal: Journal, prefix: str) -> str:
+def match_id(journal: JournalPort, prefix: str) -> str:
     """The one submission ID that is `prefix` or starts with it (as git takes a short hash).
     Raises AmbiguousId listing the candidates, or OperatorError when none matches."""
     if journal.get(prefix) is not None:

@@ -18,6 +18,7 @@ from hotfolder.config.schema_common import (
     default,
     secret_keys,
 )
+from hotfolder.config.schema_fleet import JOURNAL
 from hotfolder.config.schema_services import (
     BACKLOT_ACCOUNT,
     EDITORS,
@@ -50,6 +51,7 @@ __all__ = [
     "DURATION",
     "EDITORS",
     "HTTP",
+    "JOURNAL",
     "LISTEN",
     "LOCAL_TARGET",
     "LOGGING",
@@ -106,6 +108,7 @@ CONFIG: Schema = {
         },
         "notifications": NOTIFICATIONS,
         "http": HTTP,
+        "journal": JOURNAL,
         "editors": EDITORS,
         "min_free_bytes": {
             **BYTES,

@@ -15,6 +15,7 @@ from typing import Any
 from hotfolder.config import schema, sections
 from hotfolder.config.crosschecks import cross_checks, resolve
 from hotfolder.config.errors import ConfigError, InvalidConfig, KeyPath, format_path, line_of
+from hotfolder.config.fleet import JournalSettings, journal
 from hotfolder.config.schema import default
 from hotfolder.config.sections import BacklotAccount, NotificationSettings, TargetSettings
 from hotfolder.config.validation import UNIT_KEYS, read_units, schema_error, schema_errors
@@ -102,6 +103,7 @@ class Config:
     min_free_bytes: int = default(schema.CONFIG, "min_free_bytes")
     http: HttpConfig | None = None
     editors: dict[str, str] = field(default_factory=dict)  # user name -> e-mail address
+    journal: JournalSettings | None = None  # a fleet's shared journal (PostgreSQL); else SQLite
     #: Where each key is in the file, for messages about it after loading (check-config).
     lines: dict[KeyPath, int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -163,6 +165,7 @@ def _build(data: dict[str, Any], source: Path, base: Path, lines: dict[KeyPath, 
         targets=targets,
         http=_http(data.get("http"), base),
         editors=dict(data.get("editors") or {}),
+        journal=journal(data.get("journal"), here),
         lines=lines,
     )
 

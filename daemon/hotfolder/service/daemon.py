@@ -22,15 +22,17 @@ from hotfolder.clock import Clock, SystemClock
 from hotfolder.config.settings import Config
 from hotfolder.intake.watch import Watcher
 from hotfolder.metrics import COUNTERS
+from hotfolder.model import State
 from hotfolder.service.control_socket import Control
 from hotfolder.service.dispatcher import Dispatcher
+from hotfolder.service.fleet import JOURNAL_FILE, Fleet, open_journal
 from hotfolder.service.in_force import InForce, reread
 from hotfolder.service.outcomes import Outcomes
 from hotfolder.service.sd_notify import Notifier, status_line
 from hotfolder.service.watch_loop import WatchLoop, WatchSnapshot, Wiring, settings_of
 from hotfolder.service.worker import Worker
-from hotfolder.state.journal import Journal
 from hotfolder.state.known import JournalKnown
+from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import RetryPolicy
 
 log = structlog.get_logger()
@@ -38,7 +40,7 @@ log = structlog.get_logger()
 MAX_SLEEP = 1.0
 WATCH_JOIN_TIMEOUT = 10.0
 REPORT_EVERY = 1.0
-JOURNAL_FILE = "journal.sqlite"
+__all__ = ["JOURNAL_FILE", "Daemon"]  # JOURNAL_FILE: the CLI reads it from here
 
 
 @dataclass(slots=True)
@@ -52,7 +54,8 @@ class Daemon:
     notifier: Notifier = field(default_factory=Notifier)
     stop_event: threading.Event = field(default_factory=threading.Event)
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    journal: Journal = field(init=False)
+    journal: JournalPort = field(init=False)
+    fleet: Fleet | None = field(init=False, default=None)  # with `journal:` (issue 13)
     dispatcher: Dispatcher = field(init=False)
     watcher: Watcher | None = field(init=False, default=None)
     _in_force: InForce = field(init=False)
@@ -66,7 +69,7 @@ class Daemon:
     def __post_init__(self) -> None:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(cfg.state_dir / JOURNAL_FILE)
+        self.journal, self.fleet = open_journal(cfg, self.clock)
         known = JournalKnown(self.journal, cfg.state_dir)
         self._in_force = InForce.build(cfg, self.clock)
         verifier = (
@@ -79,6 +82,7 @@ class Daemon:
         current = self.in_force
         outcomes = Outcomes(self.journal, known, self.clock, current, alerts, verifier)
         worker = Worker(self.journal, self.clock, current, outcomes, self.retry, self.cancel_event)
+        worker.fleet = self.fleet
         self.dispatcher = Dispatcher(
             self.journal, current, self.clock, outcomes, worker, self._wake
         )
@@ -125,12 +129,14 @@ class Daemon:
                 loop.open(watcher)
             for helper in self._helpers:
                 helper.start()
+            if self.fleet is not None:
+                self.fleet.start()
             self._control.start()
             self.dispatcher.recover()
             for loop in loops:
                 loop.first_scan()
             log.info("ready", watches=list(self._loops))
-            self.notifier.ready(status_line(self.journal.counts()))
+            self.notifier.ready(status_line(self._own_counts()))
             if on_ready:
                 on_ready()
             for loop in loops:
@@ -160,13 +166,17 @@ class Daemon:
             return
         self._last_report = now
         COUNTERS.turned(journal_ok=self.journal_lost is None)  # what /healthz waits for
-        status = status_line(self.journal.counts())
+        status = status_line(self._own_counts())
         if self.journal_lost is not None:
             status = f"PAUSED: journal {self.journal_lost}; {status}"
         if waiting := self.dispatcher.waiting():  # issue 14: no window open
             status = f"{status}; {waiting}"
         self.notifier.status(status)
         self.notifier.watchdog(now)
+
+    def _own_counts(self) -> dict[State, int]:
+        """STATUS= counts this node's own work (a fleet's journal holds every node's)."""
+        return self.fleet.counts() if self.fleet is not None else self.journal.counts()
 
     def request_reload(self) -> None:
         """From a signal handler: the main loop re-reads the config at its next turn."""
@@ -205,5 +215,7 @@ class Daemon:
         self.dispatcher.shutdown(self.shutdown_grace)
         for helper in self._helpers:
             helper.join()
+        if self.fleet is not None:
+            self.fleet.stop()  # after the last transfer: its lease was renewed until then
         self.journal.close()
         log.info("stopped")

@@ -21,7 +21,8 @@ from hotfolder.service.admission import Admission, Verdict, admit, low_on_space
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes, Rejection
 from hotfolder.service.recover import act_on_the_last_run
-from hotfolder.state.journal import Journal, JournalHealth, Row
+from hotfolder.state.journal import JournalHealth, Row
+from hotfolder.state.port import JournalPort
 from hotfolder.transfer.faults import AdminHolds
 from hotfolder.transfer.ready_queue import Ready, ReadyQueue
 
@@ -43,7 +44,7 @@ RELEASES_PER_TURN = 50
 class Dispatcher:
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalPort,
         current: Current,
         clock: Clock,
         outcomes: Outcomes,

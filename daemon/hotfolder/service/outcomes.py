@@ -24,8 +24,9 @@ from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
 from hotfolder.model import ManifestFormat, Problem, State
 from hotfolder.service.in_force import Current
-from hotfolder.state.journal import Journal, Row
+from hotfolder.state.journal import Row
 from hotfolder.state.known import JournalKnown
+from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import Ended, Held, Refused
 
 log = structlog.get_logger()
@@ -86,7 +87,7 @@ class Rejection:
 class Outcomes:
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalPort,
         known: JournalKnown,
         clock: Clock,
         current: Current,

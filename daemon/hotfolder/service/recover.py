@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import structlog
 
@@ -13,14 +14,14 @@ from hotfolder.model import IN_FLIGHT, Problem, State
 from hotfolder.service.in_force import InForce
 from hotfolder.service.outcomes import Outcomes, log_ended
 from hotfolder.state import recovery
-from hotfolder.state.journal import Journal
+from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import manifest_session
 
 log = structlog.get_logger()
 
 
 def act_on_the_last_run(
-    journal: Journal,
+    journal: JournalPort,
     in_force: InForce,
     clock: Clock,
     dispatch: Callable[[str], None],
@@ -35,7 +36,7 @@ def act_on_the_last_run(
         if step is None:
             continue
         if step.to is not None:
-            codes = {"error_code": step.error_code, "error_message": step.note}
+            codes: dict[str, Any] = {"error_code": step.error_code, "error_message": step.note}
             journal.transition(
                 row.id,
                 step.to,

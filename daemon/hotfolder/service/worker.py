@@ -11,9 +11,11 @@ import structlog
 
 from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
+from hotfolder.service.fleet import Fleet
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes
-from hotfolder.state.journal import Journal, Row, StaleTransition
+from hotfolder.state.journal import Row, StaleTransition
+from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import Cancelled, Delivery, Paused, RetryPolicy
 
 log = structlog.get_logger()
@@ -21,19 +23,31 @@ log = structlog.get_logger()
 
 @dataclass(slots=True)
 class Worker:
-    journal: Journal
+    journal: JournalPort
     clock: Clock
     current: Current
     outcomes: Outcomes
     retry: RetryPolicy  # unless the target's `retry:` says otherwise
     cancel: threading.Event  # set by shutdown once the grace period is over
+    fleet: Fleet | None = None  # several workstations: a step starts only under a claim
 
     def deliver(self, watch: WatchConfig, row: Row) -> None:
+        if self.fleet is None:
+            self._deliver(watch, row, self.journal)
+            return
+        with self.fleet.claimed(row.id) as claimed:  # service.fleet: claim, lease, fence
+            fresh = claimed.get(row.id) if claimed is not None else None
+            if claimed is None or fresh is None:
+                log.info("claimed by another node", submission_id=row.id, watch=row.watch)
+                return
+            self._deliver(watch, fresh, claimed)
+
+    def _deliver(self, watch: WatchConfig, row: Row, journal: JournalPort) -> None:
         in_force = self.current()
         delivery = Delivery(
             watch,
             in_force.target_of(watch),
-            self.journal,
+            journal,
             self.clock,
             self.cancel,
             in_force.retry(watch, self.retry),

@@ -308,6 +308,7 @@ class PgJournal:
         max_connections: int = 4,
         connect_timeout: float = 5.0,
         version: str = "",
+        register: bool = True,
     ) -> None:
         self.node = node or default_node()
         self.lease = lease
@@ -341,7 +342,8 @@ class PgJournal:
             self._pool.open(wait=True, timeout=connect_timeout)
             with self._pool.connection() as db:
                 migrate(db, self.where)
-            self.register(version)
+            if register:  # an operator's command reading the journal is not a node's start
+                self.register(version)
         except (psycopg.OperationalError, PoolTimeout) as err:
             self._pool.close()
             raise self._unavailable(err) from err

@@ -9,7 +9,7 @@ that finds the submission elsewhere raises StaleTransition and changes nothing.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from hotfolder.model import ManifestFormat, Problem, State, Submission
@@ -24,6 +24,11 @@ class JournalPort(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    @property
+    def path(self) -> Path | str:
+        """Where the journal is, for messages (a file, or a database URL without password)."""
+        ...
 
     # -- rows -----------------------------------------------------------------------------
 
@@ -72,7 +77,9 @@ class JournalPort(Protocol):
 
     def record_ready(
         self, sub: Submission, now: datetime, detail: dict[str, Any] | None = None
-    ) -> None: ...
+    ) -> bool | None:
+        """The fleet journal says whether this call made it ready (every node sees it)."""
+        ...
 
     def record_failed(
         self,

@@ -25,7 +25,8 @@ from hotfolder.clock import Clock
 from hotfolder.config.sections import RetrySettings
 from hotfolder.config.settings import WatchConfig
 from hotfolder.model import Problem, State, Submission
-from hotfolder.state.journal import Journal, Row, StaleTransition
+from hotfolder.state.journal import Row, StaleTransition
+from hotfolder.state.port import JournalPort
 from hotfolder.state.recovery import MANIFEST_UNCONFIRMED
 from hotfolder.transfer.progress import ProgressLog
 from hotfolder.transfer.targets import Fault, Session, Target, TransferError
@@ -113,7 +114,7 @@ class Delivery:
         self,
         watch: WatchConfig,
         target: Target,
-        journal: Journal,
+        journal: JournalPort,
         clock: Clock,
         cancel: threading.Event,
         retry: RetryPolicy | None = None,

@@ -19,7 +19,8 @@ import structlog
 
 from hotfolder.clock import Clock
 from hotfolder.model import State
-from hotfolder.state.journal import Journal, Row, StaleTransition
+from hotfolder.state.journal import Row, StaleTransition
+from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import ADMIN_PREFIX
 from hotfolder.transfer.targets import Target
 
@@ -49,7 +50,7 @@ class AdminHolds:
 
     def tick(
         self,
-        journal: Journal,
+        journal: JournalPort,
         clock: Clock,
         targets: Mapping[str, Target],
         dispatch: Callable[[str], None],
@@ -82,7 +83,7 @@ class AdminHolds:
         self,
         row: Row,
         now: float,
-        journal: Journal,
+        journal: JournalPort,
         clock: Clock,
         targets: Mapping[str, Target],
         dispatch: Callable[[str], None],

@@ -8,7 +8,7 @@ import structlog
 
 from hotfolder.clock import Clock
 from hotfolder.metrics import COUNTERS
-from hotfolder.state.journal import Journal
+from hotfolder.state.port import JournalPort
 
 
 class ProgressLog:
@@ -22,7 +22,7 @@ class ProgressLog:
 
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalPort,
         sid: str,
         total: int,
         offset: int,

@@ -1,0 +1,286 @@
+"""Several workstations on one drop folder (issue 13): which journal the daemon keeps, and, in a
+fleet, the claim a node holds on each submission it works on.
+
+- `open_journal`: SQLite in state_dir unless the config has `journal: {url: ...}`; then the
+  shared PostgreSQL journal (state/pg_journal), and a `Fleet` for this node.
+- `Fleet.claimed(sid)`: the worker takes the submission's claim before it starts a step and
+  gives it back when the delivery (and what follows it) is over. While held, a heartbeat
+  thread renews the lease; a claim it cannot renew is lost, and the fenced writes refuse it.
+- `ClaimedJournal`: what a delivery writes through while it holds the claim. Its state changes
+  are fenced (only the claim's holder may make them; reaching complete records this node as
+  the one that delivered), and the start of the manifest session additionally needs a live
+  lease by the database's clock, checked in the same transaction: a node whose lease was
+  taken over can never start a manifest session.
+
+For now one node per journal: `open_journal` refuses to start beside another live node until
+the rest of issue 13 is in (see README, "Several workstations"). SQLite stays the default and
+nothing here runs without `journal:`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import structlog
+
+from hotfolder import __version__
+from hotfolder.clock import Clock
+from hotfolder.config.settings import Config
+from hotfolder.model import ManifestFormat, Problem, State, Submission
+from hotfolder.state.journal import Journal, JournalError
+from hotfolder.state.pg_journal import Claim, FleetSettings, JournalUnavailable, PgJournal
+from hotfolder.state.port import JournalPort
+from hotfolder.state.rows import JournalHealth, Row
+
+log = structlog.get_logger()
+
+JOURNAL_FILE = "journal.sqlite"
+
+
+def open_journal(config: Config, clock: Clock) -> tuple[JournalPort, Fleet | None]:
+    """The journal the config names, and the fleet this node is in (None: a single
+    workstation, SQLite). Raises JournalError / JournalUnavailable if PostgreSQL cannot be
+    opened: a node that cannot reach the shared journal takes no work."""
+    if config.journal is None:
+        return Journal(config.state_dir / JOURNAL_FILE), None
+    given = config.journal
+    settings = FleetSettings(given.url, given.node, given.password.file, given.password.credential)
+    journal = PgJournal.open(settings, clock=clock, register=False)
+    try:
+        _alone(journal)
+        journal.register(__version__)  # only once it may run: its row says it is alive
+    except BaseException:
+        journal.close()
+        raise
+    log.info("fleet journal", journal=journal.where, node=journal.node)
+    return journal, Fleet(journal, clock)
+
+
+#: Another node that beat this recently is taken for alive (two leases: a live one renews
+#: every third of a lease).
+ALIVE_WITHIN = timedelta(seconds=60)
+
+
+def _alone(journal: PgJournal) -> None:
+    """Until several nodes on one drop folder are finished (issue 13: the same submission id
+    on every node, the dispatcher's first step under a claim), a second live node on the
+    journal is refused rather than risk a submission sent twice."""
+    others = [
+        n.name for n in journal.nodes() if n.name != journal.node and n.heartbeat_age < ALIVE_WITHIN
+    ]
+    if others:
+        raise JournalError(
+            f"journal {journal.where}: node(s) {', '.join(others)} already run on it; this "
+            "version runs one node per journal",
+            "stop the other node, or give this workstation its own journal; several "
+            "workstations on one drop folder are not finished yet (issue 13)",
+        )
+
+
+class Fleet:
+    """This node's claims: taken before a step, renewed by a heartbeat while held, given back
+    after. The heartbeat also tells `hotfolder nodes` that this node is alive."""
+
+    def __init__(self, journal: PgJournal, clock: Clock) -> None:
+        self.journal, self.clock = journal, clock
+        self.every = journal.lease.total_seconds() / 3  # two missed beats still keep it
+        self._held: dict[str, Claim] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def node(self) -> str:
+        return self.journal.node
+
+    def claim(self, sid: str) -> Claim | None:
+        """Take `sid` for this node, or None: another node's live lease holds it, or the
+        database cannot be reached (no new step starts then)."""
+        try:
+            claim = self.journal.claim(sid, self.clock.now())
+        except JournalUnavailable as err:
+            log.warning("cannot claim: journal unreachable", submission_id=sid, error=str(err))
+            return None
+        if claim is not None and claim.taken_over_from is not None:
+            log.warning(
+                "taking over a submission", submission_id=sid, from_node=claim.taken_over_from
+            )
+        return claim
+
+    @contextmanager
+    def claimed(self, sid: str) -> Iterator[ClaimedJournal | None]:
+        """The claimed journal while this node holds `sid` (None: not ours to work on);
+        the claim is renewed by the heartbeat meanwhile and given back at the end."""
+        claim = self.claim(sid)
+        if claim is None:
+            yield None
+            return
+        with self._lock:
+            self._held[sid] = claim
+        try:
+            yield ClaimedJournal(self.journal, claim)
+        finally:
+            with self._lock:
+                held = self._held.pop(sid, claim)
+            try:
+                self.journal.release(held)
+            except JournalUnavailable as err:  # the lease runs out by itself
+                log.warning("cannot give the claim back", submission_id=sid, error=str(err))
+
+    def held(self) -> tuple[Claim, ...]:
+        with self._lock:
+            return tuple(self._held.values())
+
+    def beat(self) -> None:
+        """Renew this node's heartbeat and every lease it holds; a claim not renewed was
+        taken over (its fenced writes will fail) and is dropped."""
+        held = self.held()
+        try:
+            renewed = {c.sid: c for c in self.journal.heartbeat(held)}
+        except JournalUnavailable as err:
+            log.warning("heartbeat failed: journal unreachable", error=str(err))
+            return
+        with self._lock:
+            for claim in held:
+                if claim.sid not in renewed and self._held.get(claim.sid) == claim:
+                    log.error("claim lost to another node", submission_id=claim.sid)
+                    del self._held[claim.sid]
+                elif claim.sid in renewed and claim.sid in self._held:
+                    self._held[claim.sid] = renewed[claim.sid]
+
+    def counts(self) -> dict[State, int]:
+        """This node's own work (what it delivered or holds), for STATUS=."""
+        return self.journal.counts(node=self.node)
+
+    # -- the heartbeat thread: runs until after the last transfer ended ----------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fleet-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class ClaimedJournal:
+    """The journal as a delivery holding `claim` writes it: the claimed submission's state
+    changes are fenced; everything else is the fleet journal's."""
+
+    def __init__(self, journal: PgJournal, claim: Claim) -> None:
+        self.journal, self.claim = journal, claim
+
+    def transition(
+        self,
+        sid: str,
+        to: State,
+        now: datetime,
+        *,
+        note: str = "",
+        problems: tuple[Problem, ...] = (),
+        **fields: Any,
+    ) -> None:
+        if sid != self.claim.sid:
+            self.journal.transition(sid, to, now, note=note, problems=problems, **fields)
+        elif to is State.SENDING_MANIFEST and not fields and not problems:
+            self.journal.start_manifest_session(self.claim, now, note)
+        else:
+            live = to is State.SENDING_MANIFEST
+            self.journal.transition_fenced(
+                self.claim, to, now, note=note, problems=problems, live=live, **fields
+            )
+
+    # -- the rest, as the fleet journal answers it ------------------------------------------
+
+    @property
+    def path(self) -> Path | str:
+        return self.journal.path
+
+    def healthy(self) -> JournalHealth:
+        return self.journal.healthy()
+
+    def close(self) -> None:
+        """Not ours to close: the daemon closes the fleet journal."""
+
+    def get(self, sid: str) -> Row | None:
+        return self.journal.get(sid)
+
+    def state_of(self, sid: str) -> State | None:
+        return self.journal.state_of(sid)
+
+    def is_settled(self, sid: str) -> bool:
+        return self.journal.is_settled(sid)
+
+    def rows(
+        self, states: frozenset[State] | None = None, watch: str | None = None, limit: int = 1000
+    ) -> list[Row]:
+        return self.journal.rows(states, watch, limit)
+
+    def counts(self) -> dict[State, int]:
+        return self.journal.counts()
+
+    def ended_badly_since(self, since: datetime) -> list[str]:
+        return self.journal.ended_badly_since(since)
+
+    def history(self, sid: str) -> list[tuple[str, str, str]]:
+        return self.journal.history(sid)
+
+    def latest_generation(self, base: str) -> Row | None:
+        return self.journal.latest_generation(base)
+
+    def mark_manifest_removed(self, sid: str) -> None:
+        self.journal.mark_manifest_removed(sid)
+
+    def record_pending(
+        self, sid: str, watch: str, manifest: PurePosixPath, now: datetime, detail: dict[str, Any]
+    ) -> bool:
+        return self.journal.record_pending(sid, watch, manifest, now, detail)
+
+    def forget_pending(self, sid: str) -> None:
+        self.journal.forget_pending(sid)
+
+    def record_ready(
+        self, sub: Submission, now: datetime, detail: dict[str, Any] | None = None
+    ) -> bool | None:
+        return self.journal.record_ready(sub, now, detail)
+
+    def record_failed(
+        self,
+        sid: str,
+        watch: str,
+        manifest: PurePosixPath,
+        problems: tuple[Problem, ...],
+        now: datetime,
+        fmt: ManifestFormat | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.journal.record_failed(sid, watch, manifest, problems, now, fmt, owner)
+
+    def forget(self, sid: str) -> bool:
+        return self.journal.forget(sid)
+
+    def record_attempt(
+        self, sid: str, now: datetime, attempt: int, code: str, message: str
+    ) -> None:
+        self.journal.record_attempt(sid, now, attempt, code, message)
+
+    def progress(self, sid: str, bytes_done: int) -> None:
+        self.journal.progress(sid, bytes_done)
+
+    def mark_postprocessed(self, sid: str, now: datetime, note: str) -> None:
+        self.journal.mark_postprocessed(sid, now, note)
+
+    def record_verify(
+        self, sid: str, result: str, assets: dict[str, str], error: str | None = None
+    ) -> None:
+        self.journal.record_verify(sid, result, assets, error)

@@ -1,0 +1,193 @@
+"""A daemon whose config names a PostgreSQL journal (issue 13, phase 2): it delivers through
+it, under a claim; a submission another node holds is not its to touch; a node whose lease
+was taken over cannot start a manifest session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from hotfolder.cli import main as cli
+from hotfolder.clock import SystemClock
+from hotfolder.config import settings as config
+from hotfolder.model import FileIdentity, ManifestFormat, State, Submission, SubmissionFile
+from hotfolder.service.daemon import Daemon
+from hotfolder.service.fleet import ClaimedJournal, Fleet
+from hotfolder.state.journal import Journal, JournalError
+from hotfolder.state.pg_journal import LeaseLost, PgJournal
+from hotfolder.state.port import JournalPort
+from tests import manifests
+from tests.helpers import running, wait_until, write_config
+from tests.pg import PgServer
+
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_url(pg_server: PgServer) -> str:
+    return pg_server.app_url(pg_server.create_database())
+
+
+def fleet_config(tmp_path: Path, url: str, password: str, node: str) -> config.Config:
+    path = write_config(tmp_path, mode="poll", poll_interval=0.2)
+    secret = tmp_path / "journal.pass"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    data = yaml.safe_load(path.read_text())
+    data["journal"] = {"url": url, "node": node, "password_file": str(secret)}
+    path.write_text(yaml.safe_dump(data))
+    return config.load(path)
+
+
+def journal(pg_server: PgServer, url: str, node: str, **kw: object) -> PgJournal:
+    return PgJournal(url, node=node, password=pg_server.password, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def node_b(pg_server: PgServer, db_url: str) -> Iterator[PgJournal]:
+    j = journal(pg_server, db_url, "b", register=False)  # not a live node unless a test says
+    yield j
+    j.close()
+
+
+def sub(sid: str = "m-1") -> Submission:
+    media = (
+        SubmissionFile(PurePosixPath("a.mov"), PurePosixPath("a.mov"), FileIdentity(9, 1, 1, 5, 7)),
+    )
+    manifest = SubmissionFile(
+        PurePosixPath("m.xml"), PurePosixPath("m.xml"), FileIdentity(3, 2, 2, 6, 7)
+    )
+    return Submission(sid, "w", manifest, media, ManifestFormat.OOYALA_MRSS)
+
+
+def test_a_daemon_with_a_journal_url_delivers_through_postgresql_under_its_claim(
+    tmp_path: Path, pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    cfg = fleet_config(tmp_path, db_url, pg_server.password, "a")
+    drop = tmp_path / "drop"
+    with running(cfg) as daemon:
+        assert isinstance(daemon.journal, PgJournal)
+        (drop / "a.mov").write_bytes(b"v" * 1000)
+        (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+        done = wait_until(
+            lambda: node_b.rows(frozenset({State.COMPLETE})), what="complete in PostgreSQL"
+        )
+        wait_until(lambda: not (drop / "m.xml").exists(), what="archived")
+    (row,) = done
+    assert node_b.delivered_by(row.id) == "a"  # a fenced COMPLETE: only under a claim
+    assert node_b.owner_of(row.id)[0] is None  # the claim was given back
+    assert (tmp_path / "ingest" / "m.xml").exists()
+    assert len(list((tmp_path / "archive").rglob("m.xml"))) == 1
+    assert not (tmp_path / "state" / "journal.sqlite").exists()  # nothing kept beside it
+    assert "a" in {n.name for n in node_b.nodes()}
+
+
+def test_a_second_live_node_on_the_journal_is_refused_for_now(
+    tmp_path: Path, pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    node_b.register("x")  # b is alive on this journal
+    cfg = fleet_config(tmp_path, db_url, pg_server.password, "a")
+    with pytest.raises(JournalError, match="one node per journal"):
+        Daemon(cfg)
+    assert [n.name for n in node_b.nodes()] == ["b"]  # a refused node leaves no row
+
+
+def test_a_submission_another_node_holds_is_left_to_it(
+    pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    node_a = journal(pg_server, db_url, "a")
+    try:
+        node_a.record_ready(sub(), NOW)
+        assert node_b.claim("m-1", NOW) is not None
+        fleet = Fleet(node_a, SystemClock())
+        with fleet.claimed("m-1") as claimed:
+            assert claimed is None
+        assert node_b.owner_of("m-1")[0] == "b"
+    finally:
+        node_a.close()
+
+
+def test_a_node_taken_over_cannot_start_the_manifest_session(
+    pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    node_a = journal(pg_server, db_url, "a", lease=timedelta(seconds=1))
+    try:
+        node_a.record_ready(sub(), NOW)
+        fleet = Fleet(node_a, SystemClock())
+        with fleet.claimed("m-1") as claimed:
+            assert claimed is not None
+            for step in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT):
+                claimed.transition("m-1", step, NOW)
+            # a's lease runs out (it stopped beating); b takes the submission over
+            wait_until(lambda: node_b.claim("m-1", NOW), what="b takes over")
+            fleet.beat()
+            assert fleet.held() == ()  # the heartbeat saw the claim lost
+            with pytest.raises(LeaseLost):
+                claimed.transition("m-1", State.SENDING_MANIFEST, NOW)
+        assert node_b.state_of("m-1") is State.MEDIA_SENT
+        assert node_b.owner_of("m-1")[0] == "b"  # a's release did not free b's claim
+    finally:
+        node_a.close()
+
+
+def test_the_heartbeat_renews_a_held_lease(
+    pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    node_a = journal(pg_server, db_url, "a", lease=timedelta(seconds=2))
+    try:
+        node_a.record_ready(sub(), NOW)
+        fleet = Fleet(node_a, SystemClock())
+        with fleet.claimed("m-1") as claimed:
+            assert claimed is not None
+            (first,) = fleet.held()
+
+            def renewed() -> bool:
+                fleet.beat()
+                return fleet.held()[0].lease_until > first.lease_until
+
+            wait_until(renewed, what="a renewed lease")
+            assert node_b.claim("m-1", NOW) is None  # still a's
+    finally:
+        node_a.close()
+
+
+def test_every_journal_answers_the_port(tmp_path: Path, node_b: PgJournal) -> None:
+    node_b.record_ready(sub(), NOW)
+    claim = node_b.claim("m-1", NOW)
+    assert claim is not None
+    sqlite = Journal(tmp_path / "j.sqlite")
+    sqlite.record_ready(sub(), NOW)
+    ports: list[JournalPort] = [sqlite, node_b, ClaimedJournal(node_b, claim)]  # mypy checks
+    try:
+        assert [p.state_of("m-1") for p in ports] == [State.READY] * 3
+    finally:
+        sqlite.close()
+
+
+def test_hotfolder_nodes_lists_the_fleet_without_beating_for_it(
+    tmp_path: Path,
+    pg_server: PgServer,
+    db_url: str,
+    node_b: PgJournal,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node_b.register("x")
+    fleet_config(tmp_path, db_url, pg_server.password, "ws-a")
+    before = {n.name: n.heartbeat_at for n in node_b.nodes()}
+    assert cli.main(["nodes", "--config", str(tmp_path / "hotfolder.yaml")]) == cli.EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "LAST", "HEARTBEAT"]
+    assert [line.split()[0] for line in lines[1:]] == ["b"]
+    assert "alive" in lines[1]
+    assert {n.name: n.heartbeat_at for n in node_b.nodes()} == before  # reading is no beat
+
+
+def test_hotfolder_nodes_without_a_fleet_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["nodes", "--config", str(write_config(tmp_path))]) == cli.EXIT_CONFIG
+    assert "no journal: block" in capsys.readouterr().err
