@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,18 +14,17 @@ import yaml
 from hotfolder.config import settings as config
 from hotfolder.service.daemon import Daemon
 from hotfolder.transfer.delivery import RetryPolicy
+from tests.fakes import SIMULATOR, simulator_wrapper, wait_until
 
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll `condition` until it is truthy; fail the test with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.01)
+__all__ = [
+    "FAST_RETRY",
+    "SIMULATOR",
+    "ascp_config",
+    "running",
+    "sim_sessions",
+    "wait_until",
+    "write_config",
+]
 
 
 def write_config(tmp: Path, **watch: Any) -> Path:
@@ -87,9 +83,6 @@ def running(cfg: config.Config, **kw: Any) -> Iterator[Daemon]:
     assert not errors, errors
 
 
-SIMULATOR = Path(__file__).resolve().parent / "ascp_sim.py"
-
-
 def ascp_config(
     tmp: Path,
     faults: list[dict[str, Any]] | None = None,
@@ -111,14 +104,7 @@ def ascp_config(
     }
     if server_password is not None:
         env["ASCP_SIM_PASSWORD"] = server_password
-    wrapper = tmp / "bin" / "ascp"
-    wrapper.parent.mkdir(exist_ok=True)
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    wrapper.write_text(
-        f"#!/bin/sh\nexport {exports}\n"
-        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
-    )
-    wrapper.chmod(0o755)
+    wrapper = simulator_wrapper(tmp, env)
     path = write_config(tmp)
     data = yaml.safe_load(path.read_text())
     data["targets"] = {
