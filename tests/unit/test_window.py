@@ -344,11 +344,50 @@ def test_every_list_query_is_served_by_an_index(window: Window) -> None:
     plan = " ".join(
         str(r[3])
         for r in db.execute(
-            "EXPLAIN QUERY PLAN SELECT watch, state, COUNT(*) FROM submissions "
-            "GROUP BY watch, state"
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM submissions WHERE watch = ? AND state = ?",
+            ("w", "ready"),
         ).fetchall()
     )
     assert "COVERING INDEX" in plan, plan
+
+
+def test_counts_owners_and_oldest_read_by_seeks_agree_with_a_full_scan(window: Window) -> None:
+    """watches, owners, counts and the oldest pending are read a seek at a time through the
+    indexes; they must say what a plain scan of every row says."""
+    for i in range(40):
+        sub = submission(f"c-{i:02d}", f"c{i}.xml", watch=("w", "other", "third")[i % 3])
+        window.journal.record_ready(sub, NOW + timedelta(seconds=i), {"owner": f"u{i % 4}"})
+        if i % 5 == 0:
+            window.journal.transition(sub.id, State.HELD, NOW)
+    window.journal.record_pending("p-1", "other", PurePosixPath("p.xml"), NOW, {"owner": None})
+    later = NOW + timedelta(hours=1)
+    window.journal.record_pending("p-2", "other", PurePosixPath("q.xml"), later, {})
+    db = window.reader._db()
+    scanned: dict[str, dict[State, int]] = {}
+    for watch, state, n in db.execute(
+        "SELECT watch, state, COUNT(*) FROM submissions NOT INDEXED GROUP BY watch, state"
+    ):
+        scanned.setdefault(watch, {})[State(state)] = n
+    assert window.reader.counts() == scanned
+    assert window.reader.watches() == ["other", "third", "w"]
+    assert window.reader.owners() == ["u0", "u1", "u2", "u3"]
+    assert window.reader.oldest(State.PENDING) == {"other": NOW.isoformat()}
+
+
+def test_text_finds_file_names_not_the_json_around_them(window: Window) -> None:
+    """The quick LIKE on the files' JSON text only narrows; the names decide."""
+    window.journal.record_ready(submission("t-1", "one.xml", media="Interview_take2.mov"), NOW)
+    window.journal.record_ready(submission("t-2", "two.xml", media="café/b-roll.mov"), NOW)
+    window.journal.record_ready(submission("t-3", "three.xml", media="plain.mov"), NOW)
+
+    def found(text: str) -> set[str]:
+        return {r.id for r in window.reader.page(Filters(text=text), limit=200).rows}
+
+    assert found("view_take") == {"t-1"}
+    assert found("INTERVIEW") == {"t-1"}  # LIKE: case does not matter (ASCII)
+    assert found("café") == {"t-2"}  # stored as \u00e9 in the JSON text: the exact path
+    assert found("relpath") == set()  # a key of the JSON, in every row: no name has it
+    assert found("three") == {"t-3"}  # the manifest
 
 
 # -- machines ----------------------------------------------------------------------------------
