@@ -8,7 +8,10 @@ Follows /work/shared/systemd-in-a-namespace.md, in its order, and adds a private
   tmpfs /dev holding bind mounts of the pseudo devices only (systemd would otherwise create
   /dev/log and friends in the host's /dev);
 - /sys and /proc/sys read-only; its own host name; `container=` set; units that reach for
-  hardware or the network masked in the overlay's /etc before boot.
+  hardware or the network masked in the overlay's /etc before boot;
+- then every mount made shared again, as systemd does on a real machine (not in a container),
+  in new peer groups of this namespace only: credentials are mounted in a child namespace and
+  must propagate back to PID 1's.
 Teardown kills that PID 1 (the kernel then kills everything else in its PID namespace), waits,
 and removes the cgroups it made in the host hierarchies; `leftovers()` proves nothing survived.
 """
@@ -85,6 +88,10 @@ rm -f /usr/sbin/policy-rc.d
 hostname HOSTNAME
 echo HOSTNAME > /etc/hostname  # systemd sets the host name from it at boot (in this UTS ns)
 export container=HOSTNAME
+# systemd makes / shared itself only outside a container; a service's credentials (LoadCredential=)
+# are mounted in a child namespace and reach PID 1's only through a shared /run. The peer groups
+# made here are this namespace's own (everything was made private first): nothing reaches the host.
+mount --make-rshared /
 exec /lib/systemd/systemd --system --unit=multi-user.target
 """
 

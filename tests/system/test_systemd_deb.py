@@ -23,6 +23,8 @@ import pytest
 
 from tests import manifests
 from tests.helpers import wait_until
+from tests.integration.test_ascp_real import real_ascp  # noqa: F401 - the fixture, shared
+from tests.system import aspera
 from tests.system.container import HOSTNAME, Container
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,16 +133,16 @@ def journal(box: Container, *match: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def drop(box: Container, name: str, text: str) -> None:
+def drop(box: Container, name: str, text: str, folder: str = DROP) -> None:
     """As an editor's copy would finish: written beside the drop folder, renamed into it."""
-    staging = f"{Path(DROP).parent}/.staging-{name}"
+    staging = f"{Path(folder).parent}/.staging-{name}"
     box.write(staging, text)
-    box.run("mv", staging, f"{DROP}/{name}")
+    box.run("mv", staging, f"{folder}/{name}")
 
 
-def drop_manifest(box: Container, name: str, media: str) -> str:
+def drop_manifest(box: Container, name: str, media: str, folder: str = DROP) -> str:
     """Drop a manifest whose media is not there yet; return its submission id (pending)."""
-    drop(box, name, manifests.ooyala(manifests.ooyala_item(media, None, None)))
+    drop(box, name, manifests.ooyala(manifests.ooyala_item(media, None, None)), folder)
 
     def pending() -> str | None:
         for e in journal(box, "STATE=pending"):
@@ -320,6 +322,123 @@ def test_an_upgrade_restarts_it_and_keeps_the_journal_and_pending_work(
     completed_before = [e["SUBMISSION_ID"] for e in journal(box, "STATE=complete")]
     assert len(set(completed_before)) >= 3
     assert all(rows.get(s) == "complete" for s in completed_before), rows
+
+
+ASPERA_DROP = "/srv/dropbox/aspera"
+#: A second watch, so the packaged one's submissions never meet the ascp target.
+ASPERA_CONFIG = f"""
+  - name: aspera
+    path: {ASPERA_DROP}
+    target: aspera
+    stability_seconds: 1
+    after_success: keep
+    failed_dir: /srv/dropbox/failed
+"""
+ASPERA_TARGET = f"""
+  aspera:
+    type: ascp
+    host: 127.0.0.1
+    ssh_port: {aspera.SSH_PORT}
+    user: {aspera.USER}
+    destination: /
+    password_credential: aspera-password
+    ascp_path: {aspera.ASCP}
+    connect_timeout: 20
+"""
+#: What a sandbox that breaks ascp leaves in the unit's journal: a seccomp kill (SIGSYS, which
+#: the daemon reports as a negative exit status), a call refused with EPERM (the unit's
+#: SystemCallErrorNumber=), a MemoryDenyWriteExecute refusal, a file it may not open. ascp's own
+#: licence refusal (FASP 40/38) reads "Operation not permitted by license": not the sandbox's.
+SANDBOX_DAMAGE = re.compile(
+    r"SIGSYS|Bad system call|core dump|Operation not permitted(?! by license)"
+    r"|Permission denied|memory protection|status -\d"
+)
+
+
+def with_aspera(config: str) -> str:
+    """The packaged config plus the aspera watch and target (each appended to its list)."""
+    watches, targets = config.split("\ntargets:\n")
+    return f"{watches}{ASPERA_CONFIG}\ntargets:\n{targets}{ASPERA_TARGET}"
+
+
+def session_errors(box: Container, sid: str) -> list[str]:
+    """The FASP codes of the ascp sessions this submission ended, in order."""
+    return [
+        e["CODE"]
+        for e in journal(box, f"SUBMISSION_ID={sid}")
+        if e["MESSAGE"].startswith("ascp session error")
+    ]
+
+
+def restart(box: Container) -> None:
+    # Earlier steps started it often: clear StartLimitBurst's count, then start afresh.
+    box.run("systemctl", "reset-failed", UNIT)
+    box.run("systemctl", "restart", UNIT)
+    until(box, lambda: running(box), what="the service running")
+
+
+def as_daemon_user(box: Container, *argv: str) -> str:
+    user = ("setpriv", "--reuid=hotfolder", "--regid=hotfolder", "--clear-groups")
+    return box.run(*user, "hotfolder", *argv, "--config", CONFIG).stdout
+
+
+def test_the_real_ascp_gets_as_far_under_the_units_hardening_as_outside_it(
+    box: Container,
+    real_ascp: Path,  # noqa: F811 - the imported fixture
+) -> None:
+    """Item 3 of issue 11: MemoryDenyWriteExecute=, SystemCallFilter= and the rest must let the
+    real ascp 3.9 reach the server and fail there with a FASP code, as it does outside."""
+    hardening = box.show(UNIT, "MemoryDenyWriteExecute", "SystemCallFilter")
+    assert hardening["MemoryDenyWriteExecute"] == "yes"
+    assert hardening["SystemCallFilter"], "the package's filter must be in force"
+    cursor = box.run("journalctl", "-n", "0", "--show-cursor", "-q").stdout.split("cursor: ")[1]
+    aspera.install_ascp(box, real_ascp.parent)
+    aspera.start_sshd(box)
+    good = box.run("cat", CONFIG).stdout
+    sid = None
+    try:
+        until(box, lambda: aspera.listening(box), what="sshd in the container to listen")
+        # Outside the unit, the same binary, user and server: how far it gets.
+        for fasp, password in (
+            (aspera.AUTH_FAILED, aspera.WRONG_PASSWORD),
+            (aspera.CLIENT_LICENCE, aspera.PASSWORD),
+        ):
+            assert fasp.outcome in aspera.ascp_outside_the_unit(box, password)
+        # Under the unit: the password through LoadCredential=, a wrong one first.
+        aspera.set_password(box, aspera.WRONG_PASSWORD)
+        box.run("mkdir", "-p", ASPERA_DROP)
+        box.run("chown", "hotfolder:hotfolder", ASPERA_DROP)
+        box.write(CONFIG, with_aspera(good))
+        restart(box)
+        sid = drop_manifest(box, "fasp.xml", "fasp.mov", ASPERA_DROP)
+        drop(box, "fasp.mov", "video", ASPERA_DROP)
+        first = until(box, lambda: session_errors(box, sid), what="the ascp session to end")
+        assert first == [aspera.AUTH_FAILED.code]
+        # The right one: credentials are loaded at start, so restart, then release it.
+        aspera.set_password(box, aspera.PASSWORD)
+        restart(box)
+        as_daemon_user(box, "retry", sid)
+        codes = until(
+            box, lambda: (c := session_errors(box, sid))[1:] and c, what="the second session"
+        )
+        assert codes == [aspera.AUTH_FAILED.code, aspera.CLIENT_LICENCE.code]
+        messages = [e["MESSAGE"] for e in journal(box, f"SUBMISSION_ID={sid}")]
+        assert any(aspera.Outcome.CLIENT_LICENCE in m for m in messages)
+        (row,) = (r for r in json.loads(as_daemon_user(box, "status", "--json")) if r["id"] == sid)
+        assert (row["state"], row["error_code"]) == ("held", f"admin:fasp-{codes[-1]}")
+        assert unit(box)["NRestarts"] == "0", "ascp must not take the daemon down"
+        since = ("journalctl", "--no-pager", "-o", "cat", f"--after-cursor={cursor}")
+        logged = box.run(*since, "-u", UNIT).stdout.splitlines()
+        damage = [line for line in logged if SANDBOX_DAMAGE.search(line)]
+        assert damage == [], "\n".join(damage)
+    finally:
+        box.run("systemctl", "stop", UNIT)
+        if sid is not None:
+            as_daemon_user(box, "forget", "--yes", sid)
+        box.write(CONFIG, good)
+        box.run("rm", "-f", aspera.CREDENTIAL)
+        aspera.stop_sshd(box)
+    restart(box)
 
 
 def test_remove_keeps_config_and_journal_and_purge_removes_them(box: Container) -> None:
