@@ -6,7 +6,12 @@ The window is served as `hotfolder run` serves it (waitress, the real app, a rea
 JournalReader); the journal is filled in one transaction with rows shaped like the daemon's
 (three watches, every state, owners in the detail, a few hundred pending and sending).
 
-    .venv/bin/python -m bench.window [--rows 100000] [--requests 300]
+    .venv/bin/python -m bench.window [--rows 100000] [--requests 300] [--pickup 60]
+
+With --pickup N, also bench.watch_latency's pick-up latency (stable -> first byte at the
+target, N submissions, inotify mode) of a `hotfolder run` without the window, and with it on
+and 10 clients polling /api/overview ten times as often as a page does, in turns (off, on,
+off, on) so a drift of the machine shows as the spread between rounds.
 
 Prints a table and writes bench/results/window.json with the machine's core count.
 """
@@ -18,13 +23,17 @@ import http.client
 import json
 import os
 import random
+import socket
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import yaml
 
 from bench.common import REPO, percentile
 from hotfolder.metrics import Counters
@@ -143,12 +152,72 @@ def measure(
     return times
 
 
+POLLERS = 10
+POLL_EVERY = 0.2  # a page polls every 2 s: ten times as often
+
+
+def pickup_rounds(count: int) -> dict[str, list[dict[str, float]]]:
+    """p50/p95 pick-up latency, window off and on, two rounds each."""
+    from bench import watch_latency  # noqa: PLC0415 - only for --pickup
+
+    plain_config = watch_latency.write_config
+    rounds: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    for label in ("off", "on", "off", "on"):
+        with tempfile.TemporaryDirectory(prefix="hf-bench-pickup-") as tmp:
+            stop = threading.Event()
+            pollers: list[threading.Thread] = []
+            if label == "on":
+                port = free_port()
+
+                def with_http(root: Path, mode: str, port: int = port) -> Path:
+                    path = plain_config(root, mode)
+                    data = yaml.safe_load(path.read_text())
+                    data["http"] = {"listen": f"127.0.0.1:{port}"}
+                    path.write_text(yaml.safe_dump(data))
+                    return path
+
+                watch_latency.write_config = with_http
+                pollers = [
+                    threading.Thread(target=poll, args=(port, stop), daemon=True)
+                    for _ in range(POLLERS)
+                ]
+                for t in pollers:
+                    t.start()
+            try:
+                rounds[label].append(watch_latency.latency(Path(tmp), "inotify", count))
+            finally:
+                watch_latency.write_config = plain_config
+                stop.set()
+                for t in pollers:
+                    t.join(10)
+    return rounds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def poll(port: int, stop: threading.Event) -> None:
+    """One wall screen, polling as fast as ten would; refused until the daemon is up."""
+    while not stop.wait(POLL_EVERY):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/api/overview")
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            continue
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--pickup", type=int, default=0, help="submissions per pick-up round")
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="hf-bench-window-") as tmp:
         empty, full = Path(tmp) / "empty.sqlite", Path(tmp) / "full.sqlite"
         Journal(empty).close()
@@ -171,6 +240,13 @@ def main() -> None:
     head = ["request", "p95 empty ms", f"p95 {args.rows} ms", "ratio", f"< {LIMIT_MS:.0f} ms"]
     for line in [head, *rows]:
         print(f"{line[0]:<26}" + "".join(f"{cell:>16}" for cell in line[1:]))
+    if args.pickup:
+        rounds = pickup_rounds(args.pickup)
+        results["pickup_seconds"] = rounds
+        print(f"pick-up latency, {args.pickup} submissions a round (p50 / p95 / max, s):")
+        for label, found in rounds.items():
+            for r in found:
+                print(f"  window {label:<3}  {r['p50']:.3f} / {r['p95']:.3f} / {r['max']:.3f}")
     out = REPO / "bench" / "results" / "window.json"
     out.write_text(
         json.dumps(
