@@ -34,11 +34,12 @@ MONDAY_NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def write(tmp: Path, watches: dict[str, int], workers: int, **target: Any) -> config.Config:
     """Watches (name: priority) sending to one ascp target (never run: the worker is fake)."""
-    watch_list = []
+    watch_list: list[dict[str, Any]] = []
     for name, priority in watches.items():
         (tmp / name).mkdir()
-        watch_list.append({"name": name, "path": str(tmp / name), "target": "aspera"})
-        watch_list[-1]["priority"] = priority
+        watch_list.append(
+            {"name": name, "path": str(tmp / name), "target": "aspera", "priority": priority}
+        )
     data = {
         "state_dir": str(tmp / "state"),
         "workers": workers,
