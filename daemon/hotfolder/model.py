@@ -94,6 +94,7 @@ class ManifestItem:
 class Manifest:
     format: ManifestFormat
     items: tuple[ManifestItem, ...]
+    priority: int | None = None  # the manifest's own (0-9), used only where a watch allows it
 
     @property
     def references(self) -> tuple[Reference, ...]:

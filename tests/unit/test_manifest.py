@@ -186,3 +186,17 @@ def test_parse_errors_quote_the_file_escaped_and_short() -> None:
         manifest.parse(bomb, "m.xml")
     assert err.value.message.isprintable()
     assert len(err.value.message) < 200
+
+
+def test_a_manifest_may_say_its_own_priority() -> None:
+    xml = manifests.ooyala().replace(
+        "<channel>", '<channel><hf:priority xmlns:hf="urn:hotfolder">8</hf:priority>', 1
+    )
+    assert manifest.parse(xml.encode(), "m.xml").priority == 8
+    assert manifest.parse(manifests.ooyala().encode(), "m.xml").priority is None
+    csv_text = manifests.csv_manifest(["video", "priority"], ["a.mov", "3"], ["b.mov", "7"])
+    assert manifest.parse(csv_text.encode(), "m.csv").priority == 7, "the highest row counts"
+    bad = manifests.csv_manifest(["video", "priority"], ["a.mov", "urgent"])
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse(bad.encode(), "m.csv")
+    assert err.value.code == "bad-priority"

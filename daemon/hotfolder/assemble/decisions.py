@@ -24,6 +24,7 @@ class Waiting:
 class Ready:
     submission: Submission
     assets: tuple[tuple[str | None, str | None], ...] = ()  # (guid, title) per item
+    priority: int | None = None  # the manifest's own, if it says one
 
 
 @dataclass(frozen=True, slots=True)

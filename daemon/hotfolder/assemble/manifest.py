@@ -15,6 +15,7 @@ import csv
 import io
 import xml.etree.ElementTree as ET  # only for types and the TreeBuilder; parsing is defused
 from collections.abc import Callable
+from dataclasses import replace
 
 import defusedxml
 from defusedxml import ElementTree as DefusedET
@@ -191,9 +192,28 @@ def _parse_xml(data: bytes | str) -> Manifest:
             "add one <item> per video",
             line(channel),
         )
-    if any(_child(item, "brightcove") is not None for item in items):
-        return _brightcove(items, line)
-    return _ooyala(items, line)
+    parsed = (
+        _brightcove(items, line)
+        if any(_child(item, "brightcove") is not None for item in items)
+        else _ooyala(items, line)
+    )
+    element = _child(channel, "priority")  # <hf:priority> (any namespace) under <channel>
+    if element is None:
+        return parsed
+    return replace(parsed, priority=_priority(element.text or "", line(element)))
+
+
+def _priority(text: str, line: int | None) -> int:
+    """A manifest's own priority (issue 14): 0-9, used only where its watch allows it."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and 0 <= int(value) <= 9):
+        raise ManifestError(
+            "bad-priority",
+            f"the manifest's priority '{excerpt(value, 20)}' is not a number from 0 to 9",
+            "write a single digit, 9 for the most urgent, or leave the priority out",
+            line,
+        )
+    return int(value)
 
 
 def _local(tag: str) -> str:
@@ -322,6 +342,10 @@ CSV_KNOWN = frozenset(
         "hosted_at",
         "subtitle:lang",
         "subtitle:framerate",
+        # hotfolder's own (issue 14). The manifest is sent as it is, and what the ingest server
+        # makes of an extra column or element is UNCONFIRMED (ingest-facts §7): a watch must
+        # allow manifest priorities (manifest_priority: allowed), so an admin opts in.
+        "priority",
     }
 )
 
@@ -373,7 +397,10 @@ def _parse_csv(data: bytes) -> Manifest:
         raise ManifestError(
             "empty-manifest", "the CSV has a header but no video rows", "add one row per video"
         )
-    return Manifest(ManifestFormat.OOYALA_CSV, tuple(items))
+    cells = [(line, row[columns["priority"]].strip()) for line, row in video_rows
+             if "priority" in columns and columns["priority"] < len(row)]  # fmt: skip
+    given = [_priority(value, line) for line, value in cells if value]
+    return Manifest(ManifestFormat.OOYALA_CSV, tuple(items), max(given) if given else None)
 
 
 def _csv_item(index: int, row: list[str], columns: dict[str, int], line: int) -> ManifestItem:

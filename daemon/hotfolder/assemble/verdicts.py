@@ -36,7 +36,8 @@ def ready(book: Book, cand: Candidate, plan: grouping.Plan, ident: FileIdentity,
     settle(book, cand, ident, sid)
     cand.sent_id = sid
     name = book.settings.name
-    return Ready(Submission(sid, name, manifest_file, tuple(media), plan.manifest.format), assets)
+    sub = Submission(sid, name, manifest_file, tuple(media), plan.manifest.format)
+    return Ready(sub, assets, plan.manifest.priority)
 
 
 def fail(

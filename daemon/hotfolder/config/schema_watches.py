@@ -166,6 +166,15 @@ WATCH: Schema = {
             "equal priorities the watches take turns.",
             "example": 7,
         },
+        "manifest_priority": {
+            "enum": ["ignored", "allowed"],
+            "default": "ignored",
+            "description": "allowed: a manifest may raise its own submission's priority with "
+            "<hf:priority>N</hf:priority> under <channel> (MRSS) or a 'priority' column (CSV; "
+            "the highest row counts); it never lowers the watch's. The manifest is sent as it "
+            "is: check the ingest server accepts the extra element or column first.",
+            "example": "allowed",
+        },
         "ignore": {
             "type": "array",
             "items": {"type": "string"},

@@ -62,6 +62,7 @@ class WatchConfig:
     max_settle: float = default(schema.WATCH, "max_settle")
     permissions: SharedPermissions | None = None  # failed/ and archive/ for the editors
     priority: int = default(schema.WATCH, "priority")  # 0-9, 9 starts first (issue 14)
+    manifest_priority: str = default(schema.WATCH, "manifest_priority")  # ignored | allowed
 
     @property
     def own_folders(self) -> tuple[Path, ...]:
@@ -205,6 +206,7 @@ def _build_watch(w: dict[str, Any], state_dir: Path, base: Path) -> WatchConfig:
         max_settle=float(get("max_settle")),
         permissions=_permissions(w.get("permissions")),
         priority=int(get("priority")),
+        manifest_priority=get("manifest_priority"),
     )
 
 

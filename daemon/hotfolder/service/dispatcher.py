@@ -112,7 +112,7 @@ class Dispatcher:
                 "submission's watch is no longer configured", submission_id=sid, watch=row.watch
             )
             return
-        self.queue.push(Ready(sid, watch.name, watch.target, watch.priority))
+        self.queue.push(Ready(sid, watch.name, watch.target, priority_of(watch, row.detail)))
 
     def _start_ready(self) -> None:
         """Fill the free workers from the queue, best first; what may not start keeps its
@@ -307,3 +307,12 @@ class Dispatcher:
             futures.wait(running, timeout=grace)
         self.worker.cancel.set()
         self.pool.shutdown(wait=True)
+
+
+def priority_of(watch: WatchConfig, detail: dict[str, object]) -> int:
+    """The watch's priority, raised by the manifest's own where the watch allows it (never
+    lowered: an editor can hurry a clip, not hold back a colleague's watch)."""
+    own = detail.get("priority")
+    if watch.manifest_priority == "allowed" and isinstance(own, int):
+        return max(watch.priority, own)
+    return watch.priority

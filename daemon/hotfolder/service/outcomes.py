@@ -149,7 +149,10 @@ class Outcomes:
             assets = [{"guid": g, "title": t} for g, t in decision.assets]
             sub = decision.submission
             owner = owner_of(watch.path, sub.manifest.relpath, sub.manifest.identity)
-            self.journal.record_ready(sub, now, {"assets": assets, "owner": owner})
+            ready_detail: dict[str, object] = {"assets": assets, "owner": owner}
+            if decision.priority is not None:
+                ready_detail["priority"] = decision.priority  # the dispatcher decides if it counts
+            self.journal.record_ready(sub, now, ready_detail)
             log.info(
                 "submission ready",
                 submission_id=sub.id,
