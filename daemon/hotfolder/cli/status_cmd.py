@@ -1,0 +1,109 @@
+"""`status` (a table, one submission in detail, or --follow): read from the journal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+
+from hotfolder.cli import ops, statusview, windows
+from hotfolder.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    load_config,
+    no_journal_yet,
+    open_journal,
+)
+from hotfolder.config import settings as configuration
+from hotfolder.model import IN_FLIGHT, State
+from hotfolder.state.journal import Journal, Row
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    if args.watch is not None and args.watch not in {w.name for w in cfg.watches}:
+        names = ", ".join(w.name for w in cfg.watches)
+        print(
+            f"hotfolder status: no watch named {args.watch!r} (configured: {names})",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if no_journal_yet(cfg):
+        return EXIT_OK
+    if args.follow:
+        return _follow(cfg, args)
+    journal = open_journal(cfg, "status")
+    if journal is None:
+        return EXIT_CONFIG
+    now = datetime.now(UTC)
+    try:
+        if args.id is not None:
+            try:
+                sid = ops.match_id(journal, args.id)
+            except ops.OperatorError as err:
+                print(f"hotfolder status: {err}", file=sys.stderr)
+                return EXIT_CONFIG if isinstance(err, ops.AmbiguousId) else EXIT_FAILURE
+            rows = [r for r in (journal.get(sid),) if r is not None]
+            history = journal.history(sid)
+        else:
+            rows, history = journal.rows(watch=args.watch, limit=200), []
+        speeds = {r.id: _speed(journal, r, now) for r in rows if r.state in IN_FLIGHT}
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps([statusview.as_json(r, speeds.get(r.id)) for r in rows], indent=2))
+    elif args.id is not None:
+        sys.stdout.write(statusview.detail(rows[0], now, speeds.get(rows[0].id), history))
+    else:
+        waits = "".join(f"{line}\n" for line in windows.waiting(cfg, rows, now))  # issue 14
+        sys.stdout.write(statusview.table(rows, now, speeds, journal.path) + waits)
+    return EXIT_OK
+
+
+def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:
+    """`status --follow`: the table, redrawn every second until Ctrl-C (or SIGTERM)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    try:
+        while not stop.is_set():
+            journal = open_journal(cfg, "status")
+            if journal is None:
+                return EXIT_CONFIG
+            now = datetime.now(UTC)
+            try:
+                rows = journal.rows(watch=args.watch, limit=200)
+                speeds = {r.id: _speed(journal, r, now) for r in rows if r.state in IN_FLIGHT}
+            finally:
+                journal.close()
+            stamp = now.astimezone().strftime("%H:%M:%S")
+            sys.stdout.write(
+                f"{clear}{statusview.table(rows, now, speeds, journal.path)}"
+                f"-- {stamp}, every second; Ctrl-C to stop\n"
+            )
+            sys.stdout.flush()
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _speed(journal: Journal, row: Row, now: datetime) -> tuple[float | None, float | None]:
+    """Bytes per second since the media session began, and the time left at that pace."""
+    started = next(
+        (at for at, state, _ in reversed(journal.history(row.id)) if state == State.SENDING_MEDIA),
+        None,
+    )
+    if started is None or row.bytes_done <= 0:
+        return None, None
+    seconds = (now - datetime.fromisoformat(started)).total_seconds()
+    if seconds <= 0:
+        return None, None
+    rate = row.bytes_done / seconds
+    return rate, (row.bytes_total - row.bytes_done) / rate
