@@ -65,11 +65,47 @@ def _v2_window_indexes(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX IF EXISTS submissions_state")
 
 
+def _v3_state_counts(db: sqlite3.Connection) -> None:
+    """The overview's counts, kept by SQLite itself: counting through the (watch, state)
+    index is still a step per row (15 ms of the overview at 100,000 rows). Triggers keep one
+    row per (watch, state) exact inside the writer's own transaction, whatever statement
+    changes a submission, so no writer can forget to; a pair that reaches 0 is dropped."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS state_counts (watch TEXT NOT NULL, state TEXT NOT NULL, "
+        "n INTEGER NOT NULL, PRIMARY KEY (watch, state)) WITHOUT ROWID"
+    )
+    add = (
+        "INSERT INTO state_counts (watch, state, n) VALUES (new.watch, new.state, 1) "
+        "ON CONFLICT (watch, state) DO UPDATE SET n = n + 1;"
+    )
+    remove = (
+        "UPDATE state_counts SET n = n - 1 WHERE watch = old.watch AND state = old.state; "
+        "DELETE FROM state_counts WHERE watch = old.watch AND state = old.state AND n <= 0;"
+    )
+    for name, event, body in (
+        ("state_counts_insert", "AFTER INSERT ON submissions", add),
+        ("state_counts_delete", "AFTER DELETE ON submissions", remove),
+        (
+            "state_counts_update",
+            "AFTER UPDATE OF state, watch ON submissions "
+            "WHEN old.state IS NOT new.state OR old.watch IS NOT new.watch",
+            remove + " " + add,
+        ),
+    ):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {event} BEGIN {body} END")
+    db.execute("DELETE FROM state_counts")
+    db.execute(
+        "INSERT INTO state_counts (watch, state, n) "
+        "SELECT watch, state, COUNT(*) FROM submissions GROUP BY watch, state"
+    )
+
+
 #: MIGRATIONS[n] takes a version-n journal to version n+1. Append, never edit: a journal
 #: written by any earlier release must come forward step by step.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v1_history_index,
     _v2_window_indexes,
+    _v3_state_counts,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -135,18 +135,13 @@ class JournalReader:
         return rows[:limit]
 
     def counts(self) -> dict[str, dict[State, int]]:
-        """watch -> state -> how many. One range of the (watch, state) index per pair: a
-        third of the time of one GROUP BY over the whole index (measured at 100,000 rows:
-        7 ms against 11-25 ms); a count is still one step per row counted."""
+        """watch -> state -> how many, as the journal's triggers keep them (schema version 3):
+        one row per pair, whatever the number of submissions."""
         counts: dict[str, dict[State, int]] = {}
-        for watch in self.watches():
-            for state in State:
-                (n,) = self._query(
-                    "SELECT COUNT(*) FROM submissions WHERE watch = ? AND state = ?",
-                    (watch, str(state)),
-                )[0]
-                if n:
-                    counts.setdefault(watch, {})[state] = n
+        for watch, state, n in self._query(
+            "SELECT watch, state, n FROM state_counts WHERE n > 0 ORDER BY watch, state"
+        ):
+            counts.setdefault(str(watch), {})[State(state)] = int(n)
         return counts
 
     def oldest(self, state: State) -> dict[str, str]:
