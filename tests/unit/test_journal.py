@@ -1,3 +1,4 @@
+import json
 import os
 import random
 import sqlite3
@@ -17,7 +18,7 @@ from hotfolder.state.journal import (
     JournalTooNew,
     StaleTransition,
 )
-from hotfolder.state.reader import JournalReader
+from hotfolder.state.reader import MAX_PAGE, Filters, JournalReader
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -380,3 +381,85 @@ def test_the_v3_migration_counts_the_rows_of_a_v2_journal(tmp_path: Path) -> Non
         assert _counts_by_trigger(db) == expected
     finally:
         db.close()
+
+
+# -- schema version 4: names found by a trigram index ------------------------------------------
+
+NAME_PARTS = ("Clip", "clip", "café", "news_", "50%", 'say"hi', "b-roll", "Ünï", "take2", "x")
+
+
+def _random_name(rng: random.Random) -> str:
+    return "".join(rng.choice(NAME_PARTS) for _ in range(rng.randint(1, 3)))
+
+
+def _files_json(rng: random.Random) -> str:
+    names = [_random_name(rng) + ".mov" for _ in range(rng.randint(0, 3))]
+    return json.dumps([{"relpath": n, "dest": "out/" + n, "size": 1} for n in names])
+
+
+def _found(reader: JournalReader, text: str) -> set[str]:
+    return {r.id for r in reader.page(Filters(text=text), limit=MAX_PAGE).rows}
+
+
+def _same_as_the_scan(path: Path, monkeypatch: pytest.MonkeyPatch, texts: list[str]) -> None:
+    indexed = JournalReader(path)
+    assert indexed._name_search()  # the index is there and this reader uses it
+    with monkeypatch.context() as scanning:
+        scanning.setattr(JournalReader, "_name_search", lambda _self: False)
+        scanned = {text: _found(JournalReader(path), text) for text in texts}
+    try:
+        for text in texts:
+            assert _found(indexed, text) == scanned[text], text
+        assert any(scanned.values())
+    finally:
+        indexed.close()
+
+
+SEARCHES = ["clip", "CLIP", "café", "ws_", "0%", 'y"h', "b-r", "ünï", "ake2.mo", "x.mov", "zzz"]
+
+
+@pytest.mark.skipif(not journal_file.TRIGRAM, reason="SQLite < 3.34: no trigram")
+def test_the_name_index_finds_the_rows_the_scan_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.sqlite"
+    Journal(path).close()
+    rng = random.Random(7)
+    db = sqlite3.connect(path, isolation_level=None)
+    for i in range(150):
+        db.execute(
+            "INSERT INTO submissions (id, watch, manifest, state, files, created_at, updated_at)"
+            " VALUES (?, 'w', ?, 'ready', ?, ?, ?)",
+            (f"s-{i}", _random_name(rng) + ".xml", _files_json(rng), f"t{i:04d}", f"t{i:04d}"),
+        )
+    for i in range(0, 150, 4):  # renamed files, a moved manifest, forgotten rows
+        db.execute("UPDATE submissions SET files = ? WHERE id = ?", (_files_json(rng), f"s-{i}"))
+    for i in range(1, 150, 9):
+        db.execute("UPDATE submissions SET manifest = ? WHERE id = ?", ("other.xml", f"s-{i}"))
+    for i in range(2, 150, 7):
+        db.execute("DELETE FROM submissions WHERE id = ?", (f"s-{i}",))
+    db.close()
+    _same_as_the_scan(path, monkeypatch, SEARCHES)
+
+
+@pytest.mark.skipif(not journal_file.TRIGRAM, reason="SQLite < 3.34: no trigram")
+def test_the_v4_migration_indexes_the_names_of_a_v3_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(journal_file.SCHEMA_V0)
+    for step in journal_file.MIGRATIONS[:3]:
+        step(db)
+    db.execute("PRAGMA user_version = 3")
+    rng = random.Random(5)
+    for i in range(100):
+        db.execute(
+            "INSERT INTO submissions (id, watch, manifest, state, files, created_at, updated_at)"
+            " VALUES (?, 'w', ?, 'ready', ?, 't', 't')",
+            (f"s-{i}", _random_name(rng) + ".xml", _files_json(rng)),
+        )
+    db.close()
+    Journal(path).close()
+    assert _user_version(path) == journal_file.SCHEMA_VERSION >= 4
+    _same_as_the_scan(path, monkeypatch, SEARCHES)
