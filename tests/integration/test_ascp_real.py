@@ -26,7 +26,8 @@ import pytest
 from hotfolder.transfer import faspmgr
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets import Session, TransferError
-from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget, build_argv, build_env
+from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget
+from hotfolder.transfer.targets.ascp_command import build_argv, build_env
 from tests.helpers import SIMULATOR, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from hotfolder.model import State
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets import Fault, Session, TransferError
 from hotfolder.transfer.targets import ascp as ascp_target
+from hotfolder.transfer.targets.ascp_run import AscpRun
 from tests import manifests
 from tests.helpers import ascp_config, running, sim_sessions, wait_until
 
@@ -187,18 +188,18 @@ def test_a_pause_right_after_spawning_the_manifest_session_sends_it_once(
     ascp, which connects, finishes and exits before the daemon looks. Made deterministic: the
     first manifest session's accept waits until ascp has exited."""
     monkeypatch.setenv("ASCP_SIM_RECORD_STARTS", "1")
-    original = ascp_target._Run._accept
+    original = AscpRun._accept
     paused: list[int] = []
 
     def accept_after_a_pause(
-        self: ascp_target._Run, listener: socket.socket, child: Child
+        self: AscpRun, listener: socket.socket, child: Child
     ) -> socket.socket | None:
         if self.session.label == "manifest" and not paused:
             paused.append(child.pid)
             child.wait(30)  # the daemon "wakes up" only once ascp is gone
         return original(self, listener, child)
 
-    monkeypatch.setattr(ascp_target._Run, "_accept", accept_after_a_pause)
+    monkeypatch.setattr(AscpRun, "_accept", accept_after_a_pause)
     (row,) = run_until(tmp_path, State.COMPLETE)
     assert paused, "the pause must have happened"
     starts = [json.loads(x) for x in (tmp_path / "sim" / "starts.jsonl").read_text().splitlines()]

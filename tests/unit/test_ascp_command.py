@@ -15,15 +15,15 @@ from hotfolder.clock import FakeClock
 from hotfolder.transfer import faspmgr
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets import Fault, Session, TransferError
-from hotfolder.transfer.targets.ascp import (
+from hotfolder.transfer.targets.ascp_command import (
     AscpSettings,
-    _Run,
     build_argv,
     build_env,
     classify,
     fault_of,
     pair_list_text,
 )
+from hotfolder.transfer.targets.ascp_run import AscpRun
 from tests.helpers import wait_until
 
 SECRET = "s3cr3t-pw"
@@ -198,7 +198,7 @@ def test_a_connection_left_by_an_ascp_that_already_exited_is_accepted(tmp_path: 
         )
         child = Child((sys.executable, "-c", script), dict(os.environ))
         assert child.wait(30) == 0, child.output()
-        run = _Run(settings(), SESSION, tmp_path / "l", None, None, lambda _: None, Event())
+        run = AscpRun(settings(), SESSION, tmp_path / "l", None, None, lambda _: None, Event())
         conn = run._accept(listener, child)
         assert conn is not None, "the waiting connection was ignored"
         with conn:
@@ -236,7 +236,7 @@ def _in_a_thread(work: Callable[[], object]) -> list[object]:
 
 
 def test_a_stalled_session_is_cancelled_by_the_clock_it_was_given(tmp_path: Path) -> None:
-    run = _Run(settings(stall_timeout=120), SESSION, tmp_path / "l", None, None, print, Event())
+    run = AscpRun(settings(stall_timeout=120), SESSION, tmp_path / "l", None, None, print, Event())
     run.clock = Ticking(50)
     ours, ascps = socket.socketpair()
     child = _quiet_child()
@@ -251,7 +251,7 @@ def test_a_stalled_session_is_cancelled_by_the_clock_it_was_given(tmp_path: Path
 
 
 def test_an_ascp_that_never_connects_is_given_up_by_the_clock(tmp_path: Path) -> None:
-    run = _Run(settings(connect_timeout=15), SESSION, tmp_path / "l", None, None, print, Event())
+    run = AscpRun(settings(connect_timeout=15), SESSION, tmp_path / "l", None, None, print, Event())
     run.clock = Ticking(10)
     child = _quiet_child()
     try:
