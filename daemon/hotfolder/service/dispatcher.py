@@ -20,11 +20,15 @@ from hotfolder.model import IN_FLIGHT, State
 from hotfolder.service.admission import Admission, Verdict, admit, low_on_space
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes, Rejection
+from hotfolder.service.ready_starts import ReadyStarts, priority_of
 from hotfolder.service.recover import act_on_the_last_run
 from hotfolder.state.journal import JournalHealth, Row
 from hotfolder.state.port import JournalPort
 from hotfolder.transfer.faults import AdminHolds
-from hotfolder.transfer.ready_queue import Ready, ReadyQueue
+from hotfolder.transfer.ready_queue import ReadyQueue
+
+#: priority_of is read here by callers that knew it here first.
+__all__ = ["EVERY", "RELEASES_PER_TURN", "Deliverer", "Dispatcher", "priority_of"]
 
 log = structlog.get_logger()
 
@@ -41,7 +45,9 @@ EVERY = 1.0  # the journal's health and operator releases are looked at this oft
 RELEASES_PER_TURN = 50
 
 
-class Dispatcher:
+class Dispatcher(ReadyStarts):
+    """Workers, admission, reaping, releases and recovery; the start order is ReadyStarts'."""
+
     def __init__(
         self,
         journal: JournalPort,
@@ -93,66 +99,6 @@ class Dispatcher:
         with self.lock:
             startable = any(self._may_start(item) for item in self.queue.order())
             return not self.running and not self.deferred and not startable
-
-    # -- the ready queue (issue 14) -----------------------------------------------------------
-
-    def dispatch(self, sid: str) -> None:
-        """Queue `sid` in its place, and start what may start now."""
-        with self.lock:
-            self._queue_locked(sid)
-            self._start_ready()
-
-    def _queue_locked(self, sid: str) -> None:
-        row = self.journal.get(sid)
-        if row is None or sid in self.running or sid in self.queue:
-            return
-        watch = self.current().watch(row.watch)
-        if watch is None:
-            log.warning(
-                "submission's watch is no longer configured", submission_id=sid, watch=row.watch
-            )
-            return
-        self.queue.push(Ready(sid, watch.name, watch.target, priority_of(watch, row.detail)))
-
-    def _start_ready(self) -> None:
-        """Fill the free workers from the queue, best first; what may not start keeps its
-        place (its target's window is closed, or it runs max_sessions already)."""
-        while len(self.running) < self.slots:
-            item = self.queue.pop(self._may_start)
-            if item is None:
-                return
-            self._dispatch_locked(item.sid)
-
-    def _may_start(self, item: Ready) -> bool:
-        link = self.current().links.get(item.target)
-        if link is None:
-            return True
-        if not link.may_start():
-            return False
-        cap = link.settings.max_sessions
-        return cap is None or sum(t == item.target for t in self.running_target.values()) < cap
-
-    def _requeue_paused(self, sid: str) -> None:
-        """A transfer that ended ready again was paused at its window's end: it waits for
-        the next window in the queue (not picked up as an operator's release)."""
-        if self.journal.state_of(sid) is State.READY:
-            log.info("paused: waits for the next transfer window", submission_id=sid)
-            self._queue_locked(sid)
-
-    def waiting(self) -> str | None:
-        """'target aspera: 3 ready, waiting for the 20:00 window (...)' for each target whose
-        queued work waits for a window (status, STATUS=); None when none does."""
-        with self.lock:
-            queued = self.queue.order()
-        links = self.current().links
-        lines = []
-        for target in sorted({item.target for item in queued}):
-            link = links.get(target)
-            words = link.waiting() if link is not None and not link.may_start() else None
-            if words is not None:
-                count = sum(item.target == target for item in queued)
-                lines.append(f"target {target}: {count} ready, {words}")
-        return "; ".join(lines) or None
 
     # -- starting work ----------------------------------------------------------------------
 
@@ -307,12 +253,3 @@ class Dispatcher:
             futures.wait(running, timeout=grace)
         self.worker.cancel.set()
         self.pool.shutdown(wait=True)
-
-
-def priority_of(watch: WatchConfig, detail: dict[str, object]) -> int:
-    """The watch's priority, raised by the manifest's own where the watch allows it (never
-    lowered: an editor can hurry a clip, not hold back a colleague's watch)."""
-    own = detail.get("priority")
-    if watch.manifest_priority == "allowed" and isinstance(own, int):
-        return max(watch.priority, own)
-    return watch.priority
