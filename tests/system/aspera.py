@@ -52,7 +52,7 @@ def install_ascp(box: Container, cache: Path) -> None:
     """Copy the wheel's ascp and its files from the host cache into the container's /opt."""
     box.run("mkdir", "-p", ASCP_DIR)
     for name in WHEEL_FILES:
-        box.run("cp", str(cache / name), f"{ASCP_DIR}/{name}")
+        box.put(cache / name, f"{ASCP_DIR}/{name}")  # through stdin: the cache may be in /tmp
     box.run("chmod", "0755", ASCP)
 
 

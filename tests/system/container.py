@@ -214,6 +214,18 @@ class Container:
     def write(self, path: str, text: str) -> None:
         self.run("sh", "-c", 'cat > "$1"', "write", path, input=text)
 
+    def put(self, source: Path, path: str, mode: int = 0o644) -> None:
+        """Copy a host file in through stdin: the container has a /tmp of its own, so a host
+        path under /tmp (a clone checked out there, as CI may do) is not visible inside."""
+        subprocess.run(
+            ["nsenter", "-t", str(self.pid), "-a", "sh", "-c", 'cat > "$1"', "put", path],
+            input=source.read_bytes(),
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+        self.run("chmod", f"{mode:o}", path)
+
     def teardown(self) -> None:
         """Kill PID 1 by its id, wait, remove the cgroups it made; keep scratch on failure."""
         if self.unshare.poll() is None:

@@ -111,7 +111,9 @@ def running(box: Container) -> dict[str, str] | None:
 def apt_install(box: Container, deb: Path) -> str:
     """apt with the local file; the container has no network, so nothing else can come."""
     env = ("env", "DEBIAN_FRONTEND=noninteractive")
-    return box.run(*env, "apt-get", "install", "-y", "--no-install-recommends", str(deb)).stdout
+    inside = f"/var/cache/{deb.name}"  # not the host path: it may be under the host's /tmp
+    box.put(deb, inside)
+    return box.run(*env, "apt-get", "install", "-y", "--no-install-recommends", inside).stdout
 
 
 def diagnose(box: Container) -> str:
