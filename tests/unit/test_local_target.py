@@ -49,3 +49,14 @@ def test_a_missing_destination_root_is_an_admin_fault_and_is_not_recreated(
         nas.send(manifest(tmp_path), lambda _: None, threading.Event())
     assert err.value.code == "target-missing"
     assert not (tmp_path / "mnt").exists(), "an unmounted share must not be recreated"
+
+
+def test_a_media_session_costs_no_evidence_files(tmp_path: Path) -> None:
+    """Only the manifest's session is ever asked for evidence: media are simply sent again,
+    so their session writes (and fsyncs) no attempt marker and no receipt."""
+    nas = target(tmp_path)
+    (tmp_path / "v.mov").write_bytes(b"v")
+    media = Session("s1", "media", ((tmp_path / "v.mov", PurePosixPath("v.mov")),))
+    nas.send(media, lambda _: None, threading.Event())
+    assert (tmp_path / "ingest" / "v.mov").read_bytes() == b"v"
+    assert not (tmp_path / "receipts").exists() or not any((tmp_path / "receipts").iterdir())

@@ -43,6 +43,11 @@ RETRYABLE_ERRNOS = frozenset(
 ADMIN_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT})
 
 
+#: Only the manifest's session needs evidence of what happened (recovery and a failed manifest
+#: session ask for it); a media session is simply sent again, so it costs no fsync'd files.
+EVIDENCE_FOR = "manifest"
+
+
 class LocalTarget:
     def __init__(self, name: str, root: Path, receipts: Path | None = None) -> None:
         self.name = name
@@ -116,12 +121,12 @@ class LocalTarget:
         return True
 
     def _receipt(self, session: Session) -> Path | None:
-        if self.receipts is None:
+        if self.receipts is None or session.label != EVIDENCE_FOR:
             return None
         return self.receipts / f"{session.submission_id}.{session.label}.done"
 
     def _attempt(self, session: Session) -> Path | None:
-        if self.receipts is None:
+        if self.receipts is None or session.label != EVIDENCE_FOR:
             return None
         return self.receipts / f"{session.submission_id}.{session.label}.attempt"
 
