@@ -9,6 +9,7 @@ closed, or it runs `max_sessions` already); those keep their place and their tur
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,17 +106,22 @@ class ReadyQueue:
 
     def _candidates(self) -> Iterator[_Entry]:
         """Every queued entry, best first: priority, then the watch's turn, then arrival.
-        Only a watch's best entry competes, except where an earlier one may not start."""
+        Each watch's list is kept sorted (priority, arrival), and within a watch the turn is
+        the same, so the order is a lazy merge of the watches' lists: a pop that starts the
+        first candidate costs a step per watch, not a sort of everything queued."""
         if not self.fair:
-            yield from sorted(e for entries in self._by_watch.values() for e in entries)
+            yield from heapq.merge(*self._by_watch.values())
             return
-        entries = [
-            (e.rank[0], self._served.get(w, 0), e.rank[1], e)
-            for w, es in self._by_watch.items()
-            for e in es
-        ]
-        entries.sort(key=lambda t: t[:3])
-        for *_, entry in entries:
+
+        def keyed(
+            watch: str, entries: list[_Entry]
+        ) -> Iterator[tuple[tuple[int, int, int], _Entry]]:
+            served = self._served.get(watch, 0)
+            for e in entries:
+                yield (e.rank[0], served, e.rank[1]), e
+
+        lists = [keyed(w, es) for w, es in self._by_watch.items()]
+        for _, entry in heapq.merge(*lists, key=lambda t: t[0]):
             yield entry
 
     def _take(self, entry: _Entry) -> None:
