@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from hotfolder.after import backlot, verify
-from hotfolder.cli import nodes, ops, windows
+from hotfolder.cli import ops, windows
 from hotfolder.cli import scan as survey
 from hotfolder.cli.common import (
     EXIT_CONFIG,
@@ -149,6 +149,8 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     if cfg is None:
         return EXIT_CONFIG
+    from hotfolder.cli import nodes  # noqa: PLC0415 - the PostgreSQL driver, only for this
+
     return EXIT_OK if nodes.show(cfg) else EXIT_CONFIG
 
 

@@ -11,7 +11,7 @@ from types import FrameType
 
 import structlog
 
-from hotfolder.cli import demo, web, windows
+from hotfolder.cli import demo, windows
 from hotfolder.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -96,7 +96,11 @@ def run_daemon(cfg: configuration.Config, once: bool = False, level: str | None 
         return EXIT_CONFIG
     _install_signals(daemon)
     try:
-        window = web.start(cfg, daemon)  # None unless the config has http:
+        window = None
+        if cfg.http is not None:  # Flask and waitress are loaded only for a window
+            from hotfolder.cli import web  # noqa: PLC0415
+
+            window = web.start(cfg, daemon)
     except OSError as err:
         log.error(  # noqa: TRY400 - the reason says all
             "cannot start",

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,9 +33,12 @@ from hotfolder.clock import Clock
 from hotfolder.config.settings import Config
 from hotfolder.model import ManifestFormat, Problem, State, Submission
 from hotfolder.state.journal import Journal, JournalError
-from hotfolder.state.pg_journal import Claim, FleetSettings, JournalUnavailable, PgJournal
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.port import JournalPort
 from hotfolder.state.rows import JournalHealth, Row
+
+if TYPE_CHECKING:
+    from hotfolder.state.pg_journal import Claim, PgJournal
 
 log = structlog.get_logger()
 
@@ -48,6 +51,9 @@ def open_journal(config: Config, clock: Clock) -> tuple[JournalPort, Fleet | Non
     opened: a node that cannot reach the shared journal takes no work."""
     if config.journal is None:
         return Journal(config.state_dir / JOURNAL_FILE), None
+    # Imported only here: a single workstation never loads the PostgreSQL driver.
+    from hotfolder.state.pg_journal import FleetSettings, PgJournal  # noqa: PLC0415
+
     given = config.journal
     settings = FleetSettings(given.url, given.node, given.password.file, given.password.credential)
     journal = PgJournal.open(settings, clock=clock, register=False)

@@ -181,6 +181,11 @@ class JournalDamaged(JournalError):
     """Not a readable SQLite journal: garbage, truncated, or failing its integrity check."""
 
 
+class JournalUnavailable(JournalError):
+    """PostgreSQL cannot be reached (or dropped us mid-call): no new step may start. Defined
+    here, not beside the PostgreSQL journal, so that catching it imports no database driver."""
+
+
 class JournalTooNew(JournalError):
     """Written by a newer hotfolder whose schema this one does not know."""
 

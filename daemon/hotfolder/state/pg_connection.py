@@ -24,6 +24,7 @@ from hotfolder.clock import Clock, SystemClock
 from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.model import State
 from hotfolder.state.journal import JournalError, JournalHealth, cap
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.pg_schema import Conn, migrate
 
 #: The NOTIFY channel that wakes idle nodes: a submission became claimable.
@@ -32,10 +33,6 @@ CHANNEL = "hotfolder_ready"
 
 #: How long a claim lasts unless renewed by `heartbeat` (a sender renews it every few seconds).
 DEFAULT_LEASE = timedelta(seconds=30)
-
-
-class JournalUnavailable(JournalError):
-    """PostgreSQL cannot be reached (or dropped us mid-call): no new step may start."""
 
 
 def default_node() -> str:

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.pg_claims import Claim, Evidence, LeaseLost, NodeRow
 from hotfolder.state.pg_connection import (
     CHANNEL,
     DEFAULT_LEASE,
     Backoff,
     FleetSettings,
-    JournalUnavailable,
     Wakeups,
     default_node,
     masked,
