@@ -4,7 +4,9 @@ operating-system droppings, editors' lock files, hidden files, plus each watch's
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 BUILTIN = (
     "*.partial",
@@ -22,4 +24,11 @@ BUILTIN = (
 
 
 def is_ignored(name: str, extra: Iterable[str] = ()) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in (*BUILTIN, *extra))
+    return _matcher(tuple(extra)).match(name) is not None
+
+
+@lru_cache(maxsize=32)
+def _matcher(extra: tuple[str, ...]) -> re.Pattern[str]:
+    """All the globs as one compiled pattern: a scan of 100,000 files asks for every name, and
+    eleven fnmatch calls a name were most of a start-up's scan."""
+    return re.compile("|".join(fnmatch.translate(p) for p in (*BUILTIN, *extra)))

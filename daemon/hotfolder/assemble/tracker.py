@@ -97,9 +97,8 @@ class WatchTracker:
     def on_scan(self, relpaths: Iterable[PurePosixPath], now: float) -> None:
         """A full or partial scan listed these files: pick up manifests events did not show,
         and let waiting manifests look at the files they name."""
-        for relpath in relpaths:
-            if not is_ignored(relpath.name, self.settings.ignore):
-                self._touch(relpath, now, scanned=True)
+        for relpath in relpaths:  # the listing has left ignored names out already
+            self._touch(relpath, now, scanned=True)
 
     def _touch(self, relpath: PurePosixPath, now: float, scanned: bool = False) -> None:
         book = self._book
