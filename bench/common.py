@@ -3,15 +3,20 @@ test doubles (the wait, the fake ascp) are the tests' own, from tests/fakes.py."
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
 import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import structlog
 from tests.fakes import SIMULATOR, simulator_wrapper, wait_until
 
 __all__ = [
@@ -100,3 +105,33 @@ def idle_cost(pid: int, seconds: float, settle: float = 5.0) -> tuple[float, flo
     time.sleep(seconds)
     cpu = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
     return cpu, rss_mb(pid)
+
+
+OneRun = Callable[..., dict[str, float | int]]  # (base, *, fair, queued, workers) -> figures
+
+
+def fair_share_runs(
+    one_run: OneRun, description: str, results: Path, prefix: str, size: int, rate: float
+) -> dict[str, dict[str, float | int]]:
+    """The two fair-share benchmarks' common frame: read --queued and --workers, run with fair
+    share and in arrival order in one temporary folder, save both with the set-up."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--queued", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for name, fair in (("fair_share", True), ("arrival_order", False)):
+            runs[name] = one_run(
+                Path(tmp) / name, fair=fair, queued=args.queued, workers=args.workers
+            )
+    setup = {
+        "queued_in_series": args.queued,
+        "workers": args.workers,
+        "bytes_per_submission": size,
+        "simulated_link_bytes_s": rate,
+    }
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({"setup": setup, **runs}, indent=2) + "\n")
+    return runs

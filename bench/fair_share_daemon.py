@@ -12,19 +12,14 @@ in between. Run twice: the dispatcher's ReadyQueue as shipped (watches take turn
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
 
-import structlog
 import yaml
 from tests import manifests
 
-from bench.common import REPO, simulator_wrapper, table, wait_for
+from bench.common import REPO, fair_share_runs, simulator_wrapper, table, wait_for
 from hotfolder.config import settings as config
 from hotfolder.model import State
 from hotfolder.service.daemon import Daemon
@@ -129,28 +124,9 @@ def one_run(base: Path, *, fair: bool, queued: int, workers: int) -> dict[str, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--queued", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    runs = {}
-    with tempfile.TemporaryDirectory(prefix="hotfolder-fair-daemon-") as tmp:
-        for name, fair in (("fair_share", True), ("arrival_order", False)):
-            runs[name] = one_run(
-                Path(tmp) / name, fair=fair, queued=args.queued, workers=args.workers
-            )
-    result = {
-        "setup": {
-            "queued_in_series": args.queued,
-            "workers": args.workers,
-            "bytes_per_submission": SIZE,
-            "simulated_link_bytes_s": RATE,
-        },
-        **runs,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    runs = fair_share_runs(
+        one_run, __doc__.split("\n\n")[0], RESULTS, "hotfolder-fair-daemon-", SIZE, RATE
+    )
     rows = [
         (
             f"{name}: news ready -> session start",

@@ -32,8 +32,8 @@ def conflict(ref: PurePosixPath, other: PurePosixPath, how: str) -> Problem:
     return Problem(
         "conflict",
         f"'{ref}' {how} the manifest '{other}'",
-        "a file can go with one "
-        "manifest only; name another file, or remove the other manifest first",
+        "a file can go with one manifest only; name another file, or remove the other "
+        "manifest first",
         path=str(ref),
     )
 
