@@ -52,8 +52,17 @@ class FileIdentity:
         The device counts: an inode number means nothing on another file system."""
         return self.same_as(FileIdentity.of(st))
 
+    def portable(self) -> FileIdentity:
+        """This identity as another workstation on a shared folder sees it too: size and
+        mtime (the server's), no inode or device (each NFS or SMB client may number a file
+        its own way). An inode of 0 means 'not recorded': Linux never gives it to a file."""
+        return FileIdentity(self.size, self.mtime_ns, self.ctime_ns, 0, 0)
+
     def same_as(self, other: FileIdentity) -> bool:
-        """`unchanged_in`, for two identities (ctime left out; device only where known)."""
+        """`unchanged_in`, for two identities (ctime left out; device only where known;
+        inode only where known: see `portable`)."""
+        if 0 in (self.inode, other.inode):
+            return (other.size, other.mtime_ns) == (self.size, self.mtime_ns)
         same = (other.size, other.mtime_ns, other.inode) == (self.size, self.mtime_ns, self.inode)
         return (same and 0 in (self.device, other.device)) or other == self
 
@@ -129,14 +138,23 @@ class Submission:
         return sum(f.identity.size for f in self.files)
 
 
-def submission_id(watch: str, manifest_relpath: PurePosixPath, identity: FileIdentity) -> str:
+def submission_id(
+    watch: str, manifest_relpath: PurePosixPath, identity: FileIdentity, *, shared: bool = False
+) -> str:
     """A stable id: the same manifest file (same place, same identity) is the same submission.
 
     Readable at a glance (the manifest's stem) and unique (a hash of where and what it is), so a
     restarted daemon recognises a submission it already delivered.
+
+    `shared`: the folder is seen by several workstations (a fleet), which must all derive the
+    same id for one manifest. The inode is left out: an NFS or SMB client may number a file
+    its own way (SMB with noserverino invents inode numbers), while size and mtime come from
+    the server. A single workstation keeps the inode, so ids in existing journals stay valid.
     """
     i = identity
-    key = f"{watch}\0{manifest_relpath}\0{i.size}\0{i.mtime_ns}\0{i.inode}"
+    key = f"{watch}\0{manifest_relpath}\0{i.size}\0{i.mtime_ns}"
+    if not shared:
+        key += f"\0{i.inode}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in manifest_relpath.stem)[:40]
     return f"{stem}-{digest}"

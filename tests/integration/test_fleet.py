@@ -15,9 +15,8 @@ from hotfolder.cli import main as cli
 from hotfolder.clock import SystemClock
 from hotfolder.config import settings as config
 from hotfolder.model import FileIdentity, ManifestFormat, State, Submission, SubmissionFile
-from hotfolder.service.daemon import Daemon
-from hotfolder.service.fleet import ClaimedJournal, Fleet
-from hotfolder.state.journal import Journal, JournalError
+from hotfolder.service.fleet import Fleet
+from hotfolder.state.journal import Journal
 from hotfolder.state.pg_journal import LeaseLost, PgJournal
 from hotfolder.state.port import JournalPort
 from tests import manifests
@@ -86,16 +85,6 @@ def test_a_daemon_with_a_journal_url_delivers_through_postgresql_under_its_claim
     assert "a" in {n.name for n in node_b.nodes()}
 
 
-def test_a_second_live_node_on_the_journal_is_refused_for_now(
-    tmp_path: Path, pg_server: PgServer, db_url: str, node_b: PgJournal
-) -> None:
-    node_b.register("x")  # b is alive on this journal
-    cfg = fleet_config(tmp_path, db_url, pg_server.password, "a")
-    with pytest.raises(JournalError, match="one node per journal"):
-        Daemon(cfg)
-    assert [n.name for n in node_b.nodes()] == ["b"]  # a refused node leaves no row
-
-
 def test_a_submission_another_node_holds_is_left_to_it(
     pg_server: PgServer, db_url: str, node_b: PgJournal
 ) -> None:
@@ -104,8 +93,8 @@ def test_a_submission_another_node_holds_is_left_to_it(
         node_a.record_ready(sub(), NOW)
         assert node_b.claim("m-1", NOW) is not None
         fleet = Fleet(node_a, SystemClock())
-        with fleet.claimed("m-1") as claimed:
-            assert claimed is None
+        assert fleet.take("m-1") is None
+        assert fleet.held() == ()
         assert node_b.owner_of("m-1")[0] == "b"
     finally:
         node_a.close()
@@ -118,18 +107,19 @@ def test_a_node_taken_over_cannot_start_the_manifest_session(
     try:
         node_a.record_ready(sub(), NOW)
         fleet = Fleet(node_a, SystemClock())
-        with fleet.claimed("m-1") as claimed:
-            assert claimed is not None
-            for step in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT):
-                claimed.transition("m-1", step, NOW)
-            # a's lease runs out (it stopped beating); b takes the submission over
-            wait_until(lambda: node_b.claim("m-1", NOW), what="b takes over")
-            fleet.beat()
-            assert fleet.held() == ()  # the heartbeat saw the claim lost
-            with pytest.raises(LeaseLost):
-                claimed.transition("m-1", State.SENDING_MANIFEST, NOW)
+        claimed = fleet.take("m-1")
+        assert claimed is not None
+        for step in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT):
+            claimed.transition("m-1", step, NOW)
+        # a's lease runs out (it stopped beating); b takes the submission over
+        wait_until(lambda: node_b.claim("m-1", NOW), what="b takes over")
+        with pytest.raises(LeaseLost):  # the database's fence, before a's heartbeat knows
+            claimed.transition("m-1", State.SENDING_MANIFEST, NOW)
+        fleet.beat()
+        assert fleet.held() == ()  # the heartbeat saw the claim lost
+        fleet.give_back("m-1")
         assert node_b.state_of("m-1") is State.MEDIA_SENT
-        assert node_b.owner_of("m-1")[0] == "b"  # a's release did not free b's claim
+        assert node_b.owner_of("m-1")[0] == "b"  # a's give-back did not free b's claim
     finally:
         node_a.close()
 
@@ -141,27 +131,27 @@ def test_the_heartbeat_renews_a_held_lease(
     try:
         node_a.record_ready(sub(), NOW)
         fleet = Fleet(node_a, SystemClock())
-        with fleet.claimed("m-1") as claimed:
-            assert claimed is not None
-            (first,) = fleet.held()
+        assert fleet.take("m-1") is not None
+        (first,) = fleet.held()
 
-            def renewed() -> bool:
-                fleet.beat()
-                return fleet.held()[0].lease_until > first.lease_until
+        def renewed() -> bool:
+            fleet.beat()
+            return fleet.held()[0].lease_until > first.lease_until
 
-            wait_until(renewed, what="a renewed lease")
-            assert node_b.claim("m-1", NOW) is None  # still a's
+        wait_until(renewed, what="a renewed lease")
+        assert node_b.claim("m-1", NOW) is None  # still a's
     finally:
         node_a.close()
 
 
 def test_every_journal_answers_the_port(tmp_path: Path, node_b: PgJournal) -> None:
     node_b.record_ready(sub(), NOW)
-    claim = node_b.claim("m-1", NOW)
-    assert claim is not None
+    fleet = Fleet(node_b, SystemClock())
+    claimed = fleet.take("m-1")
+    assert claimed is not None
     sqlite = Journal(tmp_path / "j.sqlite")
     sqlite.record_ready(sub(), NOW)
-    ports: list[JournalPort] = [sqlite, node_b, ClaimedJournal(node_b, claim)]  # mypy checks
+    ports: list[JournalPort] = [sqlite, node_b, claimed]  # mypy checks
     try:
         assert [p.state_of("m-1") for p in ports] == [State.READY] * 3
     finally:

@@ -4,7 +4,7 @@ SQLite journal, as always."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -13,6 +13,7 @@ from hotfolder.config import schema
 from hotfolder.config import settings as config
 from hotfolder.config.fleet import JournalSettings
 from hotfolder.config.sections import Secret
+from hotfolder.model import FileIdentity, submission_id
 from tests.helpers import write_config
 
 URL = "postgresql://hotfolder@db.example.com/hotfolder"
@@ -60,3 +61,26 @@ def test_the_example_documents_the_journal_block() -> None:
     keys = ["journal", *schema.JOURNAL["properties"]]
     missing = [k for k in keys if not re.search(rf"(?<![\w-]){re.escape(k)}:(?=\s)", text)]
     assert missing == []
+
+
+def test_a_shared_folder_s_id_leaves_out_the_inode_and_a_single_workstation_s_keeps_it() -> None:
+    # Two NFS/SMB clients see one manifest with the server's size and mtime, but each may
+    # number its inode its own way (SMB noserverino): a fleet must derive one id from it.
+    on_a, on_b = FileIdentity(120, 7_000, 7_001, 11, 1), FileIdentity(120, 7_000, 7_002, 99, 2)
+    rel = PurePosixPath("ep1/m.xml")
+    assert submission_id("w", rel, on_a, shared=True) == submission_id("w", rel, on_b, shared=True)
+    assert submission_id("w", rel, on_a) != submission_id("w", rel, on_b)  # ids already kept
+    edited = FileIdentity(121, 7_000, 7_001, 11, 1)
+    assert submission_id("w", rel, on_a, shared=True) != submission_id(
+        "w", rel, edited, shared=True
+    )
+
+
+def test_a_portable_identity_is_the_same_file_on_another_client_but_not_an_edited_one() -> None:
+    pinned = FileIdentity(120, 7_000, 7_001, 11, 1).portable()
+    assert pinned.same_as(FileIdentity(120, 7_000, 9_999, 99, 2))  # another client's numbers
+    assert not pinned.same_as(FileIdentity(121, 7_000, 7_001, 11, 1))  # grown
+    assert not pinned.same_as(FileIdentity(120, 7_001, 7_001, 11, 1))  # touched
+    assert not FileIdentity(120, 7_000, 7_001, 11, 1).same_as(
+        FileIdentity(120, 7_000, 7_001, 12, 1)
+    )

@@ -28,6 +28,7 @@ class WatchSettings:
     max_manifest_bytes: int = default(schema.WATCH, "max_manifest_bytes")
     ignore: tuple[str, ...] = ()
     max_settle: float = default(schema.WATCH, "max_settle")
+    shared: bool = False  # several workstations see this folder: ids without the inode
 
 
 class Known(Protocol):

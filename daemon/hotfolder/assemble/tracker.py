@@ -189,11 +189,14 @@ class WatchTracker:
         ident = self.fs.look(self.settings.root, cand.relpath).identity
         if ident is None:
             return verdicts.drop(self._book, cand)
-        sid = self._book.known.resolve(base_id(self.settings.name, cand.relpath, ident))
+        sid = self._book.known.resolve(self._base_id(cand.relpath, ident))
         if sid is None:
             verdicts.settle(self._book, cand, ident)
             return []
         return [verdicts.fail(self._book, cand, ident, sid, (problems.internal_error(err),))]
+
+    def _base_id(self, relpath: PurePosixPath, ident: FileIdentity) -> str:
+        return base_id(self.settings.name, relpath, ident, shared=self.settings.shared)
 
     def _check_one(self, cand: Candidate, now: float) -> list[Decision]:
         book = self._book
@@ -210,7 +213,7 @@ class WatchTracker:
             book.due.schedule(cand, now + MAX_RECHECK)
             return []
         cand.sent_id = None
-        sid = book.known.resolve(base_id(self.settings.name, cand.relpath, ident))
+        sid = book.known.resolve(self._base_id(cand.relpath, ident))
         if sid is None:
             verdicts.settle(book, cand, ident)
             return []

@@ -24,14 +24,17 @@ def wait(
 
 
 def ready(book: Book, cand: Candidate, plan: grouping.Plan, ident: FileIdentity, sid: str) -> Ready:
+    # On a shared folder another workstation may send it: pin what every client sees alike.
+    shared = book.settings.shared
     media = []
     for f in plan.files:
         pinned = book.stability.identity(f.relpath)
         if pinned is None:  # the look just before found every file present and stable
             raise RuntimeError(f"{f.relpath} was stable a moment ago and has no identity")
-        media.append(SubmissionFile(f.relpath, f.dest, pinned))
+        media.append(SubmissionFile(f.relpath, f.dest, pinned.portable() if shared else pinned))
         book.claims.claim(f.relpath, cand.relpath)
-    manifest_file = SubmissionFile(cand.relpath, PurePosixPath(cand.relpath.name), ident)
+    pinned_manifest = ident.portable() if shared else ident
+    manifest_file = SubmissionFile(cand.relpath, PurePosixPath(cand.relpath.name), pinned_manifest)
     assets = tuple((item.guid, item.title) for item in plan.manifest.items)
     settle(book, cand, ident, sid)
     cand.sent_id = sid

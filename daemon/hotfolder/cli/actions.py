@@ -115,7 +115,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if journal is None:
             return EXIT_CONFIG
     try:
-        found = {w.name: survey.survey(w, journal, time.time()) for w in watches}
+        shared = cfg.journal is not None  # a fleet's ids (model.submission_id)
+        found = {w.name: survey.survey(w, journal, time.time(), shared) for w in watches}
     finally:
         if journal:
             journal.close()

@@ -47,22 +47,25 @@ class SubmissionLook:
         return asdict(self)
 
 
-def survey(watch: WatchConfig, journal: Journal | None, now: float) -> list[SubmissionLook]:
+def survey(
+    watch: WatchConfig, journal: Journal | None, now: float, shared: bool = False
+) -> list[SubmissionLook]:
+    """`shared`: a fleet's folder, whose ids leave out the inode (model.submission_id)."""
     return [
-        _look(watch, rel, journal, now)
+        _look(watch, rel, journal, now, shared)
         for rel in sorted(scan(watch.path, watch.ignore, watch.own_folders))
         if is_candidate(rel)
     ]
 
 
 def _look(
-    watch: WatchConfig, rel: PurePosixPath, journal: Journal | None, now: float
+    watch: WatchConfig, rel: PurePosixPath, journal: Journal | None, now: float, shared: bool
 ) -> SubmissionLook:
     found = beneath.look(watch.path, rel)
     ident = found.identity
     if ident is None:
         return SubmissionLook(str(rel), "wait", waiting_for=["the manifest vanished"])
-    base = submission_id(watch.name, rel, ident)
+    base = submission_id(watch.name, rel, ident, shared=shared)
     sid = JournalKnown(journal, journal.path.parent).resolve(base) if journal else base
     look = SubmissionLook(str(rel), "send", sid or base)
     if sid is None:

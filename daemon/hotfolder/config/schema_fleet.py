@@ -14,7 +14,7 @@ JOURNAL: Schema = {
     "required": ["url"],
     "not": {"required": ["password_file", "password_credential"]},
     "description": "The journal in PostgreSQL, for workstations sharing one drop folder "
-    "(issue 13; for now one live node per journal, see README 'Several workstations'). Off "
+    "(issue 13; see README 'Several workstations'). Off "
     "unless present: the journal is then SQLite in state_dir.",
     "properties": {
         "url": {
@@ -30,6 +30,16 @@ JOURNAL: Schema = {
             "description": "This workstation's name in the fleet (unique); the host name "
             "unless given.",
             "example": "ingest-ws-2",
+        },
+        "lease_seconds": {
+            "type": "number",
+            "minimum": 3,
+            "maximum": 3600,
+            "default": 30,
+            "description": "How long a node's claim on a submission outlives its last "
+            "heartbeat (renewed every third of it): a node that dies or loses the database "
+            "has its work taken over by another node after this long.",
+            "example": 30,
         },
         **secret_keys(
             "password_file",

@@ -25,12 +25,13 @@ from hotfolder.metrics import COUNTERS
 from hotfolder.model import State
 from hotfolder.service.control_socket import Control
 from hotfolder.service.dispatcher import Dispatcher
-from hotfolder.service.fleet import JOURNAL_FILE, Fleet, open_journal
+from hotfolder.service.fleet import JOURNAL_FILE, Fleet, FleetEvidence, open_journal
 from hotfolder.service.in_force import InForce, reread
 from hotfolder.service.outcomes import Outcomes
 from hotfolder.service.sd_notify import Notifier, status_line
 from hotfolder.service.watch_loop import WatchLoop, WatchSnapshot, Wiring, settings_of
 from hotfolder.service.worker import Worker
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.known import JournalKnown
 from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import RetryPolicy
@@ -64,6 +65,7 @@ class Daemon:
     _wake: threading.Event = field(default_factory=threading.Event)
     _reload_requested: threading.Event = field(default_factory=threading.Event)
     _last_report: float = float("-inf")
+    _journal_away: bool = False
     _control: Control = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,7 +73,8 @@ class Daemon:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal, self.fleet = open_journal(cfg, self.clock)
         known = JournalKnown(self.journal, cfg.state_dir)
-        self._in_force = InForce.build(cfg, self.clock)
+        shared = FleetEvidence(self.fleet) if self.fleet is not None else None
+        self._in_force = InForce.build(cfg, self.clock, shared=shared)
         verifier = (
             Verifier(self.journal, cfg.backlot, self.clock, self.stop_event)
             if cfg.backlot
@@ -84,7 +87,7 @@ class Daemon:
         worker = Worker(self.journal, self.clock, current, outcomes, self.retry, self.cancel_event)
         worker.fleet = self.fleet
         self.dispatcher = Dispatcher(
-            self.journal, current, self.clock, outcomes, worker, self._wake
+            self.journal, current, self.clock, outcomes, worker, self._wake, self.fleet
         )
         paused = lambda: self.dispatcher.journal_lost is not None  # noqa: E731
         wiring = Wiring(
@@ -96,7 +99,7 @@ class Daemon:
             self.use_observer,
         )
         for w in cfg.watches:
-            tracker = WatchTracker(settings_of(w), self.fs, known)
+            tracker = WatchTracker(settings_of(w, self.fleet is not None), self.fs, known)
             self._loops[w.name] = WatchLoop(w, tracker, wiring)
         self._control = Control(cfg.state_dir, self.in_force)
 
@@ -130,7 +133,7 @@ class Daemon:
             for helper in self._helpers:
                 helper.start()
             if self.fleet is not None:
-                self.fleet.start()
+                self.fleet.start(self.dispatcher.look_soon)
             self._control.start()
             self.dispatcher.recover()
             for loop in loops:
@@ -144,8 +147,7 @@ class Daemon:
             while not self.stop_event.is_set():
                 self._wake.wait(MAX_SLEEP)
                 self._wake.clear()
-                self.dispatcher.turn()
-                self._report()
+                self._turn()
                 if self._reload_requested.is_set():
                     self._reload()
                 if once and self.dispatcher.idle() and all(lp.idle() for lp in loops):
@@ -157,6 +159,25 @@ class Daemon:
             watcher.stop()
             self._control.stop()
             self._shutdown()
+
+    def _turn(self) -> None:
+        try:
+            self.dispatcher.turn()
+            self._report()
+        except JournalUnavailable as err:
+            # A fleet's database is away: no new step starts (every one needs a claim), work
+            # in flight goes on as far as it can without it, and calls retry with a backoff.
+            if not self._journal_away:
+                log.error(  # noqa: TRY400 - expected; the message says it all
+                    "journal unreachable: new work paused", error=str(err), hint=err.hint
+                )
+            self._journal_away = True
+            self.notifier.status(f"PAUSED: {err}")
+            self.notifier.watchdog(self.clock.monotonic())
+        else:
+            if self._journal_away:
+                log.info("journal reachable again; resuming")
+            self._journal_away = False
 
     def _report(self) -> None:
         """Once a second at most: STATUS= for systemctl status, and the watchdog, fed only
@@ -194,7 +215,9 @@ class Daemon:
             log.warning(
                 "reload: adding or removing watches needs a restart; other changes are applied"
             )
-        self._in_force = InForce.build(new, self.clock, links=self._in_force.links)
+        self._in_force = InForce.build(
+            new, self.clock, links=self._in_force.links, shared=self._in_force.shared
+        )
         for w in new.watches:
             if w.name in self._loops:
                 self._loops[w.name].reconfigure(w)  # applied by the watch's own thread

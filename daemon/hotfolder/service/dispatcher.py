@@ -18,11 +18,13 @@ from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
 from hotfolder.model import IN_FLIGHT, State
 from hotfolder.service.admission import Admission, Verdict, admit, low_on_space
+from hotfolder.service.fleet import Fleet
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes, Rejection
 from hotfolder.service.ready_starts import ReadyStarts, priority_of
-from hotfolder.service.recover import act_on_the_last_run
-from hotfolder.state.journal import JournalHealth, Row
+from hotfolder.service.recover import act_on_the_last_run, take_over
+from hotfolder.state.journal import JournalHealth, Row, StaleTransition
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.port import JournalPort
 from hotfolder.transfer.faults import AdminHolds
 from hotfolder.transfer.ready_queue import ReadyQueue
@@ -56,9 +58,11 @@ class Dispatcher(ReadyStarts):
         outcomes: Outcomes,
         worker: Deliverer,
         wake: threading.Event,
+        fleet: Fleet | None = None,
     ) -> None:
         self.journal, self.current, self.clock = journal, current, clock
         self.outcomes, self.worker, self.wake = outcomes, worker, wake
+        self.fleet = fleet  # several workstations (issue 13): every first step is claimed
         self.slots = current().config.workers
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="transfer")
         self.lock = threading.RLock()  # running, deferred, queue: watch threads dispatch too
@@ -90,8 +94,14 @@ class Dispatcher(ReadyStarts):
             self._check_journal()
             if self.journal_lost is None:
                 self._pick_up_released()
+                self._take_over_orphans()
             with self.lock:
                 self._start_ready()  # a window may have opened since the last look
+
+    def look_soon(self) -> None:
+        """Another node made work claimable (a fleet's wake-up): look at the journal now."""
+        self._next_look = float("-inf")
+        self.wake.set()
 
     def idle(self) -> bool:
         """Nothing runs or waits that could go now (work waiting for a window is not
@@ -113,17 +123,47 @@ class Dispatcher(ReadyStarts):
                 "submission's watch is no longer configured", submission_id=sid, watch=row.watch
             )
             return
+        journal = self.journal
+        if self.fleet is not None:  # several workstations: the first step under a claim
+            taken = self._claim(self.fleet, row)
+            if taken is None:
+                return
+            journal, row = taken
         if row.state is State.READY:
             if not self._admitted(watch, row, self._admission(watch, row)):
+                self._give_back(sid)
                 return
-            self.journal.transition(sid, State.QUEUED, self.clock.now())
-            row = self.journal.get(sid)
+            try:
+                journal.transition(sid, State.QUEUED, self.clock.now())
+            except (StaleTransition, JournalUnavailable) as err:
+                log.warning("cannot queue it", submission_id=sid, error=str(err))
+                self._give_back(sid)
+                return
+            row = journal.get(sid)
             if row is None:
                 return
         future = self.pool.submit(self.worker.deliver, watch, row)
         future.add_done_callback(lambda _f: self.wake.set())  # reap it, maybe free quota
         self.running[sid] = future
         self.running_target[sid] = watch.target
+
+    def _claim(self, fleet: Fleet, row: Row) -> tuple[JournalPort, Row] | None:
+        """Claim `row` for its next step on this node, and the journal to write it through.
+        None: another node holds it, the database is away, or it moved on since it was
+        queued here (another node sent it; or it waits for a takeover, see _take_over_orphans)."""
+        claimed = fleet.take(row.id)
+        if claimed is None:
+            log.debug("claimed by another node", submission_id=row.id)
+            return None
+        fresh = claimed.get(row.id)
+        if fresh is None or fresh.state not in (State.READY, State.MEDIA_SENT):
+            fleet.give_back(row.id)
+            return None
+        return claimed, fresh
+
+    def _give_back(self, sid: str) -> None:
+        if self.fleet is not None:
+            self.fleet.give_back(sid)
 
     def _admission(self, watch: WatchConfig, row: Row) -> Admission:
         """Gather the facts for the pure verdict."""
@@ -204,18 +244,30 @@ class Dispatcher(ReadyStarts):
                 self._redispatch_deferred()
 
     def _pick_up_released(self) -> None:
-        """Submissions an operator released (`hotfolder retry`) come back as ready."""
+        """Submissions an operator released (`hotfolder retry`) come back as ready; in a
+        fleet, so does what another node made ready (any node with a free worker claims it)."""
         with self.lock:
             busy = set(self.running) | self.deferred
         for row in self.journal.rows(frozenset({State.READY}), limit=RELEASES_PER_TURN):
             if row.id not in busy and row.id not in self.queue:
-                log.info(
-                    "released by an operator",
-                    submission_id=row.id,
-                    watch=row.watch,
-                    state=str(State.READY),
-                )
+                if self.fleet is None:
+                    log.info(
+                        "released by an operator",
+                        submission_id=row.id,
+                        watch=row.watch,
+                        state=str(State.READY),
+                    )
                 self.dispatch(row.id)
+
+    def _take_over_orphans(self) -> None:
+        """A fleet: work a dead node left mid-way, once its lease ran out (recover.take_over)."""
+        if self.fleet is None:
+            return
+        for sid in self.fleet.orphans():
+            with self.lock:
+                if sid in self.running:
+                    continue
+            take_over(self.fleet, sid, self.current(), self.clock, self.dispatch, self.outcomes)
 
     def _check_journal(self) -> None:
         """A journal deleted or replaced under us would take every later decision into a
@@ -240,7 +292,9 @@ class Dispatcher(ReadyStarts):
 
     def recover(self) -> None:
         """Act on what the last run left (recover.act_on_the_last_run)."""
-        act_on_the_last_run(self.journal, self.current(), self.clock, self.dispatch, self.outcomes)
+        act_on_the_last_run(
+            self.journal, self.current(), self.clock, self.dispatch, self.outcomes, self.fleet
+        )
 
     def shutdown(self, grace: float) -> None:
         """Warm stop: running transfers get `grace` seconds to finish, then they are

@@ -3,25 +3,25 @@ fleet, the claim a node holds on each submission it works on.
 
 - `open_journal`: SQLite in state_dir unless the config has `journal: {url: ...}`; then the
   shared PostgreSQL journal (state/pg_journal), and a `Fleet` for this node.
-- `Fleet.claimed(sid)`: the worker takes the submission's claim before it starts a step and
-  gives it back when the delivery (and what follows it) is over. While held, a heartbeat
-  thread renews the lease; a claim it cannot renew is lost, and the fenced writes refuse it.
-- `ClaimedJournal`: what a delivery writes through while it holds the claim. Its state changes
+- `Fleet.take(sid)`: the dispatcher claims a submission before its first step (ready ->
+  queued) and the worker gives it back when the delivery (and what follows it) is over.
+  While held, a heartbeat thread renews the lease; a claim it cannot renew is lost, and the
+  fenced writes refuse it. `Fleet.orphans()` finds work a dead node left mid-way.
+- `ClaimedJournal`: what a step writes through while it holds the claim. Its state changes
   are fenced (only the claim's holder may make them; reaching complete records this node as
   the one that delivered), and the start of the manifest session additionally needs a live
   lease by the database's clock, checked in the same transaction: a node whose lease was
   taken over can never start a manifest session.
+- `FleetEvidence`: the manifest gate's attempt marker and the sessions' receipts, in the
+  shared journal, so a takeover decides by the same evidence the dead node would have.
 
-For now one node per journal: `open_journal` refuses to start beside another live node until
-the rest of issue 13 is in (see README, "Several workstations"). SQLite stays the default and
-nothing here runs without `journal:`.
+SQLite stays the default and nothing here runs without `journal:`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -31,14 +31,14 @@ import structlog
 from hotfolder import __version__
 from hotfolder.clock import Clock
 from hotfolder.config.settings import Config
-from hotfolder.model import ManifestFormat, Problem, State, Submission
-from hotfolder.state.journal import Journal, JournalError
+from hotfolder.model import IN_FLIGHT, ManifestFormat, Problem, State, Submission
+from hotfolder.state.journal import Journal, StaleTransition
 from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.port import JournalPort
 from hotfolder.state.rows import JournalHealth, Row
 
 if TYPE_CHECKING:
-    from hotfolder.state.pg_journal import Claim, PgJournal
+    from hotfolder.state.pg_journal import Claim, PgJournal, Wakeups
 
 log = structlog.get_logger()
 
@@ -56,36 +56,15 @@ def open_journal(config: Config, clock: Clock) -> tuple[JournalPort, Fleet | Non
 
     given = config.journal
     settings = FleetSettings(given.url, given.node, given.password.file, given.password.credential)
-    journal = PgJournal.open(settings, clock=clock, register=False)
+    lease = timedelta(seconds=given.lease_seconds)
+    journal = PgJournal.open(settings, clock=clock, register=False, lease=lease)
     try:
-        _alone(journal)
-        journal.register(__version__)  # only once it may run: its row says it is alive
+        journal.register(__version__)
     except BaseException:
         journal.close()
         raise
     log.info("fleet journal", journal=journal.where, node=journal.node)
     return journal, Fleet(journal, clock)
-
-
-#: Another node that beat this recently is taken for alive (two leases: a live one renews
-#: every third of a lease).
-ALIVE_WITHIN = timedelta(seconds=60)
-
-
-def _alone(journal: PgJournal) -> None:
-    """Until several nodes on one drop folder are finished (issue 13: the same submission id
-    on every node, the dispatcher's first step under a claim), a second live node on the
-    journal is refused rather than risk a submission sent twice."""
-    others = [
-        n.name for n in journal.nodes() if n.name != journal.node and n.heartbeat_age < ALIVE_WITHIN
-    ]
-    if others:
-        raise JournalError(
-            f"journal {journal.where}: node(s) {', '.join(others)} already run on it; this "
-            "version runs one node per journal",
-            "stop the other node, or give this workstation its own journal; several "
-            "workstations on one drop folder are not finished yet (issue 13)",
-        )
 
 
 class Fleet:
@@ -98,45 +77,61 @@ class Fleet:
         self._held: dict[str, Claim] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._wakeups: Wakeups | None = None
 
     @property
     def node(self) -> str:
         return self.journal.node
 
-    def claim(self, sid: str) -> Claim | None:
-        """Take `sid` for this node, or None: another node's live lease holds it, or the
-        database cannot be reached (no new step starts then)."""
+    def take(self, sid: str) -> ClaimedJournal | None:
+        """Claim `sid` for this node and hold it (renewed by the heartbeat) until
+        `give_back`; None: another node's live lease holds it, or the database cannot be
+        reached (no new step starts then)."""
         try:
             claim = self.journal.claim(sid, self.clock.now())
         except JournalUnavailable as err:
             log.warning("cannot claim: journal unreachable", submission_id=sid, error=str(err))
             return None
-        if claim is not None and claim.taken_over_from is not None:
+        if claim is None:
+            return None
+        if claim.taken_over_from is not None:
             log.warning(
                 "taking over a submission", submission_id=sid, from_node=claim.taken_over_from
             )
-        return claim
-
-    @contextmanager
-    def claimed(self, sid: str) -> Iterator[ClaimedJournal | None]:
-        """The claimed journal while this node holds `sid` (None: not ours to work on);
-        the claim is renewed by the heartbeat meanwhile and given back at the end."""
-        claim = self.claim(sid)
-        if claim is None:
-            yield None
-            return
         with self._lock:
             self._held[sid] = claim
+        return ClaimedJournal(self.journal, self, sid)
+
+    def holding(self, sid: str) -> ClaimedJournal | None:
+        """The claimed journal for `sid` while this node still holds it."""
+        return ClaimedJournal(self.journal, self, sid) if self.claim_of(sid) else None
+
+    def claim_of(self, sid: str) -> Claim | None:
+        with self._lock:
+            return self._held.get(sid)
+
+    def give_back(self, sid: str) -> None:
+        """The step is over (or cannot go on here): other nodes may claim it now."""
+        with self._lock:
+            claim = self._held.pop(sid, None)
+        if claim is None:
+            return
         try:
-            yield ClaimedJournal(self.journal, claim)
-        finally:
-            with self._lock:
-                held = self._held.pop(sid, claim)
-            try:
-                self.journal.release(held)
-            except JournalUnavailable as err:  # the lease runs out by itself
-                log.warning("cannot give the claim back", submission_id=sid, error=str(err))
+            self.journal.release(claim)
+        except JournalUnavailable as err:  # the lease runs out by itself
+            log.warning("cannot give the claim back", submission_id=sid, error=str(err))
+
+    def orphans(self, limit: int = 50) -> list[str]:
+        """Submissions left mid-way that no live node holds (their node died, or this one
+        restarted): each is claimed and decided by evidence, as a restart would."""
+        with self._lock:
+            held = set(self._held)
+        try:
+            found = self.journal.claimable(IN_FLIGHT, limit)
+        except JournalUnavailable:
+            return []
+        return [sid for sid in found if sid not in held]
 
     def held(self) -> tuple[Claim, ...]:
         with self._lock:
@@ -165,26 +160,83 @@ class Fleet:
 
     # -- the heartbeat thread: runs until after the last transfer ended ----------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fleet-heartbeat", daemon=True)
-        self._thread.start()
+    def start(self, on_wake: Callable[[], None] | None = None) -> None:
+        """The heartbeat; with `on_wake`, also a listener that calls it when another node
+        made work claimable (a hint that saves a poll interval: polling stays the rule)."""
+        self._threads.append(threading.Thread(target=self._beat, name="fleet-heartbeat"))
+        if on_wake is not None:
+            wakeups = self.journal.wakeups()
+            listen = threading.Thread(target=self._listen, args=(wakeups, on_wake))
+            listen.name = "fleet-wakeups"
+            self._threads.append(listen)
+            self._wakeups = wakeups
+        for thread in self._threads:
+            thread.daemon = True
+            thread.start()
 
-    def _run(self) -> None:
+    def _beat(self) -> None:
         while not self._stop.wait(self.every):
             self.beat()
 
+    def _listen(self, wakeups: Wakeups, on_wake: Callable[[], None]) -> None:
+        while not self._stop.is_set():
+            if wakeups.wait(1.0):
+                on_wake()
+
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._wakeups is not None:
+            self._wakeups.close()
+        for thread in self._threads:
+            thread.join()
+
+
+class FleetEvidence:
+    """A manifest session's evidence kept in the shared journal (transfer.targets.base
+    SharedEvidence), so that whichever node takes a submission over decides exactly as the
+    node that sent it would have. The attempt marker is fenced: a node that lost its claim
+    (or whose lease ran out) cannot open the manifest's gate."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def _claim(self, sid: str) -> Claim:
+        claim = self.fleet.claim_of(sid)
+        if claim is None:
+            raise StaleTransition(f"{sid}: this node no longer holds it")
+        return claim
+
+    def mark_attempt(self, sid: str, session: str) -> None:
+        self.fleet.journal.mark_attempt(self._claim(sid), session)
+
+    def unmark_attempt(self, sid: str, session: str) -> None:
+        self.fleet.journal.unmark_attempt(self._claim(sid), session)
+
+    def put_receipt(self, sid: str, session: str, body: str) -> None:
+        claim = self.fleet.claim_of(sid)
+        self.fleet.journal.put_receipt(sid, session, body, claim.fence if claim else 0)
+
+    def attempted(self, sid: str, session: str) -> bool:
+        return self.fleet.journal.attempted(sid, session)
+
+    def receipt(self, sid: str, session: str) -> str | None:
+        return self.fleet.journal.receipt(sid, session)
 
 
 class ClaimedJournal:
-    """The journal as a delivery holding `claim` writes it: the claimed submission's state
-    changes are fenced; everything else is the fleet journal's."""
+    """The journal as a step holding `sid`'s claim writes it: that submission's state changes
+    are fenced (with the claim as the heartbeat last renewed it); everything else is the
+    fleet journal's."""
 
-    def __init__(self, journal: PgJournal, claim: Claim) -> None:
-        self.journal, self.claim = journal, claim
+    def __init__(self, journal: PgJournal, fleet: Fleet, sid: str) -> None:
+        self.journal, self.fleet, self.sid = journal, fleet, sid
+
+    @property
+    def claim(self) -> Claim:
+        claim = self.fleet.claim_of(self.sid)
+        if claim is None:
+            raise StaleTransition(f"{self.sid}: this node no longer holds it")
+        return claim
 
     def transition(
         self,
@@ -196,7 +248,7 @@ class ClaimedJournal:
         problems: tuple[Problem, ...] = (),
         **fields: Any,
     ) -> None:
-        if sid != self.claim.sid:
+        if sid != self.sid:
             self.journal.transition(sid, to, now, note=note, problems=problems, **fields)
         elif to is State.SENDING_MANIFEST and not fields and not problems:
             self.journal.start_manifest_session(self.claim, now, note)
@@ -269,8 +321,8 @@ class ClaimedJournal:
         now: datetime,
         fmt: ManifestFormat | None = None,
         owner: str | None = None,
-    ) -> None:
-        self.journal.record_failed(sid, watch, manifest, problems, now, fmt, owner)
+    ) -> bool:
+        return self.journal.record_failed(sid, watch, manifest, problems, now, fmt, owner)
 
     def forget(self, sid: str) -> bool:
         return self.journal.forget(sid)

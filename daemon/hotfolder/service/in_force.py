@@ -18,7 +18,7 @@ from hotfolder.config.settings import Config, WatchConfig
 from hotfolder.transfer.delivery import RetryPolicy
 from hotfolder.transfer.link import Link, LinkSettings
 from hotfolder.transfer.schedule import local_zone
-from hotfolder.transfer.targets import Target
+from hotfolder.transfer.targets import SharedEvidence, Target
 from hotfolder.transfer.targets import build as build_target
 
 log = structlog.get_logger()
@@ -29,6 +29,7 @@ class InForce:
     config: Config
     targets: Mapping[str, Target]  # by target name
     links: Mapping[str, Link] = field(default_factory=dict)  # ascp targets' (issue 14)
+    shared: SharedEvidence | None = None  # a fleet's evidence store (issue 13)
 
     @classmethod
     def build(
@@ -37,11 +38,13 @@ class InForce:
         clock: Clock | None = None,
         zone: tzinfo | None = None,
         links: Mapping[str, Link] | None = None,
+        shared: SharedEvidence | None = None,
     ) -> InForce:
         """The targets of `config`, each ascp one following a Link that reads the daemon's
         `clock` and the workstation's `zone`. A reload passes the old `links`: a target
         that stays keeps its Link, so an operator's rate and the sessions attached to it
-        survive; the Link takes the new keys."""
+        survive; the Link takes the new keys. `shared`: a fleet's evidence store, kept by
+        a reload too."""
         clock = clock or SystemClock()
         zone = zone or local_zone()
         kept = dict(links or {})
@@ -56,10 +59,10 @@ class InForce:
                     link.reconfigure(settings)
                 new_links[name] = link
         built = {
-            n: build_target(t, config.state_dir, new_links.get(n))
+            n: build_target(t, config.state_dir, new_links.get(n), shared)
             for n, t in config.targets.items()
         }
-        return cls(config, built, new_links)
+        return cls(config, built, new_links, shared)
 
     def link_of(self, watch: WatchConfig) -> Link | None:
         return self.links.get(watch.target)

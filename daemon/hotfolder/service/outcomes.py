@@ -178,9 +178,12 @@ class Outcomes:
         r, now = rejection, self.clock.now()
         first = r.problems[0]
         if r.new:
-            self.journal.record_failed(
+            decided = self.journal.record_failed(
                 r.submission_id, watch.name, r.manifest, r.problems, now, r.format, r.owner
             )
+            if decided is False:  # a fleet: another node decided it first and acts on it
+                log.info("decided by another node", submission_id=r.submission_id)
+                return
         else:
             self.journal.transition(
                 r.submission_id,

@@ -27,6 +27,7 @@ from hotfolder.metrics import COUNTERS
 from hotfolder.model import State
 from hotfolder.service.availability import Availability, Look
 from hotfolder.service.outcomes import Outcomes
+from hotfolder.state.journal_file import JournalUnavailable
 
 log = structlog.get_logger()
 
@@ -37,7 +38,8 @@ RETRY_AFTER_BUG = 60.0
 WAKE_UP = Change("", PurePosixPath(), False)  # no watch's change: only ends the wait
 
 
-def settings_of(w: WatchConfig) -> WatchSettings:
+def settings_of(w: WatchConfig, shared: bool = False) -> WatchSettings:
+    """`shared`: a fleet's node (issue 13), whose ids must be the same on every node."""
     return WatchSettings(
         w.name,
         w.path,
@@ -46,6 +48,7 @@ def settings_of(w: WatchConfig) -> WatchSettings:
         w.max_manifest_bytes,
         w.ignore,
         w.max_settle,
+        shared,
     )
 
 
@@ -103,7 +106,7 @@ class WatchLoop:
     def reconfigure(self, config: WatchConfig) -> None:
         """A reload: the new settings reach the tracker through the watch's own thread."""
         self.config = config
-        self._new_settings = settings_of(config)
+        self._new_settings = settings_of(config, self.tracker.settings.shared)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"watch-{self.name}")
@@ -259,8 +262,9 @@ class WatchLoop:
             warn_if_slow(self.config, decision, self.wiring.clock.monotonic(), self.warned_slow)
         try:
             self.wiring.outcomes.apply(self.config, decision, self.wiring.dispatch)
-        except (sqlite3.Error, OSError) as err:
-            # Most likely a full disk: the decision was not recorded, so it is not made.
+        except (sqlite3.Error, OSError, JournalUnavailable) as err:
+            # Most likely a full disk (or a fleet's database away): the decision was not
+            # recorded, so it is not made.
             # The tracker looks at the manifest again later; nothing is lost.
             log.error(  # noqa: TRY400 - an expected condition; the error says enough
                 "could not record a decision; will look again",

@@ -15,6 +15,7 @@ from hotfolder.service.fleet import Fleet
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes
 from hotfolder.state.journal import Row, StaleTransition
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.port import JournalPort
 from hotfolder.transfer.delivery import Cancelled, Delivery, Paused, RetryPolicy
 
@@ -35,12 +36,16 @@ class Worker:
         if self.fleet is None:
             self._deliver(watch, row, self.journal)
             return
-        with self.fleet.claimed(row.id) as claimed:  # service.fleet: claim, lease, fence
-            fresh = claimed.get(row.id) if claimed is not None else None
-            if claimed is None or fresh is None:
-                log.info("claimed by another node", submission_id=row.id, watch=row.watch)
+        # The dispatcher claimed it before its first step; the claim is given back here,
+        # once the delivery and what follows it (archive, report) are over.
+        try:
+            claimed = self.fleet.holding(row.id)
+            if claimed is None:
+                log.warning("claim lost before the delivery began", submission_id=row.id)
                 return
-            self._deliver(watch, fresh, claimed)
+            self._deliver(watch, row, claimed)
+        finally:
+            self.fleet.give_back(row.id)
 
     def _deliver(self, watch: WatchConfig, row: Row, journal: JournalPort) -> None:
         in_force = self.current()
@@ -69,6 +74,16 @@ class Worker:
             )
         except StaleTransition as err:
             log.warning("submission changed hands", submission_id=row.id, error=str(err))
+        except JournalUnavailable as err:
+            # The shared journal went away mid-delivery: no step starts without it. The row
+            # keeps its state; once the lease runs out, a node (this one too) takes it over
+            # and decides by the evidence, as after a crash.
+            log.warning(
+                "delivery stopped: the journal cannot be reached",
+                submission_id=row.id,
+                watch=row.watch,
+                error=str(err),
+            )
         except Exception:
             # One bad submission must not take the daemon down: log it and leave the journal
             # state, which the next start resumes from.

@@ -95,6 +95,17 @@ class PgClaims(PgConnection):
             ).fetchall()
             return [self._take(db, r["id"], r["owner"], now) for r in raws]
 
+    def claimable(self, states: frozenset[State], limit: int = 50) -> list[str]:
+        """Ids in `states` that no live lease holds, or that this node held before (a
+        restart): what a takeover looks at. Only a look: `claim` decides, row by row."""
+        with self._tx() as db:
+            raws = db.execute(
+                "SELECT id FROM submissions WHERE state = ANY(%s) AND (owner IS NULL "
+                "OR owner = %s OR lease_until <= now()) ORDER BY updated_at, id LIMIT %s",
+                ([str(s) for s in states], self.node, limit),
+            ).fetchall()
+        return [r["id"] for r in raws]
+
     def _take(self, db: Conn, sid: str, previous: str | None, now: datetime) -> Claim:
         got = db.execute(
             "UPDATE submissions SET owner = %s, lease_until = now() + %s, fence = fence + 1 "
@@ -168,6 +179,16 @@ class PgClaims(PgConnection):
                 (claim.sid, session, str(Evidence.ATTEMPT), self.node, claim.fence),
             )
 
+    def unmark_attempt(self, claim: Claim, session: str) -> None:
+        """Proven that nothing of the session left (a local target's copy that failed
+        before its first rename): a takeover may send it without a hold."""
+        with self._tx() as db:
+            self._fenced(db, claim, live=False)
+            db.execute(
+                "DELETE FROM evidence WHERE submission_id = %s AND session = %s AND kind = %s",
+                (claim.sid, session, str(Evidence.ATTEMPT)),
+            )
+
     def put_receipt(self, sid: str, session: str, body: str, fence: int) -> None:
         """A session's receipt (what ascp says it delivered). Not fenced: proof of delivery is
         kept whoever holds the lease now, so a new holder decides `complete`, not `held`."""
@@ -188,6 +209,12 @@ class PgClaims(PgConnection):
                 (sid, session, str(kind)),
             ).fetchone()
         return None if raw is None else str(raw["body"])
+
+    def attempted(self, sid: str, session: str) -> bool:
+        return self.evidence(sid, session, Evidence.ATTEMPT) is not None
+
+    def receipt(self, sid: str, session: str) -> str | None:
+        return self.evidence(sid, session, Evidence.RECEIPT)
 
     def clear_evidence(self, sid: str) -> None:
         """A submission sent again from the start (retry) begins without old evidence."""

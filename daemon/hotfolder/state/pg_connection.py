@@ -163,6 +163,10 @@ class PgConnection:
     def close(self) -> None:
         self._pool.close()
 
+    def wakeups(self) -> Wakeups:
+        """A listener for this journal's notifications, on a connection of its own."""
+        return Wakeups(self._conninfo, self._kwargs.get("password"), self._clock)
+
     def healthy(self) -> JournalHealth:
         """OK unless the last call failed and the backoff still runs: the daemon's main loop
         asks each turn, and takes no new work while the database is away."""

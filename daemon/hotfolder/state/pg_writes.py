@@ -210,19 +210,22 @@ class PgRecords(PgConnection):
         now: datetime,
         fmt: ManifestFormat | None = None,
         owner: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Failed, if new or pending; False if another node decided it first (every node
+        sees the same manifest, and only the first decision is acted on)."""
         first = problems[0]
         detail: dict[str, Any] = _problems_detail(problems)
         if owner is not None:
             detail["owner"] = owner
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO submissions (id, watch, manifest, format, state, error_code, "
                 "error_message, detail, created_at, updated_at, node) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
                 "error_code = excluded.error_code, error_message = excluded.error_message, "
-                "detail = excluded.detail, updated_at = excluded.updated_at",
+                "detail = excluded.detail, updated_at = excluded.updated_at "
+                "WHERE submissions.state = 'pending'",
                 (
                     sid,
                     watch,
@@ -237,9 +240,12 @@ class PgRecords(PgConnection):
                     self.node,
                 ),
             )
+            if not cur.rowcount:
+                return False
             self._log(db, sid, now, State.FAILED, first.message)
         COUNTERS.failed(watch, first.code)
         COUNTERS.ended(sid)
+        return True
 
     def progress(self, sid: str, bytes_done: int) -> None:
         with self._tx() as db:

@@ -90,7 +90,10 @@ class JournalPort(Protocol):
         now: datetime,
         fmt: ManifestFormat | None = None,
         owner: str | None = None,
-    ) -> None: ...
+    ) -> bool | None:
+        """The fleet journal says False when another node decided the submission first (it
+        quarantines and reports it, not this one)."""
+        ...
 
     def transition(
         self,

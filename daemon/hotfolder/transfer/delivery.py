@@ -26,6 +26,7 @@ from hotfolder.config.sections import RetrySettings
 from hotfolder.config.settings import WatchConfig
 from hotfolder.model import Problem, State, Submission
 from hotfolder.state.journal import Row, StaleTransition
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.port import JournalPort
 from hotfolder.state.recovery import MANIFEST_UNCONFIRMED
 from hotfolder.transfer.progress import ProgressLog
@@ -140,8 +141,8 @@ class Delivery:
             try:
                 sub = row.submission()
                 return self._run(sub, row.state, log)
-            except (Cancelled, Paused, StaleTransition):
-                raise
+            except (Cancelled, Paused, StaleTransition, JournalUnavailable):
+                raise  # JournalUnavailable: a fleet's journal is away; a takeover decides
             except Exception as err:
                 # A bug, a dead disk: never leave the row in a working state nobody works
                 # on. Held, with the reason, for an operator.

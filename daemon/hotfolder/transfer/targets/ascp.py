@@ -27,7 +27,14 @@ from hotfolder.transfer.targets.ascp_command import (
 )
 from hotfolder.transfer.targets.ascp_gate import ManifestGate
 from hotfolder.transfer.targets.ascp_run import AscpRun
-from hotfolder.transfer.targets.base import Fault, Progress, Session, TransferError
+from hotfolder.transfer.targets.base import (
+    Fault,
+    Progress,
+    Session,
+    SharedEvidence,
+    TransferError,
+    names_all,
+)
 from hotfolder.transfer.targets.steering import Steering
 
 __all__ = ["INPROGRESS_SUFFIX", "RECEIPT_GLOB", "AscpSettings", "AscpTarget"]
@@ -40,12 +47,17 @@ INPROGRESS_SUFFIX = ".aspera-inprogress"
 
 class AscpTarget:
     def __init__(
-        self, settings: AscpSettings, link: Link | None = None, clock: Clock | None = None
+        self,
+        settings: AscpSettings,
+        link: Link | None = None,
+        clock: Clock | None = None,
+        shared: SharedEvidence | None = None,
     ) -> None:
         self.name = settings.name
         self.settings = settings
         self.link = link  # windows and live rates (issue 14); None: -l target_rate, fixed
         self.clock = clock or SystemClock()  # the connect and stall deadlines are read on it
+        self.shared = shared  # a fleet's evidence: decides a session whichever node asks
 
     def check(self) -> TransferError | None:
         """The executable runs and the credential can be read (a login itself cannot be
@@ -63,7 +75,7 @@ class AscpTarget:
     def send(self, session: Session, progress: Progress, cancel: threading.Event) -> None:
         s = self.settings
         gate = (
-            ManifestGate(session, s.work_dir, self.attempt_marker(session))
+            ManifestGate(session, s.work_dir, self.attempt_marker(session), self.shared)
             if session.label == "manifest"
             else None
         )
@@ -88,22 +100,38 @@ class AscpTarget:
         finally:
             pair_list.unlink(missing_ok=True)
             if gate is not None:
+                if gate.opened:
+                    self._share_receipts(session)
                 gate.clear()
 
     def delivered(self, session: Session) -> bool | None:
         """A finished ascp receipt naming every file of the session proves delivery; no
-        attempt marker proves ascp could never read the manifest (see ManifestGate)."""
-        folder = self.receipt_dir(session)
+        attempt marker proves ascp could never read the manifest (see ManifestGate). In a
+        fleet both are asked of the shared journal: the node asking may not be the sender."""
+        if self.shared is not None:
+            sid = session.submission_id
+            if not self.shared.attempted(sid, session.label):
+                return False
+            receipt = self.shared.receipt(sid, session.label)
+            return True if receipt is not None and names_all(receipt, session) else None
         if not self.attempt_marker(session).exists():
             return False
-        names = {str(dest) for _, dest in session.files}
-        for receipt in folder.glob(RECEIPT_GLOB) if folder.is_dir() else ():
-            text = receipt.read_text(encoding="utf-8", errors="replace")
-            if all(
-                any(line.rstrip().endswith(name) for line in text.splitlines()) for name in names
-            ):
-                return True
-        return None
+        return True if any(names_all(r, session) for r in self._receipts(session)) else None
+
+    def _receipts(self, session: Session) -> list[str]:
+        folder = self.receipt_dir(session)
+        found = sorted(folder.glob(RECEIPT_GLOB)) if folder.is_dir() else []
+        return [r.read_text(encoding="utf-8", errors="replace") for r in found]
+
+    def _share_receipts(self, session: Session) -> None:
+        """What ascp wrote of the session, into the fleet's journal: a node taking the
+        submission over finds it delivered instead of holding it. Missing here (this node
+        died first), the takeover holds it for an operator: never sent twice."""
+        if self.shared is None:
+            return
+        receipts = self._receipts(session)
+        if receipts:
+            self.shared.put_receipt(session.submission_id, session.label, "\n".join(receipts))
 
     def attempt_marker(self, session: Session) -> Path:
         return self.receipt_dir(session) / f"{session.label}.attempt"

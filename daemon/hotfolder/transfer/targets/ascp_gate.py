@@ -10,7 +10,7 @@ from pathlib import Path
 from hotfolder.durable import durable_write
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets.ascp_command import state_dir_error
-from hotfolder.transfer.targets.base import Session
+from hotfolder.transfer.targets.base import Session, SharedEvidence
 
 
 class ManifestGate:
@@ -38,9 +38,18 @@ class ManifestGate:
 
     HIDDEN = ".closed"
 
-    def __init__(self, session: Session, work_dir: Path, marker: Path) -> None:
+    def __init__(
+        self,
+        session: Session,
+        work_dir: Path,
+        marker: Path,
+        shared: SharedEvidence | None = None,
+    ) -> None:
         """`work_dir`: the target's (the staged copy goes in its outbox); `marker`: the
-        session's attempt marker (AscpTarget.attempt_marker)."""
+        session's attempt marker (AscpTarget.attempt_marker); `shared`: a fleet's journal,
+        where the marker goes too, fenced (a node that lost its claim cannot open)."""
+        self.session = session
+        self.shared = shared
         ((self.source, self.dest),) = session.files
         folder = work_dir / "outbox"
         self.staged = folder / f"{session.submission_id}.manifest"
@@ -61,6 +70,11 @@ class ManifestGate:
             return self.opened
         try:
             durable_write(self.marker, "")
+        except OSError as err:
+            raise state_dir_error(err) from err  # shut: nothing could leave
+        if self.shared is not None:  # raises if the claim is lost: shut, nothing left
+            self.shared.mark_attempt(self.session.submission_id, self.session.label)
+        try:
             os.rename(self.hidden, self.staged)
         except OSError as err:
             raise state_dir_error(err) from err  # shut: nothing could leave

@@ -69,3 +69,26 @@ class Target(Protocol):
     def check(self) -> TransferError | None:
         """What would stop any session right now, as far as can be told without starting one
         (credentials, executable, the destination's mount): an ADMIN fault, or None."""
+
+
+class SharedEvidence(Protocol):
+    """Where a fleet keeps a manifest session's evidence (service.fleet.FleetEvidence): in
+    the shared journal, beside this node's own files, so any node decides a session the same
+    way. `mark_attempt` raises StaleTransition when this node no longer holds the claim: the
+    manifest's gate then stays shut."""
+
+    def mark_attempt(self, sid: str, session: str) -> None: ...
+
+    def unmark_attempt(self, sid: str, session: str) -> None: ...
+
+    def put_receipt(self, sid: str, session: str, body: str) -> None: ...
+
+    def attempted(self, sid: str, session: str) -> bool: ...
+
+    def receipt(self, sid: str, session: str) -> str | None: ...
+
+
+def names_all(receipt: str, session: Session) -> bool:
+    """Does a receipt's text name every file of the session (each line ends with the path)?"""
+    lines = [line.rstrip() for line in receipt.splitlines()]
+    return all(any(line.endswith(str(dest)) for line in lines) for _, dest in session.files)

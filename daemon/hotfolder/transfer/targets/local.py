@@ -18,6 +18,7 @@ from hotfolder.transfer.targets.base import (
     Fault,
     Progress,
     Session,
+    SharedEvidence,
     TransferError,
 )
 
@@ -49,10 +50,17 @@ EVIDENCE_FOR = "manifest"
 
 
 class LocalTarget:
-    def __init__(self, name: str, root: Path, receipts: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        receipts: Path | None = None,
+        shared: SharedEvidence | None = None,
+    ) -> None:
         self.name = name
         self.root = root
         self.receipts = receipts  # in the state dir: proof of delivery that survives a crash
+        self.shared = shared  # a fleet's evidence: decides a session whichever node asks
 
     def check(self) -> TransferError | None:
         """The destination folder exists, is a folder, and is writable (not read-only)."""
@@ -106,12 +114,20 @@ class LocalTarget:
     def delivered(self, session: Session) -> bool | None:
         """Our receipt, or the same bytes at the destination, prove delivery. Their absence
         proves nothing: the folder's consumer may already have taken the file."""
-        receipt = self._receipt(session)
-        if receipt is not None and receipt.is_file():
-            return True
-        attempt = self._attempt(session)
-        if receipt is not None and attempt is not None and not attempt.exists():
-            return False  # no byte ever left for this session
+        shared = self.shared if session.label == EVIDENCE_FOR else None
+        if shared is not None:  # a fleet: the node asking may not be the one that sent it
+            sid = session.submission_id
+            if shared.receipt(sid, session.label) is not None:
+                return True
+            if not shared.attempted(sid, session.label):
+                return False
+        else:
+            receipt = self._receipt(session)
+            if receipt is not None and receipt.is_file():
+                return True
+            attempt = self._attempt(session)
+            if receipt is not None and attempt is not None and not attempt.exists():
+                return False  # no byte ever left for this session
         for src, rel in session.files:
             dest = self.root / rel
             if not dest.is_file():
@@ -136,17 +152,25 @@ class LocalTarget:
         attempt = self._attempt(session)
         if attempt is not None and not attempt.exists():
             durable_write(attempt, "")
+        if attempt is not None and self.shared is not None:
+            # Fenced: a node that lost its claim (or its lease) stops before the first byte.
+            self.shared.mark_attempt(session.submission_id, session.label)
 
     def _unmark_attempt(self, session: Session) -> None:
         attempt = self._attempt(session)
         if attempt is not None and attempt.exists():
             attempt.unlink()
             fsync_dir(attempt.parent)
+            if self.shared is not None:
+                self.shared.unmark_attempt(session.submission_id, session.label)
 
     def _write_receipt(self, session: Session) -> None:
         receipt = self._receipt(session)
         if receipt is not None:
-            durable_write(receipt, "".join(f"{rel}\n" for _, rel in session.files))
+            body = "".join(f"{rel}\n" for _, rel in session.files)
+            durable_write(receipt, body)
+            if self.shared is not None:
+                self.shared.put_receipt(session.submission_id, session.label, body)
 
     def _copy(
         self,
