@@ -1,16 +1,20 @@
 """What every command shares: exit codes, where the config is, the log level, and the
-journal opened (or refused) with a message an operator can act on."""
+journal opened (or refused) with a message an operator can act on: the SQLite file in
+state_dir, or a fleet's PostgreSQL journal when the config has a `journal:` block (psycopg is
+imported only then: a single workstation's commands never load it)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from hotfolder.config import settings as configuration
 from hotfolder.service.daemon import JOURNAL_FILE
 from hotfolder.state.journal import Journal, JournalError
+from hotfolder.state.port import JournalPort
 
 EXIT_OK = 0
 
@@ -72,6 +76,41 @@ def open_journal(cfg: configuration.Config, command: str) -> Journal | None:
     except JournalError as err:
         print(f"hotfolder {command}: {err}\n  hint: {err.hint}", file=sys.stderr)
         return None
+
+
+def open_journal_to_read(cfg: configuration.Config, command: str) -> JournalPort | None:
+    """The journal `status` reads: a fleet's when the config has a `journal:` block (every
+    node's rows, each with its node; opened without registering as a node or beating a
+    heartbeat), else the SQLite file. None after saying on stderr why not and what to do."""
+    if cfg.journal is None:
+        return open_journal(cfg, command)
+    from hotfolder.state.pg_journal import PgJournal  # noqa: PLC0415 - only for a fleet
+    from hotfolder.state.pg_reader import fleet_settings  # noqa: PLC0415
+
+    try:
+        return PgJournal.open(fleet_settings(cfg.journal), register=False, max_connections=1)
+    except JournalError as err:
+        print(f"hotfolder {command}: {err}\n  hint: {err.hint}", file=sys.stderr)
+        return None
+
+
+def ended_badly_since(cfg: configuration.Config, since: datetime) -> list[str]:
+    """`run --once`'s verdict: submissions failed or held since `since` by this process's own
+    work. In a fleet, only those this node put there (the journal holds every node's)."""
+    if cfg.journal is None:
+        journal = Journal(cfg.state_dir / JOURNAL_FILE)
+        try:
+            return journal.ended_badly_since(since)
+        finally:
+            journal.close()
+    from hotfolder.state.pg_journal import PgJournal  # noqa: PLC0415 - only for a fleet
+    from hotfolder.state.pg_reader import fleet_settings  # noqa: PLC0415
+
+    fleet = PgJournal.open(fleet_settings(cfg.journal), register=False, max_connections=1)
+    try:
+        return fleet.ended_badly_since(since, node=fleet.node)
+    finally:
+        fleet.close()
 
 
 def no_journal_yet(cfg: configuration.Config) -> bool:

@@ -17,6 +17,7 @@ from hotfolder.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     config_path,
+    ended_badly_since,
     load_config,
     log_level,
 )
@@ -25,8 +26,8 @@ from hotfolder.config import settings as configuration
 from hotfolder.config.checks import Severity
 from hotfolder.config.sections import LocalTargetSettings
 from hotfolder.service import logs
-from hotfolder.service.daemon import JOURNAL_FILE, Daemon
-from hotfolder.state.journal import Journal, JournalError
+from hotfolder.service.daemon import Daemon
+from hotfolder.state.journal import JournalError
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -115,11 +116,7 @@ def run_daemon(cfg: configuration.Config, once: bool = False, level: str | None 
             window.stop()
     if not once:
         return EXIT_OK
-    journal = Journal(cfg.state_dir / JOURNAL_FILE)
-    try:
-        bad = journal.ended_badly_since(started)
-    finally:
-        journal.close()
+    bad = ended_badly_since(cfg, started)  # a fleet node's own work only (issue 13)
     if bad:
         log.warning("submissions failed or were held during this run", count=len(bad), ids=bad)
         return EXIT_FAILURE

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import structlog
 
@@ -36,10 +35,7 @@ def start(cfg: Config, daemon: Daemon) -> wiring.Window | None:
         retry=guarded(lambda sid: ops.retry(journal, cfg, sid, datetime.now(UTC))),
         hold=guarded(lambda sid: ops.hold(journal, sid, datetime.now(UTC))),
     )
-    if not isinstance(journal.path, Path):  # a fleet's journal (issue 13): not read there yet
-        log.warning("the web window does not show a fleet journal yet; not started")
-        return None
-    window = wiring.start(cfg, journal.path, actions)
+    window = wiring.start(cfg, actions)  # a fleet's journal too (issue 13): every node's rows
     if window is not None:
         log.info("web window listening", addresses=[f"{h}:{p}" for h, p in window.addresses])
     return window

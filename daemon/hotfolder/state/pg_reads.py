@@ -1,4 +1,5 @@
-"""The fleet journal's reads: the same answers as the SQLite journal's."""
+"""The fleet journal's reads: the same answers as the SQLite journal's, and each row says
+which workstation holds or delivered it (`Row.node`, for `hotfolder status` and the page)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ from hotfolder.model import State
 from hotfolder.state.journal import GENERATION_MARK, Row
 from hotfolder.state.pg_connection import PgConnection
 
+#: The node a row belongs to now: the holder of a live claim (by the database's clock, as the
+#: leases are timed), else the node that delivered it; NULL for a row nobody holds or delivered.
+HOLDER = "CASE WHEN owner IS NOT NULL AND lease_until > now() THEN owner ELSE delivered_by END"
+#: What every read that builds a Row selects: the row's columns and its node.
+ROW_COLUMNS = f"*, {HOLDER} AS held_or_delivered_by"
+
 
 class PgReads(PgConnection):
     """Rows, states, counts and history, as the SQLite journal answers them."""
 
     def get(self, sid: str) -> Row | None:
         with self._tx() as db:
-            raw = db.execute("SELECT * FROM submissions WHERE id = %s", (sid,)).fetchone()
+            raw = db.execute(
+                f"SELECT {ROW_COLUMNS} FROM submissions WHERE id = %s",  # noqa: S608 - ours
+                (sid,),
+            ).fetchone()
         return _row(raw) if raw else None
 
     def owner_of(self, sid: str) -> tuple[str | None, int]:
@@ -47,7 +57,7 @@ class PgReads(PgConnection):
     def rows(
         self, states: frozenset[State] | None = None, watch: str | None = None, limit: int = 1000
     ) -> list[Row]:
-        sql, args = "SELECT * FROM submissions WHERE true", list[Any]()
+        sql, args = f"SELECT {ROW_COLUMNS} FROM submissions WHERE true", list[Any]()  # noqa: S608
         if states is not None:
             sql += " AND state = ANY(%s)"
             args.append([str(s) for s in states])
@@ -55,7 +65,10 @@ class PgReads(PgConnection):
             sql += " AND watch = %s"
             args.append(watch)
         with self._tx() as db:
-            raws = db.execute(sql + " ORDER BY updated_at DESC LIMIT %s", (*args, limit)).fetchall()
+            # A negative limit means all of them, as SQLite's LIMIT -1 (PostgreSQL: NULL).
+            raws = db.execute(
+                sql + " ORDER BY updated_at DESC LIMIT %s", (*args, limit if limit >= 0 else None)
+            ).fetchall()
         return [_row(r) for r in raws]
 
     def counts(self, node: str | None = None) -> dict[State, int]:
@@ -69,13 +82,16 @@ class PgReads(PgConnection):
             ).fetchall()
         return {State(r["state"]): int(r["n"]) for r in raws}
 
-    def ended_badly_since(self, since: datetime) -> list[str]:
+    def ended_badly_since(self, since: datetime, node: str | None = None) -> list[str]:
+        """Ids now failed or held that got there at or after `since`; with `node`, only those
+        that node put there (its own work, for `run --once`'s exit status)."""
         with self._tx() as db:
             raws = db.execute(
                 "SELECT DISTINCT s.id FROM submissions s JOIN history h "
                 "ON h.submission_id = s.id AND h.state = s.state "
-                "WHERE s.state IN (%s, %s) AND h.at >= %s ORDER BY s.id",
-                (str(State.FAILED), str(State.HELD), since.isoformat()),
+                "WHERE s.state IN (%s, %s) AND h.at >= %s "
+                "AND (%s::text IS NULL OR h.node = %s) ORDER BY s.id",
+                (str(State.FAILED), str(State.HELD), since.isoformat(), node, node),
             ).fetchall()
         return [r["id"] for r in raws]
 
@@ -90,7 +106,8 @@ class PgReads(PgConnection):
     def latest_generation(self, base: str) -> Row | None:
         with self._tx() as db:
             raw = db.execute(
-                "SELECT * FROM submissions WHERE id = %s OR (id > %s AND id < %s) "
+                f"SELECT {ROW_COLUMNS} FROM submissions "  # noqa: S608 - our own constant
+                "WHERE id = %s OR (id > %s AND id < %s) "
                 "ORDER BY created_at DESC, length(id) DESC, id DESC LIMIT 1",
                 (base, base + GENERATION_MARK, base + chr(ord(GENERATION_MARK) + 1)),
             ).fetchone()
@@ -114,4 +131,5 @@ def _row(raw: DictRow) -> Row:
         postprocessed=bool(raw["postprocessed"]),
         created_at=raw["created_at"],
         updated_at=raw["updated_at"],
+        node=raw["held_or_delivered_by"],
     )

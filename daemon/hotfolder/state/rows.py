@@ -66,6 +66,9 @@ class Row:
     postprocessed: bool
     created_at: str
     updated_at: str
+    #: A fleet's workstation that holds it (a live claim) or else delivered it; None in a
+    #: single workstation's SQLite journal, and for a fleet row nobody holds or delivered.
+    node: str | None = None
 
     def submission(self) -> Submission:
         files = [_file_from_json(f) for f in self.files]

@@ -2,7 +2,7 @@
 
 Flask (with Jinja2's autoescaping on every template: a manifest called `<script>` is shown as
 text) because it is small, well kept and WSGI, so a production server (waitress, see `server`)
-runs it in a bounded pool of threads. Every read goes through the read-only `JournalReader`;
+runs it in a bounded pool of threads. Every read goes through a read-only `reading.Reader`;
 the only writes are the two operator actions, which the wiring hands in as `Actions` (the same
 code as `hotfolder retry` and `hotfolder hold`).
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -37,8 +37,9 @@ from flask import (
 
 from hotfolder.metrics import Counters
 from hotfolder.model import State
-from hotfolder.state.reader import Cursor, Filters, JournalReader
+from hotfolder.state.reader import Cursor, Filters
 from hotfolder.window import exposition, views
+from hotfolder.window.reading import Reader
 from hotfolder.window.users import Login, Verdict
 
 log = structlog.get_logger()
@@ -72,11 +73,16 @@ class WindowSettings:
     tz: tzinfo | None = None  # None: the workstation's zone
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     journal_writable: Callable[[], bool] = field(default=lambda: True)
+    #: The journal is a fleet's (issue 13): lists and pages name each submission's node.
+    fleet: bool = False
+    #: What /metrics counts (watch -> state -> n): this node's own work in a fleet; None
+    #: counts the whole journal (a single workstation's is all its own).
+    own_counts: Callable[[], Mapping[str, Mapping[State, int]]] | None = None
 
 
 def create_app(  # noqa: PLR0915 - a closure per route, sharing the app's parts
     settings: WindowSettings,
-    reader: JournalReader,
+    reader: Reader,
     counters: Counters,
     actions: Actions,
     login: Login | None,
@@ -90,7 +96,12 @@ def create_app(  # noqa: PLR0915 - a closure per route, sharing the app's parts
         MAX_CONTENT_LENGTH=64 * 1024,  # a login form, a CSRF token: nothing bigger is posted
     )
     collector = exposition.HotfolderCollector(
-        reader, counters, settings.watches, settings.version, settings.now
+        reader,
+        counters,
+        settings.watches,
+        settings.version,
+        settings.now,
+        own_counts=settings.own_counts,
     )
     metrics_registry = exposition.registry(collector)
 
@@ -112,6 +123,7 @@ def create_app(  # noqa: PLR0915 - a closure per route, sharing the app's parts
             "can_login": login is not None,
             "poll_ms": POLL_MS,
             "version": settings.version,
+            "fleet": settings.fleet,
         }
 
     @app.before_request
@@ -206,9 +218,10 @@ def create_app(  # noqa: PLR0915 - a closure per route, sharing the app's parts
     @app.get("/api/submissions/<path:sid>")
     def submission_json(sid: str) -> Response:
         d = detail_of(sid)
-        return jsonify(
-            {"state": d.line.state, "html": render_template("_submission_body.html", d=d)}
-        )
+        answer = {"state": d.line.state, "html": render_template("_submission_body.html", d=d)}
+        if settings.fleet:
+            answer["node"] = d.line.node
+        return jsonify(answer)
 
     def act(sid: str, name: str, action: Callable[[str, str], Outcome]) -> Response:
         who = user()

@@ -8,7 +8,7 @@ time: the gauges from the read-only journal (a covering index, no row read), the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from hotfolder.metrics import Counters
 from hotfolder.model import State
-from hotfolder.state.reader import JournalReader
+from hotfolder.window.reading import Reader
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -30,23 +30,26 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class HotfolderCollector(Collector):
     def __init__(
         self,
-        reader: JournalReader,
+        reader: Reader,
         counters: Counters,
         watches: Sequence[str],
         version: str,
         now: Callable[[], datetime],
+        own_counts: Callable[[], Mapping[str, Mapping[State, int]]] | None = None,
     ) -> None:
         self.reader = reader
+        # A fleet node counts its own work (as its STATUS= line); else the whole journal.
+        self.own_counts = own_counts or reader.counts
         self.counters = counters
         self.watches = tuple(watches)
         self.version = version
         self.now = now
 
     def collect(self) -> Iterator[Metric]:
-        counts = self.reader.counts()
+        counts = self.own_counts()
         submissions = GaugeMetricFamily(
             "hotfolder_submissions",
-            "Submissions in the journal, by watch and state.",
+            "Submissions in the journal (a fleet node's own work), by watch and state.",
             labels=["watch", "state"],
         )
         for watch in sorted({*self.watches, *counts}):

@@ -16,7 +16,7 @@ from hotfolder.metrics import Counters
 from hotfolder.model import FINAL, IN_FLIGHT, State
 from hotfolder.state import summary
 from hotfolder.state.journal import Row
-from hotfolder.state.reader import JournalReader
+from hotfolder.window.reading import Reader
 
 #: The overview lists this many of each kind (the full lists are a click away).
 OVERVIEW_ROWS = 20
@@ -43,6 +43,7 @@ class Line:
     state: str
     manifest: str
     owner: str
+    node: str  # a fleet's workstation that holds or delivered it ('' when none, or no fleet)
     files: str
     size: str
     tries: str
@@ -83,6 +84,7 @@ def line(row: Row, now: datetime, counters: Counters, tz: tzinfo | None = None) 
         state=str(row.state),
         manifest=row.manifest,
         owner=str(row.detail.get("owner") or ""),
+        node=row.node or "",
         files=summary.files(row),
         size=summary.total(row),
         tries=summary.tries(row),
@@ -113,7 +115,7 @@ class Overview:
 
 
 def overview(
-    reader: JournalReader,
+    reader: Reader,
     counters: Counters,
     watches: Sequence[str],
     now: datetime,
