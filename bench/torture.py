@@ -27,7 +27,6 @@ duplicated and out_of_order must be 0).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -40,20 +39,41 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from bench.common import REPO, SIMULATOR
+from bench.torture_checks import (
+    FINAL_STATES,
+    MANIFEST,
+    check_outcomes,
+    check_sessions,
+    drop_submissions,
+    sha256_of,
+    sim_landed,
+    sim_starts,
+)
 
-FINAL_STATES = ("complete", "failed", "held")
+# The drops and verdicts moved to bench/torture_checks (shared with bench/fleet_torture); they
+# stay importable from here for the tests and benches that import them from bench.torture.
+__all__ = [
+    "FINAL_STATES",
+    "MANIFEST",
+    "TARGET_STATES",
+    "Result",
+    "check",
+    "check_outcomes",
+    "check_sessions",
+    "drop_submissions",
+    "sha256_of",
+    "sim_landed",
+    "sim_starts",
+    "states",
+    "torture",
+]
+
 #: States worth killing the daemon in, right as they are committed.
 TARGET_STATES = ("sending-media", "media-sent", "sending-manifest", "complete")
-MANIFEST = """<?xml version="1.0"?>
-<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><item>
-<media:content url="{video}"/><media:thumbnail url="{thumb}"/><guid>{name}</guid>
-</item></channel></rss>
-"""
 
 
 @dataclass
@@ -99,7 +119,7 @@ def drop_escape(root: Path, rng: random.Random, index: int) -> Escape:
     (folder / "t.jpg").write_bytes(rng.randbytes(2_000))  # valid in every other way
     manifest = MANIFEST.format(video="lnk/secret.mp4", thumb="t.jpg", name=f"e{index}")
     (folder / "m.xml").write_text(manifest)
-    return Escape(f"esc{index:03}/m.xml", secret, _sha(secret))
+    return Escape(f"esc{index:03}/m.xml", secret, sha256_of(secret))
 
 
 PAUSE_FLAG = "pause-next"
@@ -185,26 +205,6 @@ def pause_after_spawn(
         return
     result.pauses += 1
     time.sleep(seconds + rng.uniform(0.2, 1.5))
-
-
-def drop_submissions(
-    root: Path, count: int, rng: random.Random, offset: int = 0
-) -> dict[str, dict[str, str]]:
-    """Media first, manifest last; returns each manifest's files and their sha256."""
-    expected = {}
-    for i in range(offset, offset + count):
-        name = f"sub{i:03}"
-        files = {
-            f"{name}.mp4": rng.randbytes(rng.randint(200_000, 1_500_000)),
-            f"{name}.jpg": rng.randbytes(rng.randint(1_000, 20_000)),
-        }
-        for fname, data in files.items():
-            (root / "drop" / fname).write_bytes(data)
-        manifest = MANIFEST.format(video=f"{name}.mp4", thumb=f"{name}.jpg", name=name)
-        (root / "drop" / f"{name}.xml").write_text(manifest)
-        files[f"{name}.xml"] = manifest.encode()
-        expected[f"{name}.xml"] = {f: hashlib.sha256(d).hexdigest() for f, d in files.items()}
-    return expected
 
 
 def start(config: Path, root: Path, run: int) -> subprocess.Popen[bytes]:
@@ -294,76 +294,9 @@ def torture(
     return result
 
 
-def sim_starts(root: Path) -> list[dict[str, Any]]:
-    log = root / "sim" / "starts.jsonl"
-    lines = log.read_text().splitlines() if log.exists() else []
-    return [json.loads(x) for x in lines if x.strip()]
-
-
-def sim_landed(root: Path) -> list[dict[str, Any]]:
-    log = root / "sim" / "landed.jsonl"
-    lines = log.read_text().splitlines() if log.exists() else []
-    return [json.loads(x) for x in lines if x.strip()]
-
-
 def check(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
     check_sessions(root, expected, result)
-    check_outcomes(root, expected, result)
-
-
-def check_sessions(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
-    """From the simulator's records: manifests sent twice, or before their media."""
-    for start in sim_starts(root):
-        for name in start["files"]:
-            # The manifest's source is a staged copy that appears only once the daemon opens
-            # the gate, so "already there" is judged at the server, by name.
-            if name.endswith(".xml") and start["server_complete"].get(name):
-                result.duplicated += 1
-                result.notes.append(f"session {start['session']} re-sent {name}")
-        manifests = [n for n in start["files"] if n.endswith(".xml")]
-        for m in manifests:
-            if len(start["files"]) > 1:
-                result.out_of_order += 1
-                result.notes.append(f"session {start['session']}: {m} shared a session")
-            for media in expected.get(m, {}):
-                if media != m and not start["server_complete"].get(media, False):
-                    result.out_of_order += 1
-                    result.notes.append(f"session {start['session']}: {m} before {media}")
-    landings: dict[str, int] = {}
-    for landed in sim_landed(root):
-        landings[landed["name"]] = landings.get(landed["name"], 0) + 1
-    for name, count in landings.items():
-        if name.endswith(".xml") and count > 1:
-            result.duplicated += count - 1
-            result.notes.append(f"{name} landed {count} times")
-
-
-def check_outcomes(root: Path, expected: dict[str, dict[str, str]], result: Result) -> None:
-    """From the journal and the server: lost submissions, and holds without a cause."""
-    server = root / "server"
-    final = states(root)
-    for manifest, files in expected.items():
-        state = final.get(manifest)
-        result.complete += state == "complete"
-        result.held += state == "held"
-        partial = server / f"{manifest}.partial"
-        if state == "held" and not (server / manifest).exists() and not partial.exists():
-            result.held_needless += 1
-            result.notes.append(f"{manifest}: held, but no byte of it reached the server")
-        if state not in ("complete", "held", "failed"):
-            result.lost += 1
-            result.notes.append(f"{manifest}: ended {state}")
-            continue
-        for fname, digest in files.items():
-            at_server = server / fname
-            gone = not (root / "drop" / fname).exists()
-            arrived = at_server.exists() and _sha(at_server) == digest
-            if gone and not arrived and state != "failed":
-                result.lost += 1
-                result.notes.append(f"{fname}: source deleted but not at the server")
-            if state == "complete" and not arrived:
-                result.lost += 1
-                result.notes.append(f"{fname}: complete but not at the server")
+    check_outcomes(root, expected, states(root), result)
 
 
 def check_escapes(root: Path, escapes: list[Escape], result: Result) -> None:
@@ -372,7 +305,7 @@ def check_escapes(root: Path, escapes: list[Escape], result: Result) -> None:
         problems = []
         if final.get(escape.manifest) != "failed":
             problems.append(f"ended {final.get(escape.manifest)}")
-        if not escape.outside.exists() or _sha(escape.outside) != escape.digest:
+        if not escape.outside.exists() or sha256_of(escape.outside) != escape.digest:
             problems.append("the outside file was moved, deleted or changed")
         if problems:
             result.escaped += 1
@@ -382,10 +315,6 @@ def check_escapes(root: Path, escapes: list[Escape], result: Result) -> None:
         if not copy.parent.name.startswith("outside") and not copy.is_relative_to(root / "drop"):
             result.escaped += 1
             result.notes.append(f"{copy.relative_to(root)}: a file from outside reached it")
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
