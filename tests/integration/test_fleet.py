@@ -4,6 +4,7 @@ was taken over cannot start a manifest session."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -15,7 +16,9 @@ from hotfolder.cli import main as cli
 from hotfolder.clock import SystemClock
 from hotfolder.config import settings as config
 from hotfolder.model import FileIdentity, ManifestFormat, State, Submission, SubmissionFile
+from hotfolder.service.daemon import Daemon
 from hotfolder.service.fleet import Fleet
+from hotfolder.service.sd_notify import Notifier
 from hotfolder.state.journal import Journal
 from hotfolder.state.pg_journal import LeaseLost, PgJournal
 from hotfolder.state.port import JournalPort
@@ -181,3 +184,37 @@ def test_hotfolder_nodes_without_a_fleet_says_so(
 ) -> None:
     assert cli.main(["nodes", "--config", str(write_config(tmp_path))]) == cli.EXIT_CONFIG
     assert "no journal: block" in capsys.readouterr().err
+
+
+def test_a_node_started_while_the_database_is_down_waits_for_it_then_delivers(
+    tmp_path: Path, pg_own_server: PgServer
+) -> None:
+    url = pg_own_server.app_url(pg_own_server.create_database())
+    cfg = fleet_config(tmp_path, url, pg_own_server.password, "a")
+    pg_own_server.stop()
+    said: list[str] = []
+    notifier = Notifier(send=said.append, environ={"NOTIFY_SOCKET": "@test"})
+    built: list[Daemon] = []
+    ready = threading.Event()
+
+    def main() -> None:
+        built.append(Daemon(cfg, notifier=notifier))
+        built[0].run(on_ready=ready.set)
+
+    thread = threading.Thread(target=main, name="daemon-waiting-for-its-journal")
+    thread.start()
+    try:
+        wait_until(lambda: any("waiting for the journal" in m for m in said), what="waiting")
+        assert any("EXTEND_TIMEOUT_USEC=" in m for m in said)  # systemd keeps waiting too
+        assert not ready.is_set()
+        pg_own_server.start()
+        assert ready.wait(60), "the node did not start once its database was back"
+        drop = tmp_path / "drop"
+        (drop / "a.mov").write_bytes(b"v" * 100)
+        (drop / "m.xml").write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+        wait_until((tmp_path / "ingest" / "m.xml").exists, what="delivered")
+    finally:
+        if built:
+            built[0].stop()
+        thread.join(30)
+    assert not thread.is_alive()

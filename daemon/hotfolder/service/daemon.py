@@ -38,6 +38,9 @@ from hotfolder.transfer.delivery import RetryPolicy
 
 log = structlog.get_logger()
 
+JOURNAL_WAIT_MAX = 30.0  # seconds between tries to reach a fleet's database at start
+JOURNAL_WAIT_SAID_EVERY = 60.0
+
 MAX_SLEEP = 1.0
 WATCH_JOIN_TIMEOUT = 10.0
 REPORT_EVERY = 1.0
@@ -71,7 +74,7 @@ class Daemon:
     def __post_init__(self) -> None:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.journal, self.fleet = open_journal(cfg, self.clock)
+        self.journal, self.fleet = self._open_journal()
         known = JournalKnown(self.journal, cfg.state_dir)
         shared = FleetEvidence(self.fleet) if self.fleet is not None else None
         self._in_force = InForce.build(cfg, self.clock, shared=shared)
@@ -102,6 +105,26 @@ class Daemon:
             tracker = WatchTracker(settings_of(w, self.fleet is not None), self.fs, known)
             self._loops[w.name] = WatchLoop(w, tracker, wiring)
         self._control = Control(cfg.state_dir, self.in_force)
+
+    def _open_journal(self) -> tuple[JournalPort, Fleet | None]:
+        """The journal; a fleet's database that cannot be reached is waited for (with a
+        backoff, said once a minute) rather than given up on: systemd's start limit would
+        otherwise leave a workstation dead after a database outage at boot."""
+        pause, said = 1.0, float("-inf")
+        while True:
+            try:
+                return open_journal(self.config, self.clock)
+            except JournalUnavailable as err:
+                now = self.clock.monotonic()
+                if now - said >= JOURNAL_WAIT_SAID_EVERY:
+                    said = now
+                    log.error(  # noqa: TRY400 - expected; the message says it all
+                        "waiting for the journal before starting", error=str(err), hint=err.hint
+                    )
+                self.notifier.still_starting(f"waiting for the journal: {err}", 2 * pause)
+                if self.clock.wait(self.stop_event, pause):
+                    raise
+                pause = min(2 * pause, JOURNAL_WAIT_MAX)
 
     # -- what others may read ---------------------------------------------------------------
 

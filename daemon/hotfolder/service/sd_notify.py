@@ -53,6 +53,12 @@ class Notifier:
         self._last_fed = now
         self._notify("WATCHDOG=1")
 
+    def still_starting(self, status: str, seconds: float) -> None:
+        """Waiting for something before READY (a fleet's database): asks systemd for
+        `seconds` more than its start timeout, and says why in STATUS=."""
+        self._notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}\nSTATUS={status}")
+        self._last_status = status
+
     def stopping(self) -> None:
         self._notify("STOPPING=1\nSTATUS=stopping")
 
