@@ -316,6 +316,28 @@ def test_a_fleet_records_a_ready_submission_once_whoever_sees_it(
     assert [h[1] for h in node_a.history("m-1")] == ["ready"]
 
 
+def test_a_failure_every_node_sees_is_decided_by_the_first_only(
+    node_a: PgJournal, node_b: PgJournal
+) -> None:
+    # Both trackers fail the same pending manifest: only the first quarantines and reports.
+    node_a.record_pending("m-1", "w", PurePosixPath("m.xml"), NOW, {})
+    why = (Problem("missing-file", "a.mov is missing"),)
+    assert node_a.record_failed("m-1", "w", PurePosixPath("m.xml"), why, NOW)
+    assert not node_b.record_failed("m-1", "w", PurePosixPath("m.xml"), why, NOW)
+    assert [h[1] for h in node_a.history("m-1")] == ["pending", "failed"]  # failed once
+    node_b.record_ready(sub("m-2"), NOW)  # made ready by a's tracker first: not b's to fail
+    assert not node_b.record_failed("m-2", "w", PurePosixPath("m.xml"), why, NOW)
+    assert node_a.state_of("m-2") is State.READY
+
+
+def test_a_hold_every_node_sees_is_told_by_one(node_a: PgJournal, node_b: PgJournal) -> None:
+    node_a.record_ready(sub(), NOW)
+    assert node_a.tell_once("m-1", "held:admin:no-credential")
+    assert not node_b.tell_once("m-1", "held:admin:no-credential")
+    assert not node_a.tell_once("m-1", "held:admin:no-credential")
+    assert node_b.tell_once("m-1", "held:manifest-unconfirmed")  # another hold: told again
+
+
 # -- nodes and wake-ups ---------------------------------------------------------------------
 
 

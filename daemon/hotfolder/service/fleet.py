@@ -342,3 +342,6 @@ class ClaimedJournal:
         self, sid: str, result: str, assets: dict[str, str], error: str | None = None
     ) -> None:
         self.journal.record_verify(sid, result, assets, error)
+
+    def tell_once(self, sid: str, about: str) -> bool:
+        return self.journal.tell_once(sid, about)

@@ -172,9 +172,13 @@ class Outcomes:
 
     # -- the one way to fail ---------------------------------------------------------------
 
-    def reject(self, watch: WatchConfig, rejection: Rejection) -> None:
+    def reject(
+        self, watch: WatchConfig, rejection: Rejection, journal: JournalPort | None = None
+    ) -> None:
         """Record `failed`, then move the files to failed_dir with the report, tell people
-        and log it. A move that fails leaves the files where they are, and is still told."""
+        and log it. A move that fails leaves the files where they are, and is still told.
+        `journal`: a fleet's delivery writes through its claim (service.fleet), so a node
+        that lost it cannot fail, and quarantine, what another node is sending."""
         r, now = rejection, self.clock.now()
         first = r.problems[0]
         if r.new:
@@ -185,7 +189,7 @@ class Outcomes:
                 log.info("decided by another node", submission_id=r.submission_id)
                 return
         else:
-            self.journal.transition(
+            (journal or self.journal).transition(
                 r.submission_id,
                 State.FAILED,
                 now,
@@ -222,10 +226,13 @@ class Outcomes:
 
     # -- after a delivery ------------------------------------------------------------------
 
-    def delivered(self, watch: WatchConfig, row: Row, ended: Ended) -> None:
-        """Act on how a delivery ended (it has committed complete or held already)."""
+    def delivered(
+        self, watch: WatchConfig, row: Row, ended: Ended, journal: JournalPort | None = None
+    ) -> None:
+        """Act on how a delivery ended (it has committed complete or held already);
+        `journal`: the one the delivery wrote through (a fleet's claim)."""
         if isinstance(ended, Refused):
-            self.reject(watch, Rejection.of_row(row, ended.problem))
+            self.reject(watch, Rejection.of_row(row, ended.problem), journal)
         elif isinstance(ended, Held):
             files, size = len(row.files), row.bytes_total
             log_ended(row.id, watch.name, State.HELD, ended.problem, files, size, None)

@@ -58,7 +58,7 @@ class Worker:
             in_force.retry(watch, self.retry),
         )
         try:
-            self.outcomes.delivered(watch, row, delivery.run(row))
+            self.outcomes.delivered(watch, row, delivery.run(row), journal)
         except Cancelled:
             log.warning(
                 "transfer interrupted by shutdown; it resumes on next start",

@@ -183,6 +183,10 @@ class Journal(JournalIntake):
             )
             _log(db, sid, now, State.COMPLETE, note)
 
+    def tell_once(self, sid: str, about: str) -> bool:
+        """One workstation: the caller's own memory (AdminHolds) keeps it to once."""
+        return True
+
     def record_verify(
         self, sid: str, result: str, assets: dict[str, str], error: str | None = None
     ) -> None:

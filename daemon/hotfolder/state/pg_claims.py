@@ -33,6 +33,7 @@ class Evidence(StrEnum):
 
     ATTEMPT = "attempt"
     RECEIPT = "receipt"
+    TOLD = "told"  # an alert about it was sent (its key as the session): once per fleet
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,16 @@ class PgClaims(PgConnection):
 
     def receipt(self, sid: str, session: str) -> str | None:
         return self.evidence(sid, session, Evidence.RECEIPT)
+
+    def tell_once(self, sid: str, about: str) -> bool:
+        """The first node to ask tells people (an alert about a hold every node sees)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO evidence (submission_id, session, kind, node, fence) "
+                "VALUES (%s, %s, %s, %s, 0) ON CONFLICT DO NOTHING",
+                (sid, about, str(Evidence.TOLD), self.node),
+            )
+        return cur.rowcount == 1
 
     def clear_evidence(self, sid: str) -> None:
         """A submission sent again from the start (retry) begins without old evidence."""

@@ -123,3 +123,8 @@ class JournalPort(Protocol):
     def record_verify(
         self, sid: str, result: str, assets: dict[str, str], error: str | None = None
     ) -> None: ...
+
+    def tell_once(self, sid: str, about: str) -> bool:
+        """True for the first caller only, for this submission and `about` (an alert's
+        key): in a fleet every node sees every hold, and one of them tells people."""
+        ...

@@ -66,17 +66,18 @@ class AdminHolds:
         for sid in set(self._schedule) - {r.id for r in held}:
             del self._schedule[sid]  # released, forgotten, resumed
         for row in held:
-            self._tell(row, teller)
+            self._tell(row, journal, teller)
             if (row.error_code or "").startswith(ADMIN_PREFIX):
                 self._recheck(row, now, journal, clock, targets, dispatch)
 
-    def _tell(self, row: Row, teller: Teller | None) -> None:
+    def _tell(self, row: Row, journal: JournalPort, teller: Teller | None) -> None:
         code = row.error_code or ""
         key = (row.id, code)
         if code == OPERATOR_HOLD or key in self._told:
             return
         self._told.add(key)
-        if teller is not None:
+        # A fleet: every node sees the hold; the journal lets one of them tell.
+        if teller is not None and journal.tell_once(row.id, f"held:{code}"):
             teller.held(row.id, row.watch, row.error_message or code)
 
     def _recheck(
