@@ -17,11 +17,13 @@ from hotfolder.clock import SystemClock
 from hotfolder.config import settings as config
 from hotfolder.model import FileIdentity, ManifestFormat, State, Submission, SubmissionFile
 from hotfolder.service.daemon import Daemon
-from hotfolder.service.fleet import Fleet
+from hotfolder.service.fleet import Fleet, FleetEvidence
 from hotfolder.service.sd_notify import Notifier
 from hotfolder.state.journal import Journal
 from hotfolder.state.pg_journal import LeaseLost, PgJournal
 from hotfolder.state.port import JournalPort
+from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget
+from hotfolder.transfer.targets.base import Session
 from tests import manifests
 from tests.helpers import running, wait_until, write_config
 from tests.pg import PgServer
@@ -218,3 +220,38 @@ def test_a_node_started_while_the_database_is_down_waits_for_it_then_delivers(
             built[0].stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def _ascp(tmp_path: Path, node: str, shared: FleetEvidence) -> AscpTarget:
+    options = {"host": "ingest.example.com", "user": "u", "destination": "/in"}
+    settings = AscpSettings.from_options("aspera", options, tmp_path / node / "ascp")
+    return AscpTarget(settings, shared=shared)
+
+
+def test_a_manifest_session_is_decided_on_any_node_by_the_evidence_its_sender_shared(
+    tmp_path: Path, pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    node_a = journal(pg_server, db_url, "a", lease=timedelta(seconds=3))
+    try:
+        node_a.record_ready(sub(), NOW)
+        fleet_a, fleet_b = Fleet(node_a, SystemClock()), Fleet(node_b, SystemClock())
+        sender, taker = (
+            _ascp(tmp_path, "a", FleetEvidence(fleet_a)),
+            _ascp(tmp_path, "b", FleetEvidence(fleet_b)),
+        )
+        session = Session("m-1", "manifest", ((tmp_path / "m.xml", PurePosixPath("m.xml")),))
+        assert taker.delivered(session) is False  # never attempted: b may send it
+        assert fleet_a.take("m-1") is not None
+        FleetEvidence(fleet_a).mark_attempt("m-1", "manifest")  # a's gate opened
+        assert taker.delivered(session) is None  # may have left: held, never sent twice
+        receipts = sender.receipt_dir(session)
+        receipts.mkdir(parents=True)
+        (receipts / "aspera-transfer-1-manifest.txt").write_text("/in/m.xml\n")
+        sender._share_receipts(session)  # what a's send() does once ascp has ended
+        assert taker.delivered(session) is True  # b finds it delivered: complete, not held
+        # a stops beating; once its lease ran out b takes over, and a's gate stays shut
+        wait_until(lambda: fleet_b.take("m-1"), what="b takes over")
+        with pytest.raises(LeaseLost):  # the database's fence, though a still thinks it holds
+            FleetEvidence(fleet_a).mark_attempt("m-1", "manifest")
+    finally:
+        node_a.close()
