@@ -123,43 +123,38 @@ class Dispatcher(ReadyStarts):
                 "submission's watch is no longer configured", submission_id=sid, watch=row.watch
             )
             return
-        journal = self.journal
+        journal: JournalPort = self.journal
         if self.fleet is not None:  # several workstations: the first step under a claim
-            taken = self._claim(self.fleet, row)
+            taken = self.fleet.claim_step(sid, frozenset({State.READY, State.MEDIA_SENT}))
             if taken is None:
-                return
+                return  # another node's, or moved on (a takeover's, see _take_over_orphans)
             journal, row = taken
-        if row.state is State.READY:
-            if not self._admitted(watch, row, self._admission(watch, row)):
-                self._give_back(sid)
-                return
-            try:
-                journal.transition(sid, State.QUEUED, self.clock.now())
-            except (StaleTransition, JournalUnavailable) as err:
-                log.warning("cannot queue it", submission_id=sid, error=str(err))
-                self._give_back(sid)
-                return
-            row = journal.get(sid)
-            if row is None:
-                return
-        future = self.pool.submit(self.worker.deliver, watch, row)
+        try:
+            go = self._queued(watch, row, journal)
+        except BaseException:
+            self._give_back(sid)  # a claim kept by a failed call would be renewed forever
+            raise
+        if go is None:
+            self._give_back(sid)
+            return
+        future = self.pool.submit(self.worker.deliver, watch, go)
         future.add_done_callback(lambda _f: self.wake.set())  # reap it, maybe free quota
         self.running[sid] = future
         self.running_target[sid] = watch.target
 
-    def _claim(self, fleet: Fleet, row: Row) -> tuple[JournalPort, Row] | None:
-        """Claim `row` for its next step on this node, and the journal to write it through.
-        None: another node holds it, the database is away, or it moved on since it was
-        queued here (another node sent it; or it waits for a takeover, see _take_over_orphans)."""
-        claimed = fleet.take(row.id)
-        if claimed is None:
-            log.debug("claimed by another node", submission_id=row.id)
+    def _queued(self, watch: WatchConfig, row: Row, journal: JournalPort) -> Row | None:
+        """The row to hand a worker: a ready one admitted and moved to queued; None if it
+        waits (space, quota) or was rejected."""
+        if row.state is not State.READY:
+            return row  # resumed past its first step (recovery, a takeover)
+        if not self._admitted(watch, row, self._admission(watch, row)):
             return None
-        fresh = claimed.get(row.id)
-        if fresh is None or fresh.state not in (State.READY, State.MEDIA_SENT):
-            fleet.give_back(row.id)
+        try:
+            journal.transition(row.id, State.QUEUED, self.clock.now())
+        except (StaleTransition, JournalUnavailable) as err:
+            log.warning("cannot queue it", submission_id=row.id, error=str(err))
             return None
-        return claimed, fresh
+        return journal.get(row.id)
 
     def _give_back(self, sid: str) -> None:
         if self.fleet is not None:

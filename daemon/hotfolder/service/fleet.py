@@ -103,6 +103,21 @@ class Fleet:
             self._held[sid] = claim
         return ClaimedJournal(self.journal, self, sid)
 
+    def claim_step(self, sid: str, states: frozenset[State]) -> tuple[ClaimedJournal, Row] | None:
+        """Take `sid` for a step that starts from one of `states`, with its row as the
+        claim found it; None (and nothing held) if it is not ours or has moved on."""
+        claimed = self.take(sid)
+        if claimed is None:
+            return None
+        try:
+            row = claimed.get(sid)
+        except JournalUnavailable:
+            row = None
+        if row is None or row.state not in states:
+            self.give_back(sid)
+            return None
+        return claimed, row
+
     def holding(self, sid: str) -> ClaimedJournal | None:
         """The claimed journal for `sid` while this node still holds it."""
         return ClaimedJournal(self.journal, self, sid) if self.claim_of(sid) else None
