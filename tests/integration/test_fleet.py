@@ -255,3 +255,17 @@ def test_a_manifest_session_is_decided_on_any_node_by_the_evidence_its_sender_sh
             FleetEvidence(fleet_a).mark_attempt("m-1", "manifest")
     finally:
         node_a.close()
+
+
+def test_an_operator_retries_and_holds_in_the_fleet_s_journal(
+    tmp_path: Path, pg_server: PgServer, db_url: str, node_b: PgJournal
+) -> None:
+    node_b.record_ready(sub(), NOW)
+    node_b.transition("m-1", State.HELD, NOW, error_code="manifest-unconfirmed")
+    fleet_config(tmp_path, db_url, pg_server.password, "ws-a")
+    given = ["--config", str(tmp_path / "hotfolder.yaml")]
+    assert cli.main(["retry", "m-1", *given]) == cli.EXIT_OK
+    assert node_b.state_of("m-1") is State.READY  # every node picks it up from here
+    assert cli.main(["hold", "m-1", *given]) == cli.EXIT_OK
+    assert node_b.state_of("m-1") is State.HELD
+    assert not (tmp_path / "state" / "journal.sqlite").exists()  # no second journal made

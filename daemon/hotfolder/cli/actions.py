@@ -20,6 +20,7 @@ from hotfolder.cli.common import (
     load_config,
     log_level,
     no_journal_yet,
+    open_configured_journal,
     open_journal,
 )
 from hotfolder.credentials import CredentialError
@@ -35,7 +36,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     logs.configure(cfg.logging.target, log_level(cfg, args))
     if no_journal_yet(cfg):
         return EXIT_FAILURE
-    journal = open_journal(cfg, args.command)
+    journal = open_configured_journal(cfg, args.command)  # a fleet's: the database
     if journal is None:
         return EXIT_CONFIG
     now = datetime.now(UTC)

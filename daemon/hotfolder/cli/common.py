@@ -78,10 +78,11 @@ def open_journal(cfg: configuration.Config, command: str) -> Journal | None:
         return None
 
 
-def open_journal_to_read(cfg: configuration.Config, command: str) -> JournalPort | None:
-    """The journal `status` reads: a fleet's when the config has a `journal:` block (every
-    node's rows, each with its node; opened without registering as a node or beating a
-    heartbeat), else the SQLite file. None after saying on stderr why not and what to do."""
+def open_configured_journal(cfg: configuration.Config, command: str) -> JournalPort | None:
+    """The journal `status` reads and an operator's retry, hold or forget writes: a fleet's
+    when the config has a `journal:` block (every node's rows, each with its node; opened
+    without registering as a node or beating a heartbeat), else the SQLite file. None after
+    saying on stderr why not and what to do."""
     if cfg.journal is None:
         return open_journal(cfg, command)
     from hotfolder.state.pg_journal import PgJournal  # noqa: PLC0415 - only for a fleet
@@ -117,7 +118,7 @@ def no_journal_yet(cfg: configuration.Config) -> bool:
     """True, after saying so, when no journal exists: reading must not create the state
     folder (an admin trying `status` before the first start, or with the wrong config)."""
     path = cfg.state_dir / JOURNAL_FILE
-    if path.exists():
+    if cfg.journal is not None or path.exists():  # a fleet's journal is the database's
         return False
     print(f"no submissions yet in {path}")
     return True

@@ -17,7 +17,7 @@ from hotfolder.cli.common import (
     EXIT_OK,
     load_config,
     no_journal_yet,
-    open_journal_to_read,
+    open_configured_journal,
 )
 from hotfolder.config import settings as configuration
 from hotfolder.model import IN_FLIGHT, State
@@ -42,7 +42,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.follow:
         return _follow(cfg, args)
-    journal = open_journal_to_read(cfg, "status")
+    journal = open_configured_journal(cfg, "status")
     if journal is None:
         return EXIT_CONFIG
     now = datetime.now(UTC)
@@ -91,7 +91,7 @@ def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:
     fleet = cfg.journal is not None
     try:
         while not stop.is_set():
-            journal = open_journal_to_read(cfg, "status")
+            journal = open_configured_journal(cfg, "status")
             if journal is None:
                 return EXIT_CONFIG
             now = datetime.now(UTC)
