@@ -70,7 +70,15 @@ class Node:
         return self.home
 
     def starts(self) -> list[dict[str, Any]]:
-        log = self.home / "sim" / "starts.jsonl"
+        """Every session this node's ascp started, as it started (killed ones too)."""
+        return self._records("starts.jsonl")
+
+    def ended(self) -> list[dict[str, Any]]:
+        """Every session of this node's ascp that ended by itself, with its result."""
+        return self._records("sessions.jsonl")
+
+    def _records(self, name: str) -> list[dict[str, Any]]:
+        log = self.home / "sim" / name
         lines = log.read_text().splitlines() if log.exists() else []
         return [json.loads(x) for x in lines if x.strip()]
 
