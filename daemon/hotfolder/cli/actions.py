@@ -21,12 +21,12 @@ from hotfolder.cli.common import (
     log_level,
     no_journal_yet,
     open_configured_journal,
-    open_journal,
 )
 from hotfolder.credentials import CredentialError
 from hotfolder.service import logs
 from hotfolder.service.daemon import JOURNAL_FILE
 from hotfolder.state import journal as journal_module
+from hotfolder.state.known import JournalKnown
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
@@ -110,14 +110,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not watches:
         print(f"no watch named {args.watch!r}", file=sys.stderr)
         return EXIT_CONFIG
+    shared = cfg.journal is not None  # a fleet: its journal, its ids (model.submission_id)
     journal = None
-    if (cfg.state_dir / JOURNAL_FILE).exists():
-        journal = open_journal(cfg, "scan")
+    if shared or (cfg.state_dir / JOURNAL_FILE).exists():
+        journal = open_configured_journal(cfg, "scan")
         if journal is None:
             return EXIT_CONFIG
+    known = JournalKnown(journal, cfg.state_dir) if journal else None
     try:
-        shared = cfg.journal is not None  # a fleet's ids (model.submission_id)
-        found = {w.name: survey.survey(w, journal, time.time(), shared) for w in watches}
+        found = {w.name: survey.survey(w, known, time.time(), shared) for w in watches}
     finally:
         if journal:
             journal.close()

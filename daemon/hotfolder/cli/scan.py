@@ -19,7 +19,6 @@ from hotfolder.assemble.tracker import is_candidate
 from hotfolder.config.settings import WatchConfig
 from hotfolder.intake.watch import scan
 from hotfolder.model import FileIdentity, Manifest, Problem, submission_id
-from hotfolder.state.journal import Journal
 from hotfolder.state.known import JournalKnown
 
 
@@ -48,28 +47,29 @@ class SubmissionLook:
 
 
 def survey(
-    watch: WatchConfig, journal: Journal | None, now: float, shared: bool = False
+    watch: WatchConfig, known: JournalKnown | None, now: float, shared: bool = False
 ) -> list[SubmissionLook]:
-    """`shared`: a fleet's folder, whose ids leave out the inode (model.submission_id)."""
+    """`known`: what the journal remembers (None: no journal yet); `shared`: a fleet's folder,
+    whose ids leave out the inode (model.submission_id)."""
     return [
-        _look(watch, rel, journal, now, shared)
+        _look(watch, rel, known, now, shared)
         for rel in sorted(scan(watch.path, watch.ignore, watch.own_folders))
         if is_candidate(rel)
     ]
 
 
 def _look(
-    watch: WatchConfig, rel: PurePosixPath, journal: Journal | None, now: float, shared: bool
+    watch: WatchConfig, rel: PurePosixPath, known: JournalKnown | None, now: float, shared: bool
 ) -> SubmissionLook:
     found = beneath.look(watch.path, rel)
     ident = found.identity
     if ident is None:
         return SubmissionLook(str(rel), "wait", waiting_for=["the manifest vanished"])
     base = submission_id(watch.name, rel, ident, shared=shared)
-    sid = JournalKnown(journal, journal.path.parent).resolve(base) if journal else base
+    sid = known.resolve(base) if known else base
     look = SubmissionLook(str(rel), "send", sid or base)
     if sid is None:
-        row = journal.latest_generation(base) if journal else None
+        row = known.journal.latest_generation(base) if known else None
         look.journal_state = str(row.state) if row else "sent (kept)"
         look.verdict = "done"
         return look
