@@ -15,12 +15,14 @@ real `hotfolder run` processes (names a, b, c) on one drop folder in poll mode, 
    file byte (the start plus the set-up delay).
 
 For the why, each count also reports where a submission's time goes (the medians of the
-history's steps), each node's busy share and idle gaps between its deliveries, and the
-database's committed transactions per submission. Duplicated and out-of-order manifests are
-judged by bench.torture's check_sessions (must be 0).
+history's steps; the daemon's time either side of each simulator session), each node's window
+split into head (first drop -> its first queued), deliveries, gaps between them and tail, and
+the nodes' committed transactions per submission. Duplicated and out-of-order manifests are
+judged by bench.torture_checks.check_sessions (must be 0). The host's load is recorded: other
+work on a small host slows every spawn of the simulator.
 
     .venv/bin/python -m bench.fleet_throughput [--nodes 1,2,3] [--submissions 30]
-        [--latency-samples 8] [--poll-interval 1.0] [--login 1.0]
+        [--latency-samples 8] [--poll-interval 1.0] [--login 1.0] [--keep DIR]
 
 Prints a table and writes bench/results/fleet_throughput.json.
 """
@@ -31,8 +33,10 @@ import argparse
 import contextlib
 import itertools
 import json
+import os
 import random
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -232,6 +236,7 @@ def wait_final(run: Fleet, manifests: list[str], timeout: float) -> bool:
 class Delivery:
     """One submission as the database saw it: each step's first time (epoch s) and node."""
 
+    id: str
     manifest: str
     state: str
     delivered_by: str | None
@@ -251,7 +256,7 @@ def deliveries(run: Fleet) -> dict[str, Delivery]:
             by[sid][state] = line["node"]
     return {
         s["manifest"]: Delivery(
-            s["manifest"], s["state"], s["delivered_by"], at[s["id"]], by[s["id"]]
+            s["id"], s["manifest"], s["state"], s["delivered_by"], at[s["id"]], by[s["id"]]
         )
         for s in subs
     }
@@ -285,10 +290,32 @@ def first_session_start(root: Path) -> dict[str, float]:
     return first
 
 
-def session_seconds(root: Path) -> list[float]:
+def sim_sessions(root: Path) -> list[dict[str, Any]]:
+    """The simulator's record of each session that ended (started/ended once running)."""
     log = root / "sim" / "sessions.jsonl"
     records = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-    return [r["ended"] - r["started"] for r in records if "ended" in r]
+    return [r for r in records if "ended" in r]
+
+
+#: A session's kind (its --tags) -> the history steps just before and just after it.
+AROUND = {"media": ("sending-media", "media-sent"), "manifest": ("sending-manifest", "complete")}
+
+
+def around_sessions(records: list[dict[str, Any]], done: list[Delivery]) -> dict[str, list[float]]:
+    """The daemon's time on either side of each session: from its journal step to the
+    simulator running (spawning the wrapper, the interpreter), and from the simulator's end
+    to the next journal step (DONE read, the step committed)."""
+    by_id = {d.id: d for d in done}
+    before, after = [], []
+    for r in records:
+        tag = json.loads(r.get("tags") or "{}").get("hotfolder", {})
+        d = by_id.get(tag.get("submission", ""))
+        steps = AROUND.get(tag.get("session", ""))
+        if d is None or steps is None or not all(s in d.at for s in steps):
+            continue
+        before.append(r["started"] - d.at[steps[0]])
+        after.append(d.at[steps[1]] - r["ended"])
+    return {"step_to_sim_start": before, "sim_end_to_step": after}
 
 
 # -- the measurements -------------------------------------------------------------------------
@@ -310,7 +337,8 @@ def handed_over(done: list[Delivery], step: str) -> int:
 
 def node_use(done: list[Delivery], window: tuple[float, float]) -> dict[str, dict[str, float]]:
     """Per node: deliveries, busy share of the window (queued -> complete), idle gaps between
-    one complete and its next queued."""
+    one complete and its next queued. The window is, for each node, exactly its head (first
+    drop -> its first queued) + busy + gaps + tail (its last complete -> the window's end)."""
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for d in done:
         if "queued" in d.at and "complete" in d.at:
@@ -320,12 +348,16 @@ def node_use(done: list[Delivery], window: tuple[float, float]) -> dict[str, dic
     for node, work in sorted(spans.items()):
         work.sort()
         gaps = [b[0] - a[1] for a, b in itertools.pairwise(work)]
+        busy = sum(e - s for s, e in work)
         use[node] = {
             "delivered": len(work),
-            "busy_share": sum(e - s for s, e in work) / length,
+            "busy_share": busy / length,
+            "per_delivery_s": busy / len(work),
             "first_queued_s": work[0][0] - window[0],
+            "gaps_s": sum(gaps),
             "gap_p50_s": percentile(gaps, 50),
             "gap_max_s": max(gaps) if gaps else float("nan"),
+            "tail_s": window[1] - work[-1][1],
         }
     return use
 
@@ -345,7 +377,8 @@ def throughput(run: Fleet, setup: Setup, rng: random.Random) -> dict[str, Any]:
     judged = Result()
     check_sessions(run.root, expected, judged)
     steps = step_medians(done)
-    sessions = summary(session_seconds(run.root))
+    records = sim_sessions(run.root)
+    sessions = summary([r["ended"] - r["started"] for r in records])
     in_daemon = steps["sending-media->media-sent"] + steps["sending-manifest->complete"]
     return {
         "settled": settled,
@@ -362,6 +395,7 @@ def throughput(run: Fleet, setup: Setup, rng: random.Random) -> dict[str, Any]:
         # a session's step in the history minus the simulator's own time: spawning the
         # wrapper and the interpreter, the daemon's reading of DONE, its journal writes
         "outside_sim_per_session_s": (in_daemon - 2 * sessions["p50"]) / 2,
+        **{k: summary(v) for k, v in around_sessions(records, done).items()},
         "nodes": node_use(done, (first_drop, last)),
         "queued_by_other_node": handed_over(done, "queued"),
         "duplicated": judged.duplicated,
@@ -432,6 +466,14 @@ def settled(run: dict[str, Any]) -> bool:
     return bool(run.get("throughput", {}).get("settled"))
 
 
+#: The window of each node: head + delivered x per delivery + gaps + tail.
+PARTS = ("per_delivery_s", "first_queued_s", "gaps_s", "tail_s")
+
+
+def mean(use: dict[str, dict[str, float]], key: str) -> float:
+    return statistics.fmean(u[key] for u in use.values())
+
+
 def count_rows(n: int, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """One node count's lines: the rate, where the time went, the idle fleet's claim."""
     t, c, db = r["throughput"], r["claim_latency"], r["db"]
@@ -439,7 +481,7 @@ def count_rows(n: int, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     steps = t["steps_p50_s"]
     use = t["nodes"]
     return [
-        (f"{n} node(s): submissions/min", f"{t['per_minute']:.1f}", ""),
+        (f"{n} node(s): submissions/min", f"{t['per_minute']:.1f}", "first drop -> last"),
         (
             "  first drop -> first / last complete s",
             f"{t['first_complete_s']:.1f} / {t['seconds']:.1f}",
@@ -452,14 +494,19 @@ def count_rows(n: int, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             "queued -> complete / window",
         ),
         (
+            "  per delivery / head / gaps / tail s",
+            " / ".join(f"{mean(use, key):.2f}" for key in PARTS),
+            "node means; sum = window",
+        ),
+        (
             "  p50 media / manifest session s",
             f"{steps['sending-media->media-sent']:.2f} / {steps['sending-manifest->complete']:.2f}",
             "history",
         ),
         (
-            "  outside the simulator per session s",
-            f"{t['outside_sim_per_session_s']:.2f}",
-            "spawn, DONE, journal",
+            "  p50 step -> ascp running / ascp end -> step s",
+            f"{t['step_to_sim_start']['p50']:.3f} / {t['sim_end_to_step']['p50']:.3f}",
+            "spawn + interpreter / DONE + commit",
         ),
         ("  p50 ready->queued (load) s", f"{steps['ready->queued']:.2f}", "queue wait"),
         ("  duplicated / out of order", f"{t['duplicated']} / {t['out_of_order']}", "0 / 0"),
@@ -494,6 +541,10 @@ def report(
     return rows, ratios
 
 
+def load() -> float:
+    return os.getloadavg()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", default="1,2,3")
@@ -510,7 +561,7 @@ def main() -> None:
         poll_interval=args.poll_interval,
         login_s=args.login,
     )
-    started = time.monotonic()
+    started, load_before = time.monotonic(), load()
     runs: dict[int, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
         if args.keep is None:
@@ -522,12 +573,15 @@ def main() -> None:
         for count in setup.nodes:
             runs[count] = one_count(tmp / f"n{count}", pg, setup, count)
     rows, ratios = report(setup, runs)
+    # Other work on the host slows the simulator's and the daemons' start-up: say how busy it was.
+    host = {"cores": os.cpu_count(), "load_1min_before": load_before, "load_1min_after": load()}
     print(table(rows))
-    print(f"wall: {time.monotonic() - started:.0f} s")
+    print(f"wall: {time.monotonic() - started:.0f} s, host: {host}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = {
         "setup": asdict(setup),
         "ratios": ratios,
+        "host": host,
         **{f"{n}_nodes": r for n, r in runs.items()},
     }
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")

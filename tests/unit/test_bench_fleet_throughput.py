@@ -4,7 +4,13 @@ wrong figures, so the pure parts are pinned here (the bench itself is run by han
 import json
 from pathlib import Path
 
-from bench.fleet_throughput import Delivery, first_session_start, handed_over, node_use
+from bench.fleet_throughput import (
+    Delivery,
+    around_sessions,
+    first_session_start,
+    handed_over,
+    node_use,
+)
 
 
 def test_a_submissions_first_session_is_its_earliest_start_under_any_of_its_files(
@@ -24,9 +30,8 @@ def test_a_submissions_first_session_is_its_earliest_start_under_any_of_its_file
 
 def delivery(name: str, ready_by: str, node: str, queued: float, complete: float) -> Delivery:
     at = {"ready": 0.0, "queued": queued, "complete": complete}
-    return Delivery(
-        name, "complete", node, at, {"ready": ready_by, "queued": node, "complete": node}
-    )
+    by = {"ready": ready_by, "queued": node, "complete": node}
+    return Delivery(f"id-{name}", name, "complete", node, at, by)
 
 
 def test_each_node_is_charged_its_own_deliveries_and_the_gaps_between_them() -> None:
@@ -43,3 +48,18 @@ def test_each_node_is_charged_its_own_deliveries_and_the_gaps_between_them() -> 
     assert round(use["b"]["gap_p50_s"], 6) == 0.1
     assert use["b"]["first_queued_s"] == 1.0
     assert handed_over(done, "queued") == 2  # s2 and s3 went to the node that did not see them
+
+
+def test_the_daemons_time_around_a_session_is_read_from_its_own_steps() -> None:
+    at = {"sending-media": 10.0, "media-sent": 12.0, "sending-manifest": 12.1, "complete": 13.5}
+    done = [Delivery("m-1", "m.xml", "complete", "a", at, {})]
+
+    def record(session: str, started: float, ended: float) -> dict[str, object]:
+        tags = {"hotfolder": {"submission": "m-1", "session": session}}
+        return {"tags": json.dumps(tags), "started": started, "ended": ended}
+
+    records = [record("manifest", 12.2, 13.2), record("media", 10.1, 11.9)]
+    records.append({"tags": None, "started": 0.0, "ended": 1.0})  # not the daemon's: left out
+    found = around_sessions(records, done)
+    assert [round(x, 6) for x in found["step_to_sim_start"]] == [0.1, 0.1]
+    assert [round(x, 6) for x in found["sim_end_to_step"]] == [0.3, 0.1]
