@@ -7,14 +7,16 @@ started again a few times during the run. A short lease makes takeovers happen w
 
 Judged exactly like bench/torture.py (bench/torture_checks.py): lost, duplicated and
 out_of_order must be 0; held and held_needless are reported, with the number of takeovers
-(history lines "taken over from ...") and how many submissions each node delivered.
+(history lines "taken over from ...") and how many submissions each node delivered; also
+strays: rows left unfinished beside a final row for the same manifest (a node keyed a row by
+a half-written manifest's identity), reported but not failed.
 
     .venv/bin/python -m bench.fleet_torture [--nodes 3] [--submissions 24] [--kills 100]
-        [--pg-restarts 2] [--lease-seconds 5] [--seed 1]
+        [--pg-restarts 2] [--lease-seconds 5] [--seed 1] [--keep]
 
 Writes bench/results/fleet_torture.json. Exits 1 if anything was lost, duplicated or sent out
 of order; the run's folder (logs, simulator records, the journal's tables as TSV) is then
-kept and its path printed.
+kept and its path printed (with --keep, always).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class FleetResult:
     failed: int = 0
     takeovers: int = 0
     not_cleaned: int = 0  # complete, but its manifest is still in the drop folder
+    strays: int = 0  # rows left unfinished beside another row for the same manifest
     delivered_by: dict[str, int] = field(default_factory=dict)
     submissions: int = 0
     notes: list[str] = field(default_factory=list)
@@ -86,7 +89,8 @@ class FleetResult:
             f"duplicated={self.duplicated} out_of_order={self.out_of_order} held={self.held} "
             f"held_needless={self.held_needless} takeovers={self.takeovers} "
             f"(submissions={self.submissions} complete={self.complete} failed={self.failed} "
-            f"not_cleaned={self.not_cleaned}) delivered_by={self.delivered_by}"
+            f"not_cleaned={self.not_cleaned} strays={self.strays}) "
+            f"delivered_by={self.delivered_by}"
         )
 
 
@@ -147,15 +151,37 @@ class FleetView:
                 self._conn = psycopg.connect(
                     self.url, password=self.password, autocommit=True, connect_timeout=2
                 )
-            return self._conn.execute(query, params).fetchall()
-        except psycopg.Error:
+            return self._conn.execute(query, params or None).fetchall()  # None: '%' is text
+        except psycopg.errors.UndefinedTable:  # no node has made the schema yet
+            return []
+        except (psycopg.OperationalError, psycopg.InterfaceError):  # the server is away
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
             return []
 
     def states(self) -> dict[str, str]:
-        return {str(m): str(s) for m, s in self._rows("SELECT manifest, state FROM submissions")}
+        """Manifest -> the state of its submission. A manifest with several rows (a node that
+        saw it half-written keyed a row by that identity) is judged by a final one, if any:
+        the others are `strays`."""
+        states: dict[str, str] = {}
+        for manifest, state in self._rows("SELECT manifest, state FROM submissions"):
+            if states.get(manifest) not in FINAL_STATES:
+                states[str(manifest)] = str(state)
+        return states
+
+    def strays(self) -> list[tuple[str, str, str, str]]:
+        """(manifest, id, state, node) of the rows not in a final state beside another row
+        for the same manifest: nobody will ever move them on."""
+        return [
+            (str(m), str(i), str(s), str(n))
+            for m, i, s, n in self._rows(
+                "SELECT manifest, id, state, node FROM submissions s WHERE state <> ALL(%s) "
+                "AND EXISTS (SELECT 1 FROM submissions o WHERE o.manifest = s.manifest "
+                "AND o.id <> s.id) ORDER BY manifest, id",
+                (list(FINAL_STATES),),
+            )
+        ]
 
     def owners_in(self, state: str) -> dict[str, str | None]:
         """Submission id -> the node that holds it (or, once complete and given back, the one
@@ -380,6 +406,9 @@ def judge(run: Run) -> None:
     result.failed = sum(final.get(m) == "failed" for m in run.expected)
     result.takeovers = run.view.takeovers()
     result.delivered_by = run.view.delivered_by()
+    for manifest, sid, state, node in run.view.strays():
+        result.strays += 1
+        result.notes.append(f"{manifest}: a second row {sid} ({state}, seen by {node})")
     for manifest in left_in_drop(run):
         result.not_cleaned += 1
         result.notes.append(f"{manifest}: complete, but still in the drop folder")
@@ -396,6 +425,7 @@ def fleet_torture(
     lease: float = 5.0,
     rate: float = 8e6,
     settle_timeout: float = 300,
+    keep: bool = False,
 ) -> FleetResult:
     """One run in `root` with its own PostgreSQL (removed afterwards, by pid)."""
     rng = random.Random(seed)
@@ -408,7 +438,7 @@ def fleet_torture(
         try:
             torture(run, kills, pg_restarts, settle_timeout)
             judge(run)
-            if result.broken:
+            if result.broken or keep:
                 view.dump(root)
         finally:
             for node in fleet:
@@ -425,6 +455,7 @@ def main() -> None:
     parser.add_argument("--pg-restarts", type=int, default=2)
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder anyway")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hotfolder-fleet-torture-"))
     started = time.monotonic()
@@ -437,9 +468,12 @@ def main() -> None:
             pg_restarts=args.pg_restarts,
             seed=args.seed,
             lease=args.lease_seconds,
+            keep=args.keep,
         )
-    finally:
-        wall = time.monotonic() - started
+    except BaseException:
+        print(f"the run broke off; its folder is kept in {root}", file=sys.stderr)
+        raise
+    wall = time.monotonic() - started
     print(result.line())
     print(
         "kills, pg_restarts, lost, duplicated, out_of_order, held, held_needless, takeovers = "
@@ -464,9 +498,9 @@ def main() -> None:
     RESULTS.write_text(
         json.dumps({"setup": setup_figures, **result.__dict__}, indent=2, default=str) + "\n"
     )
-    if result.broken:
+    if result.broken or args.keep:
         print(f"evidence kept in {root}")
-        sys.exit(1)
+        sys.exit(1 if result.broken else 0)
     with contextlib.suppress(OSError):
         shutil.rmtree(root)
 
