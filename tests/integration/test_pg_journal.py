@@ -429,3 +429,28 @@ def test_the_config_block_opens_it_with_the_password_from_a_file_never_the_url(
         PgJournal.open(FleetSettings(with_password, node="a"))
     assert pg_server.password not in str(refused.value)
     assert "password_file" in refused.value.hint
+
+
+def test_a_pending_row_of_an_earlier_identity_is_closed_by_the_next_one(
+    tmp_path: Path, node_a: PgJournal, node_b: PgJournal
+) -> None:
+    # Node a noted m.xml while it was still being written (its id hashes size and mtime) and
+    # was killed; b keys the finished file under another id. Nobody else knows a's id: the
+    # next record of the same manifest closes it, on SQLite (a restart) as on PostgreSQL.
+    sqlite = Journal(tmp_path / "j.sqlite")
+    try:
+        for first, then in ((sqlite, sqlite), (node_a, node_b)):
+            first.record_pending("m-early", "w", PurePosixPath("m.xml"), NOW, {})
+            first.record_pending("other", "w", PurePosixPath("other.xml"), NOW, {})
+            first.record_ready(sub("m-sent"), NOW)  # m.xml delivered before: not pending
+            then.record_pending("m-1", "w", PurePosixPath("m.xml"), NOW, {})
+            assert then.get("m-early") is None
+            assert then.history("m-early") == []
+            assert then.state_of("other") is State.PENDING  # another manifest
+            assert then.state_of("m-sent") is State.READY  # decided: never closed
+            then.record_pending("m-later", "w", PurePosixPath("m.xml"), NOW, {})
+            then.record_ready(sub("m-final"), NOW)  # ready without pending: closes them too
+            assert then.get("m-1") is None
+            assert then.get("m-later") is None
+    finally:
+        sqlite.close()

@@ -350,7 +350,7 @@ def test_trigger_kept_counts_equal_a_group_by_after_random_changes(
 
 def test_the_journal_api_keeps_the_counts_too(journal: Journal) -> None:
     for i in range(4):
-        journal.record_pending(f"m-{i}", "w", PurePosixPath("m.xml"), NOW, {})
+        journal.record_pending(f"m-{i}", "w", PurePosixPath(f"m{i}.xml"), NOW, {})
     journal.forget_pending("m-3")
     journal.record_ready(sub("m-0"), NOW)
     journal.transition("m-0", State.QUEUED, NOW)

@@ -41,6 +41,7 @@ class JournalIntake(JournalReads):
             )
             if cur.rowcount:
                 _log(db, sid, now, State.PENDING, "seen")
+                _close_earlier(db, watch, manifest, sid)
                 return True
             db.execute(
                 "UPDATE submissions SET detail = ? WHERE id = ? AND state = ?",
@@ -82,6 +83,7 @@ class JournalIntake(JournalReads):
                 ),
             )
             _log(db, sub.id, now, State.READY, f"{len(sub.files)} files, {sub.total_bytes} bytes")
+            _close_earlier(db, sub.watch, sub.manifest.relpath, sub.id)
         COUNTERS.ready(sub.id)
 
     def record_failed(
@@ -121,6 +123,7 @@ class JournalIntake(JournalReads):
                 ),
             )
             _log(db, sid, now, State.FAILED, first.message)
+            _close_earlier(db, watch, manifest, sid)
         COUNTERS.failed(watch, first.code)
         COUNTERS.ended(sid)
 
@@ -130,3 +133,19 @@ def _log(db: sqlite3.Connection, sid: str, now: datetime, state: State, note: st
         "INSERT INTO history (submission_id, at, state, note) VALUES (?, ?, ?, ?)",
         (sid, now.isoformat(), str(state), cap(note)),
     )
+
+
+def _close_earlier(db: sqlite3.Connection, watch: str, manifest: PurePosixPath, sid: str) -> None:
+    """Pending rows of the same manifest under another id: an earlier identity of the file
+    (it was still being written), noted by a process killed before it looked again. Nobody
+    else would ever close them; they would wait in `status` forever."""
+    earlier = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM submissions WHERE watch = ? AND state = ? AND manifest = ? AND id <> ?",
+            (watch, State.PENDING, str(manifest), sid),
+        )
+    ]
+    for old in earlier:
+        db.execute("DELETE FROM submissions WHERE id = ?", (old,))
+        db.execute("DELETE FROM history WHERE submission_id = ?", (old,))

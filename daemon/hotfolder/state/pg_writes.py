@@ -150,6 +150,7 @@ class PgRecords(PgConnection):
             )
             if cur.rowcount:
                 self._log(db, sid, now, State.PENDING, "seen")
+                _close_earlier(db, watch, manifest, sid)
                 return True
             db.execute(
                 "UPDATE submissions SET detail = %s WHERE id = %s AND state = %s",
@@ -197,6 +198,7 @@ class PgRecords(PgConnection):
                 return False
             note = f"{len(sub.files)} files, {sub.total_bytes} bytes"
             self._log(db, sub.id, now, State.READY, note)
+            _close_earlier(db, sub.watch, sub.manifest.relpath, sub.id)
             db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, sub.id))
         COUNTERS.ready(sub.id)
         return True
@@ -243,6 +245,7 @@ class PgRecords(PgConnection):
             if not cur.rowcount:
                 return False
             self._log(db, sid, now, State.FAILED, first.message)
+            _close_earlier(db, watch, manifest, sid)
         COUNTERS.failed(watch, first.code)
         COUNTERS.ended(sid)
         return True
@@ -291,6 +294,21 @@ class PgRecords(PgConnection):
             cur = db.execute("DELETE FROM submissions WHERE id = %s", (sid,))
             db.execute("DELETE FROM history WHERE submission_id = %s", (sid,))
             return cur.rowcount == 1
+
+
+def _close_earlier(db: Conn, watch: str, manifest: PurePosixPath, sid: str) -> None:
+    """Pending rows of the same manifest under another id: an earlier identity of the file
+    (it was still being written), noted by a node killed before it looked again. No other
+    node knows that id; nobody else would ever close them."""
+    earlier = db.execute(
+        "DELETE FROM submissions WHERE watch = %s AND state = %s AND manifest = %s "
+        "AND id <> %s RETURNING id",
+        (watch, str(State.PENDING), str(manifest), sid),
+    ).fetchall()
+    if earlier:
+        db.execute(
+            "DELETE FROM history WHERE submission_id = ANY(%s)", ([r["id"] for r in earlier],)
+        )
 
 
 def _state(db: Conn, sid: str) -> str:
