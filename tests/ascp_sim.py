@@ -20,7 +20,7 @@ Environment:
                      renamed into place (landed.jsonl), for the torture test
   ASCP_SIM_FAULTS    JSON list of {"session": n, "file": name, "at_byte": n, "kind": k,
                      "code": c, "description": d}; kinds: error, exit_before_connect,
-                     exit_after_init, stall, kill
+                     exit_after_init, look_early (sources looked at before INIT), stall, kill
 """
 
 from __future__ import annotations
@@ -255,7 +255,22 @@ class Session:
                 file=sys.stderr,
             )
             return 1
+        # look_early: an ascp that looks at its sources before the daemon reads its INIT (a
+        # daemon slower than the login): what is missing now is reported missing after INIT.
+        early = self.fault("look_early") is not None
+        unseen = [src for src, _ in self.pairs if early and not Path(src).is_file()]
         self.mgmt.send(Type="INIT", SessionId=self.id, Direction="Send", Operation="Transfer")
+        if unseen:
+            self.mgmt.send(
+                Type="FILEERROR",
+                File=unseen[0],
+                Code=4,
+                Description="No such file or directory",
+                SessionId=self.id,
+            )
+            self.mgmt.send(Type="ERROR", Loss=0, Code=4, Description="No such file or directory")
+            self.log(result="error", code=4)
+            return 1
         if self.fault("exit_after_init"):
             self.log(result="exit_after_init")
             return 1

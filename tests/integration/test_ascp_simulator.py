@@ -19,6 +19,7 @@ from hotfolder.model import State
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets import Fault, Session, TransferError
 from hotfolder.transfer.targets import ascp as ascp_target
+from hotfolder.transfer.targets import build as build_target
 from hotfolder.transfer.targets.ascp_run import AscpRun
 from tests import manifests
 from tests.helpers import ascp_config, running, sim_sessions, wait_until
@@ -233,3 +234,23 @@ def test_a_manifest_session_that_never_reached_the_manifest_leaves_no_attempt(
     assert not err.value.may_have_arrived
     assert err.value.fault is Fault.TRANSIENT
     assert target.delivered(session) is False
+
+
+def test_a_manifest_session_that_looked_before_the_gate_opened_takes_its_marker_back(
+    tmp_path: Path,
+) -> None:
+    # ascp looked for the staged manifest before the daemon read its INIT: it sent nothing,
+    # so the attempt marker goes, and a crash before the next try is not held for nothing.
+    cfg = config.load(ascp_config(tmp_path, faults=[{"session": 1, "kind": "look_early"}]))
+    target = build_target(cfg.targets["aspera"], cfg.state_dir)
+    assert isinstance(target, ascp_target.AscpTarget)
+    source = tmp_path / "drop" / "m.xml"
+    source.write_text(manifests.ooyala(manifests.ooyala_item("a.mov", None, None)))
+    session = Session("m-1", "manifest", ((source, PurePosixPath("m.xml")),))
+    with pytest.raises(TransferError) as raised:
+        target.send(session, lambda _done: None, threading.Event())
+    assert raised.value.code == "fasp-4"
+    assert not raised.value.may_have_arrived
+    assert [s["result"] for s in sim_sessions(tmp_path)] == ["error"]
+    assert not target.attempt_marker(session).exists()
+    assert target.delivered(session) is False  # a restart now sends it, without a hold

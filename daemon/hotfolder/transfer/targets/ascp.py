@@ -96,7 +96,12 @@ class AscpTarget:
                 s, session, pair_list, receipts, password, progress, cancel, gate, steering
             )
             run.clock = self.clock  # the deadlines: a test's FakeClock, else the system's
-            run.run()
+            try:
+                run.run()
+            except TransferError:
+                if gate is not None and gate.opened and run.heard.gate_was_shut(gate):
+                    gate.withdraw()  # ascp looked before the gate opened: nothing left
+                raise
         finally:
             pair_list.unlink(missing_ok=True)
             if gate is not None:

@@ -7,10 +7,16 @@ import os
 import shutil
 from pathlib import Path
 
-from hotfolder.durable import durable_write
+import structlog
+
+from hotfolder.durable import durable_write, fsync_dir
+from hotfolder.state.journal import StaleTransition
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.transfer.process import Child
 from hotfolder.transfer.targets.ascp_command import state_dir_error
 from hotfolder.transfer.targets.base import Session, SharedEvidence
+
+log = structlog.get_logger()
 
 
 class ManifestGate:
@@ -80,6 +86,19 @@ class ManifestGate:
             raise state_dir_error(err) from err  # shut: nothing could leave
         self.opened = True
         return True
+
+    def withdraw(self) -> None:
+        """ascp looked for the staged copy before the gate opened (a daemon slower than its
+        login), so the session is proven to have sent nothing of the manifest: take the
+        marker back, or a crash before the next try's gate opens would be held for nothing.
+        If it cannot be taken back, that costs at most such a needless hold."""
+        try:
+            self.marker.unlink(missing_ok=True)
+            fsync_dir(self.marker.parent)
+            if self.shared is not None:
+                self.shared.unmark_attempt(self.session.submission_id, self.session.label)
+        except (OSError, StaleTransition, JournalUnavailable) as err:
+            log.warning("attempt marker left in place", error=str(err))
 
     def listed(self, session: Session) -> Session:
         """The session as ascp is told it: the staged copy as the source."""
