@@ -247,7 +247,7 @@ def test_a_manifest_session_is_decided_on_any_node_by_the_evidence_its_sender_sh
         receipts = sender.receipt_dir(session)
         receipts.mkdir(parents=True)
         (receipts / "aspera-transfer-1-manifest.txt").write_text("/in/m.xml\n")
-        sender._share_receipts(session)  # what a's send() does once ascp has ended
+        sender._share_receipts(session, threading.Event())  # what a's send() does at the end
         assert taker.delivered(session) is True  # b finds it delivered: complete, not held
         # a stops beating; once its lease ran out b takes over, and a's gate stays shut
         wait_until(lambda: fleet_b.take("m-1"), what="b takes over")

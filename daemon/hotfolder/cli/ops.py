@@ -25,6 +25,8 @@ class OperatorError(Exception):
 def retry(journal: JournalPort, cfg: Config, sid: str, now: datetime) -> str:
     row = _row(journal, sid)
     if row.state is State.HELD:
+        # The operator checked the destination: old markers and receipts decide nothing now.
+        journal.forget_evidence(sid)
         journal.transition(sid, State.READY, now, note="released by an operator")
         log.info("operator: retry", submission_id=sid, watch=row.watch, state=str(State.READY))
         return f"{sid}: released; it is sent again (resume skips what already arrived)"

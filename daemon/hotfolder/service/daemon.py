@@ -238,6 +238,8 @@ class Daemon:
             log.warning(
                 "reload: adding or removing watches needs a restart; other changes are applied"
             )
+        if new.journal != self.config.journal:
+            log.warning("reload: a change to journal: needs a restart; other changes are applied")
         self._in_force = InForce.build(
             new, self.clock, links=self._in_force.links, shared=self._in_force.shared
         )

@@ -147,7 +147,7 @@ class Dispatcher(ReadyStarts):
         waits (space, quota) or was rejected."""
         if row.state is not State.READY:
             return row  # resumed past its first step (recovery, a takeover)
-        if not self._admitted(watch, row, self._admission(watch, row)):
+        if not self._admitted(watch, row, self._admission(watch, row), journal):
             return None
         try:
             journal.transition(row.id, State.QUEUED, self.clock.now())
@@ -173,8 +173,11 @@ class Dispatcher(ReadyStarts):
             journal_lost=self.journal_lost is not None,
         )
 
-    def _admitted(self, watch: WatchConfig, row: Row, admission: Admission) -> bool:
-        """Act on the verdict: go, wait (said once), or reject for good."""
+    def _admitted(
+        self, watch: WatchConfig, row: Row, admission: Admission, journal: JournalPort
+    ) -> bool:
+        """Act on the verdict: go, wait (said once), or reject for good (through `journal`:
+        a fleet's claim, so a node that lost it cannot fail what another node sends)."""
         if admission.verdict is Verdict.GO:
             self.deferred.discard(row.id)
             return True
@@ -191,7 +194,7 @@ class Dispatcher(ReadyStarts):
             return False
         self.deferred.discard(row.id)
         if admission.problem is not None:
-            self.outcomes.reject(watch, Rejection.of_row(row, admission.problem))
+            self.outcomes.reject(watch, Rejection.of_row(row, admission.problem), journal)
         return False
 
     def _space_ok(self) -> bool:
@@ -273,9 +276,16 @@ class Dispatcher(ReadyStarts):
             return
         self.journal_lost = lost
         if lost is None:
-            log.info("the journal file is back; resuming", path=str(self.journal.path))
+            log.info("the journal is back; resuming", path=str(self.journal.path))
             with self.lock:
                 self._redispatch_deferred()
+        elif self.fleet is not None:  # a database that does not answer: it retries
+            log.error(
+                "the journal's database cannot be reached: new work paused",
+                path=str(self.journal.path),
+                hint="hotfolder reconnects by itself; check that PostgreSQL runs and "
+                "this node may connect",
+            )
         else:
             log.error(
                 "the journal file is gone: new work paused",

@@ -183,6 +183,9 @@ class Journal(JournalIntake):
             )
             _log(db, sid, now, State.COMPLETE, note)
 
+    def forget_evidence(self, sid: str) -> None:
+        """One workstation keeps its evidence in the targets' state folders, not here."""
+
     def tell_once(self, sid: str, about: str) -> bool:
         """One workstation: the caller's own memory (AdminHolds) keeps it to once."""
         return True

@@ -227,7 +227,7 @@ class PgClaims(PgConnection):
             )
         return cur.rowcount == 1
 
-    def clear_evidence(self, sid: str) -> None:
+    def forget_evidence(self, sid: str) -> None:
         """A submission sent again from the start (retry) begins without old evidence."""
         with self._tx() as db:
             db.execute("DELETE FROM evidence WHERE submission_id = %s", (sid,))

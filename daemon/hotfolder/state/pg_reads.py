@@ -108,7 +108,8 @@ class PgReads(PgConnection):
             raw = db.execute(
                 f"SELECT {ROW_COLUMNS} FROM submissions "  # noqa: S608 - our own constant
                 "WHERE id = %s OR (id > %s AND id < %s) "
-                "ORDER BY created_at DESC, length(id) DESC, id DESC LIMIT 1",
+                # By generation number, never by created_at: that is each node's own clock.
+                "ORDER BY length(id) DESC, id DESC LIMIT 1",
                 (base, base + GENERATION_MARK, base + chr(ord(GENERATION_MARK) + 1)),
             ).fetchone()
         return _row(raw) if raw else None

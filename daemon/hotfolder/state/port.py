@@ -124,6 +124,11 @@ class JournalPort(Protocol):
         self, sid: str, result: str, assets: dict[str, str], error: str | None = None
     ) -> None: ...
 
+    def forget_evidence(self, sid: str) -> None:
+        """An operator releases the submission: what a fleet's journal kept as evidence of
+        its sessions (attempt markers, receipts) no longer decides its next sessions."""
+        ...
+
     def tell_once(self, sid: str, about: str) -> bool:
         """True for the first caller only, for this submission and `about` (an alert's
         key): in a fleet every node sees every hold, and one of them tells people."""

@@ -44,7 +44,7 @@ class _Schedule:
 
 @dataclass(slots=True)
 class AdminHolds:
-    _told: set[tuple[str, str]] = field(default_factory=set)  # once per submission and fault
+    _told: set[tuple[str, str, str]] = field(default_factory=set)  # once per hold: id, why, when
     _schedule: dict[str, _Schedule] = field(default_factory=dict)
     _next_tick: float = float("-inf")
 
@@ -72,12 +72,14 @@ class AdminHolds:
 
     def _tell(self, row: Row, journal: JournalPort, teller: Teller | None) -> None:
         code = row.error_code or ""
-        key = (row.id, code)
+        # One hold is one row state since its last change: held again after a retry, even
+        # for the same reason, is told again.
+        key = (row.id, code, row.updated_at)
         if code == OPERATOR_HOLD or key in self._told:
             return
         self._told.add(key)
         # A fleet: every node sees the hold; the journal lets one of them tell.
-        if teller is not None and journal.tell_once(row.id, f"held:{code}"):
+        if teller is not None and journal.tell_once(row.id, f"held:{code}:{row.updated_at}"):
             teller.held(row.id, row.watch, row.error_message or code)
 
     def _recheck(

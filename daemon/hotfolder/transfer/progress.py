@@ -8,6 +8,7 @@ import structlog
 
 from hotfolder.clock import Clock
 from hotfolder.metrics import COUNTERS
+from hotfolder.state.journal_file import JournalError
 from hotfolder.state.port import JournalPort
 
 
@@ -65,12 +66,12 @@ class ProgressLog:
         stop the transfer. Said once a minute at most."""
         try:
             self.journal.progress(self.sid, done)
-        except sqlite3.Error as err:
+        except (sqlite3.Error, JournalError) as err:  # a fleet's database away, too
             now = self.clock.monotonic()
             if now - self.last_warning >= self.WARN_EVERY:
                 self.last_warning = now
                 self.log.warning(
                     "cannot record progress in the journal; the transfer goes on",
                     error=str(err),
-                    hint="free space on the state disk",
+                    hint="free space on the state disk (a fleet: check the database)",
                 )

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+
+import structlog
 
 from hotfolder.clock import Clock, SystemClock
 from hotfolder.credentials import CredentialError, read_secret
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.transfer.link import Link
 from hotfolder.transfer.targets.ascp_command import (
     AscpSettings,
@@ -43,6 +48,10 @@ RECEIPT_GLOB = "aspera-transfer-*-manifest.txt"
 
 
 INPROGRESS_SUFFIX = ".aspera-inprogress"
+#: How long a manifest session's receipt waits for a fleet's database before it is dropped.
+RECEIPT_PATIENCE = 300.0
+
+log = structlog.get_logger()
 
 
 class AscpTarget:
@@ -106,7 +115,7 @@ class AscpTarget:
             pair_list.unlink(missing_ok=True)
             if gate is not None:
                 if gate.opened:
-                    self._share_receipts(session)
+                    self._share_receipts(session, cancel)
                 gate.clear()
 
     def delivered(self, session: Session) -> bool | None:
@@ -118,7 +127,13 @@ class AscpTarget:
             if not self.shared.attempted(sid, session.label):
                 return False
             receipt = self.shared.receipt(sid, session.label)
-            return True if receipt is not None and names_all(receipt, session) else None
+            if receipt is not None and names_all(receipt, session):
+                return True
+            # The sender restarted before its receipt reached the database: it is here.
+            if any(names_all(r, session) for r in self._receipts(session)):
+                self._share_receipts(session, threading.Event())
+                return True
+            return None
         if not self.attempt_marker(session).exists():
             return False
         return True if any(names_all(r, session) for r in self._receipts(session)) else None
@@ -128,7 +143,7 @@ class AscpTarget:
         found = sorted(folder.glob(RECEIPT_GLOB)) if folder.is_dir() else []
         return [r.read_text(encoding="utf-8", errors="replace") for r in found]
 
-    def _share_receipts(self, session: Session) -> None:
+    def _share_receipts(self, session: Session, cancel: threading.Event) -> None:
         """What ascp wrote of the session, into the fleet's journal: a node taking the
         submission over finds it delivered instead of holding it. Missing here (this node
         died first), the takeover holds it for an operator: never sent twice."""
@@ -136,13 +151,30 @@ class AscpTarget:
             return
         receipts = self._receipts(session)
         if receipts:
-            self.shared.put_receipt(session.submission_id, session.label, "\n".join(receipts))
+            body = "\n".join(receipts)
+            put = partial(self.shared.put_receipt, session.submission_id, session.label, body)
+            self._keep_trying(put, cancel)
 
     def attempt_marker(self, session: Session) -> Path:
         return self.receipt_dir(session) / f"{session.label}.attempt"
 
     def receipt_dir(self, session: Session) -> Path:
         return self.settings.work_dir / "receipts" / session.submission_id
+
+    def _keep_trying(self, put: Callable[[], None], cancel: threading.Event) -> None:
+        """A receipt is proof a takeover would otherwise lack (it would hold the submission):
+        wait for a fleet's database a while rather than drop it. Given up, it costs a hold."""
+        deadline, pause = self.clock.monotonic() + RECEIPT_PATIENCE, 0.5
+        while True:
+            try:
+                put()
+            except JournalUnavailable as err:
+                if self.clock.monotonic() >= deadline or self.clock.wait(cancel, pause):
+                    log.warning("receipt not shared with the fleet", error=str(err))
+                    return
+                pause = min(2 * pause, 10.0)
+            else:
+                return
 
     def _password(self) -> str | None:
         try:
