@@ -20,7 +20,7 @@ from hotfolder.service.daemon import Daemon
 from hotfolder.service.fleet import Fleet, FleetEvidence
 from hotfolder.service.sd_notify import Notifier
 from hotfolder.state.journal import Journal
-from hotfolder.state.pg_journal import LeaseLost, PgJournal
+from hotfolder.state.pg_journal import Claim, LeaseLost, PgJournal
 from hotfolder.state.port import JournalPort
 from hotfolder.transfer.targets.ascp import AscpSettings, AscpTarget
 from hotfolder.transfer.targets.base import Session
@@ -247,7 +247,8 @@ def test_a_manifest_session_is_decided_on_any_node_by_the_evidence_its_sender_sh
         receipts = sender.receipt_dir(session)
         receipts.mkdir(parents=True)
         (receipts / "aspera-transfer-1-manifest.txt").write_text("/in/m.xml\n")
-        sender._share_receipts(session, threading.Event())  # what a's send() does at the end
+        assert taker.delivered(session) is None  # a died before it shared its receipt
+        assert sender.delivered(session) is True  # a, restarted, finds it and shares it
         assert taker.delivered(session) is True  # b finds it delivered: complete, not held
         # a stops beating; once its lease ran out b takes over, and a's gate stays shut
         wait_until(lambda: fleet_b.take("m-1"), what="b takes over")
@@ -261,11 +262,43 @@ def test_an_operator_retries_and_holds_in_the_fleet_s_journal(
     tmp_path: Path, pg_server: PgServer, db_url: str, node_b: PgJournal
 ) -> None:
     node_b.record_ready(sub(), NOW)
+    claim = node_b.claim("m-1", NOW)
+    assert claim is not None
+    node_b.mark_attempt(claim, "manifest")  # its gate had opened: why it was held
     node_b.transition("m-1", State.HELD, NOW, error_code="manifest-unconfirmed")
     fleet_config(tmp_path, db_url, pg_server.password, "ws-a")
     given = ["--config", str(tmp_path / "hotfolder.yaml")]
     assert cli.main(["retry", "m-1", *given]) == cli.EXIT_OK
     assert node_b.state_of("m-1") is State.READY  # every node picks it up from here
+    assert not node_b.attempted("m-1", "manifest")  # the old marker decides nothing now
     assert cli.main(["hold", "m-1", *given]) == cli.EXIT_OK
     assert node_b.state_of("m-1") is State.HELD
     assert not (tmp_path / "state" / "journal.sqlite").exists()  # no second journal made
+
+
+def test_a_node_never_claims_twice_what_it_holds_and_keeps_its_newest_claim(
+    pg_server: PgServer, db_url: str, node_b: PgJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node_a = journal(pg_server, db_url, "a")
+    try:
+        node_a.record_ready(sub(), NOW)
+        fleet = Fleet(node_a, SystemClock())
+        assert fleet.take("m-1") is not None
+        fence = node_b.owner_of("m-1")[1]
+        assert fleet.take("m-1") is None  # the dispatcher and a takeover asking at once
+        assert node_b.owner_of("m-1")[1] == fence  # the step under way keeps its fence
+        renew = node_a.heartbeat
+
+        def given_back_and_taken_again_meanwhile(claims: tuple[Claim, ...]) -> tuple[Claim, ...]:
+            renewed = renew(claims)
+            fleet.give_back("m-1")
+            assert fleet.take("m-1") is not None
+            return renewed
+
+        monkeypatch.setattr(node_a, "heartbeat", given_back_and_taken_again_meanwhile)
+        fleet.beat()
+        held = fleet.claim_of("m-1")
+        assert held is not None
+        assert held.fence == node_b.owner_of("m-1")[1] == fence + 1  # not the older one
+    finally:
+        node_a.close()

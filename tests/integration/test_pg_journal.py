@@ -330,6 +330,17 @@ def test_a_failure_every_node_sees_is_decided_by_the_first_only(
     assert node_a.state_of("m-2") is State.READY
 
 
+def test_the_latest_generation_is_found_by_its_number_not_by_a_node_s_clock(
+    node_a: PgJournal, node_b: PgJournal
+) -> None:
+    # a's clock is ten minutes fast: its m was recorded "later" than b's m~2.
+    node_a.record_ready(sub("m"), NOW + timedelta(minutes=10))
+    node_b.record_ready(sub("m~2"), NOW + timedelta(minutes=2))
+    latest = node_b.latest_generation("m")
+    assert latest is not None
+    assert latest.id == "m~2"  # else a third drop of the same bytes would be m~2 again
+
+
 def test_a_hold_every_node_sees_is_told_by_one(node_a: PgJournal, node_b: PgJournal) -> None:
     node_a.record_ready(sub(), NOW)
     assert node_a.tell_once("m-1", "held:admin:no-credential")

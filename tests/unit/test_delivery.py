@@ -231,6 +231,23 @@ def test_admin_holds_are_told_rechecked_with_backoff_and_resumed(world: World) -
     assert world.delivery(target).run(world.row()).ending is Ending.COMPLETE
 
 
+def test_held_again_for_the_same_reason_after_it_resumed_is_told_again(world: World) -> None:
+    no_pw = TransferError("no password", "no-credential", Fault.ADMIN, may_have_arrived=False)
+    target = FakeTarget(script={"manifest": [no_pw, no_pw]})
+    world.delivery(target).run(world.row())
+    holds, teller = AdminHolds(), Teller()
+    dispatched: list[str] = []
+    holds.tick(world.journal, world.clock, {"w": target}, dispatched.append, teller)
+    world.clock.advance(60.0)
+    holds.tick(world.journal, world.clock, {"w": target}, dispatched.append, teller)
+    assert dispatched == [world.sub.id], "the admin fault looked fixed: resumed"
+    world.clock.advance(1.0)
+    assert world.delivery(target).run(world.row()).ending is Ending.HELD  # it was not
+    world.clock.advance(1.0)
+    holds.tick(world.journal, world.clock, {"w": target}, dispatched.append, teller)
+    assert [sid for sid, _ in teller.told] == [world.sub.id] * 2, "a second hold is news"
+
+
 def test_cancel_leaves_the_state_for_the_next_start(world: World) -> None:
     def shutdown() -> None:
         world.cancel.set()

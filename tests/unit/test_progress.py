@@ -9,6 +9,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from hotfolder.metrics import Counters
+from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.transfer import progress as progress_module
 from hotfolder.transfer.progress import ProgressLog
 from tests.unit.test_delivery import World, world  # noqa: F401 (the fixture)
@@ -69,6 +70,25 @@ def test_a_failing_write_never_stops_the_transfer_and_is_said_once_a_minute(
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert len(warnings) == 2  # at 20 s, then at 80 s (not 40, 60, 100)
     assert "free space" in warnings[0]["hint"]
+
+
+def test_a_fleet_database_away_never_stops_the_transfer_either(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One node's failed call puts every thread's next one in the backoff: a progress write
+    # that raised would stop every running session at each PostgreSQL restart.
+    def unreachable(sid: str, done: int) -> None:
+        raise JournalUnavailable("journal db cannot be reached", "retries by itself")
+
+    monkeypatch.setattr(world.journal, "progress", unreachable)
+    p = progress(world)
+    with capture_logs() as logs:
+        world.clock.advance(2.0)
+        p(1)
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "cannot record progress in the journal; the transfer goes on"
+    ]
 
 
 def test_the_pick_up_time_ends_at_the_first_byte_not_at_the_first_journal_write(
