@@ -7,7 +7,13 @@ what each node keeps to itself: its state_dir, its config, its log and its own `
 with its own simulator state (session counter, starts.jsonl, landed.jsonl), so a session start
 is known to come from that node. The wrapper's environment is per node, so one node's link can
 be slow (ASCP_SIM_RATE), or slow only for manifest sessions (the one session that carries
-`--file-manifest=text`), while the others are fast.
+`--file-manifest=text`), while the others are fast. A node's sessions of one kind (media or
+manifest) can be held at their start: the wrapper, already spawned by the daemon, waits on a
+FIFO before the simulator runs (so before its INIT, before any gate opens), until the test
+`release`s it; no timing decides where it stops.
+
+`pause` / `resume` SIGSTOP / SIGCONT a node's daemon process only, not its ascp sessions: a
+daemon frozen at the worst moment (a long GC, a swapped-out VM) while its sessions go on.
 
 Nodes are stopped by pid: SIGTERM then SIGKILL for the daemon; `kill` models a workstation
 dying at once: the daemon and the ascp sessions it spawned (in their own sessions, see
@@ -19,6 +25,7 @@ the others are gone. Every simulator a node ever started is killed at teardown i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -28,7 +35,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import yaml
@@ -43,6 +50,9 @@ __all__ = ["Fleet", "Node", "Row", "fleet"]
 FINAL_STATES = frozenset({"complete", "failed", "held"})
 #: A daemon asked to stop (SIGTERM) gets this long before SIGKILL.
 STOP_GRACE_S = 20.0
+
+#: Which of a submission's two sessions a node's wrapper holds at its start (see `Fleet.add`).
+SessionKind = Literal["media", "manifest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,47 @@ class Node:
         log = self.home / "daemon.log"
         return log.read_text(errors="replace")[-chars:] if log.exists() else ""
 
+    def events(self, event: str, submission_id: str) -> list[dict[str, Any]]:
+        """The daemon's JSON log lines with that event about that submission."""
+        log = self.home / "daemon.log"
+        found = []
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("event") == event and entry.get("submission_id") == submission_id:
+                    found.append(entry)
+        return found
+
+    # -- sessions held at their start (Fleet.add's `hold`) -----------------------------------
+
+    @property
+    def _gate(self) -> Path:
+        return self.home / "hold.fifo"
+
+    def held(self) -> list[int]:
+        """Pids of the wrappers that are waiting (or waited) to be released, in spawn order."""
+        waiting = self.home / "held"
+        return [int(x) for x in waiting.read_text().split()] if waiting.exists() else []
+
+    def release(self) -> None:
+        """Let one held session go on. Called once `held()` shows it: the wrapper writes its
+        pid just before it opens the FIFO, so a moment of "no reader yet" is waited out."""
+
+        def one_line() -> bool:
+            try:
+                fd = os.open(self._gate, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as err:
+                if err.errno == errno.ENXIO:  # not opened for reading yet
+                    return False
+                raise
+            try:
+                os.write(fd, b"go\n")
+            finally:
+                os.close(fd)
+            return True
+
+        wait_until(one_line, 10, f"a held session of node {self.name} to take its release")
+
 
 def _descendants(pid: int) -> list[int]:
     """Every process whose parent chain leads to `pid` (read from /proc)."""
@@ -103,6 +154,13 @@ def _descendants(pid: int) -> list[int]:
         found += children
         frontier += children
     return found
+
+
+def _stopped(pid: int) -> bool:
+    """True once `pid` is in the stopped state (T) after a SIGSTOP."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    return False
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
@@ -146,13 +204,19 @@ class Fleet:
         rate: float = 50e6,
         manifest_rate: float | None = None,
         login_s: float = 0.1,
+        manifest_login_s: float | None = None,
+        hold: SessionKind | None = None,
         lease_seconds: float | None = None,
         workers: int = 2,
     ) -> Node:
         """A node's folder, ascp wrapper and config (not started). `rate` is its link's speed
-        in bytes per second; `manifest_rate`, if given, the speed of its manifest sessions."""
+        in bytes per second; `manifest_rate` and `manifest_login_s`, if given, the speed and
+        login time of its manifest sessions. `hold`: sessions of that kind wait, spawned, at
+        their start until `Node.release`."""
         home = self.root / "nodes" / name
         home.mkdir()
+        if hold is not None:
+            os.mkfifo(home / "hold.fifo", 0o600)
         env = {
             "ASCP_SIM_ROOT": str(self.server),
             "ASCP_SIM_STATE": str(home / "sim"),
@@ -161,7 +225,12 @@ class Fleet:
             "ASCP_SIM_LOGIN_S": str(login_s),
             "ASCP_SIM_RATE": str(rate),
         }
-        wrapper = self._wrapper(home, env, manifest_rate)
+        manifest_env = {}
+        if manifest_rate is not None:
+            manifest_env["ASCP_SIM_RATE"] = str(manifest_rate)
+        if manifest_login_s is not None:
+            manifest_env["ASCP_SIM_LOGIN_S"] = str(manifest_login_s)
+        wrapper = self._wrapper(home, env, manifest_env, hold)
         journal: dict[str, Any] = {
             "url": self.url,
             "node": name,
@@ -206,20 +275,26 @@ class Fleet:
         return node
 
     @staticmethod
-    def _wrapper(home: Path, env: dict[str, str], manifest_rate: float | None) -> Path:
+    def _wrapper(
+        home: Path, env: dict[str, str], manifest_env: dict[str, str], hold: SessionKind | None
+    ) -> Path:
         """home/bin/ascp: the simulator with this node's environment; a manifest session (the
-        only one asked for a receipt) gets `manifest_rate` if given."""
+        only one asked for a receipt) gets `manifest_env` on top. A session of the `hold` kind
+        first appends its pid to home/held and waits for a line on home/hold.fifo."""
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        slow_manifest = (
-            'case " $* " in *" --file-manifest=text "*) '
-            f"export ASCP_SIM_RATE={shlex.quote(str(manifest_rate))};; esac\n"
-            if manifest_rate is not None
+        overrides = " ".join(f"{k}={shlex.quote(v)}" for k, v in manifest_env.items())
+        kind = 'case " $* " in *" --file-manifest=text "*) kind=manifest;; *) kind=media;; esac\n'
+        manifest = f'[ "$kind" = manifest ] && export {overrides}\n' if overrides else ""
+        wait = (
+            f'if [ "$kind" = {hold} ]; then echo $$ >> {shlex.quote(str(home / "held"))}; '
+            f"read -r _ < {shlex.quote(str(home / 'hold.fifo'))}; fi\n"
+            if hold is not None
             else ""
         )
         wrapper = home / "bin" / "ascp"
         wrapper.parent.mkdir()
         wrapper.write_text(
-            f"#!/bin/sh\nexport {exports}\n{slow_manifest}"
+            f"#!/bin/sh\nexport {exports}\n{kind}{manifest}{wait}"
             f'exec {shlex.quote(sys.executable)} {shlex.quote(str(SIMULATOR))} "$@"\n'
         )
         wrapper.chmod(0o755)
@@ -245,6 +320,18 @@ class Fleet:
         wait_until(registered, 30, f"node {name} to join the journal")
         return node
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP the node's daemon, and only it: its ascp sessions go on."""
+        proc = self.nodes[name].proc
+        assert proc is not None
+        proc.send_signal(signal.SIGSTOP)
+        wait_until(lambda: _stopped(proc.pid), 10, f"node {name}'s daemon to stop")
+
+    def resume(self, name: str) -> None:
+        proc = self.nodes[name].proc
+        assert proc is not None
+        proc.send_signal(signal.SIGCONT)
+
     def kill(self, name: str) -> None:
         """The workstation dies: its daemon and every ascp it spawned stop at once."""
         node = self.nodes[name]
@@ -265,6 +352,7 @@ class Fleet:
         running = [n for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None]
         for node in running:
             assert node.proc is not None
+            node.proc.send_signal(signal.SIGCONT)  # a paused daemon could not act on SIGTERM
             node.proc.send_signal(signal.SIGTERM)
         for node in running:
             assert node.proc is not None
@@ -274,7 +362,7 @@ class Fleet:
                 node.proc.kill()
                 node.proc.wait(10)
         for node in self.nodes.values():
-            for pid in self._simulators(node):
+            for pid in [*self._simulators(node), *self._held_wrappers(node)]:
                 _signal(pid, signal.SIGKILL)
 
     @staticmethod
@@ -289,6 +377,17 @@ class Fleet:
                     alive(pid)
                     and str(SIMULATOR).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
                 ):
+                    found.append(pid)
+        return found
+
+    @staticmethod
+    def _held_wrappers(node: Node) -> list[int]:
+        """The node's wrappers still waiting to be released (checked to be its wrapper)."""
+        wrapper = str(node.home / "bin" / "ascp").encode()
+        found = []
+        for pid in node.held():
+            with contextlib.suppress(OSError):
+                if alive(pid) and wrapper in Path(f"/proc/{pid}/cmdline").read_bytes():
                     found.append(pid)
         return found
 

@@ -1,7 +1,9 @@
 """Several real `hotfolder run` processes on one drop folder and one PostgreSQL journal (issue
 13): every submission delivered exactly once, manifest after its media, archived once; a node
 that dies mid-media is taken over when its lease runs out, and one that dies inside its
-manifest session is never sent a second time.
+manifest session is never sent a second time. A node whose daemon is paused (SIGSTOP) past its
+lease, while its sessions go on, gives the submission up when it wakes: it never starts the
+manifest session of what another node took over, or opens the gate of one it had started.
 
 The nodes, their per-node ascp simulators and the journal reads are tests/fleet_nodes.py; the
 session judgements (a manifest re-sent, a manifest before its media) are bench.torture_checks'."""
@@ -195,3 +197,106 @@ def test_a_node_killed_in_its_manifest_session_is_never_sent_twice(rig: Fleet) -
     assert not any("s1.xml" in s["files"] for s in b.starts())
     judgement = judged(rig, expected)
     assert (judgement.duplicated, judgement.out_of_order) == (0, 0), judgement.notes
+
+
+#: service.outcomes.log_ended's events: a submission completed (and archived), failed (and
+#: quarantined) or held by the node that logs it.
+ENDS = ("submission complete", "submission failed", "submission held")
+
+
+#: What a node logs when it gives up a submission another node took over (service.worker):
+#: its next fenced write was refused, or the heartbeat found the claim lost and stopped the
+#: delivery under way.
+GAVE_UP = ("submission changed hands", "transfer stopped: another node took the submission over")
+
+
+def daemon_said(node: Node, event: str, sid: str) -> bool:
+    return bool(node.events(event, sid))
+
+
+def quarantined(rig: Fleet) -> list[Path]:
+    return [p for p in (rig.root / "failed").rglob("*") if p.is_file()]
+
+
+def archived_once(rig: Fleet, sid: str, expected: dict[str, dict[str, str]]) -> None:
+    """archive_dir/<date>/<sid>/: each source once, with one receipt.json; nothing else."""
+    archived = sorted(
+        p.relative_to(rig.archive).parts[1:] for p in rig.archive.rglob("*") if p.is_file()
+    )
+    wanted = [(sid, f) for files in expected.values() for f in [*files, "receipt.json"]]
+    assert archived == sorted(wanted)
+
+
+#: When the paused node a is let go again: while b, having taken its submission over, is in
+#: the media session a had left (the row in a state a's next steps may start from, so only the
+#: claim stands in a's way), or once b has completed it (complete is final: a can move it
+#: nowhere).
+RESUMED_WHILE = ("b-sends-the-media", "b-completed")
+
+
+@pytest.mark.parametrize("resumed_while", RESUMED_WHILE)
+def test_a_node_paused_past_its_lease_never_starts_the_manifest_session_it_lost(
+    rig: Fleet, resumed_while: str
+) -> None:
+    # a's link is slow (300 kB at 100 kB/s: 3 s of media), so it is caught mid-media; b's
+    # media sessions wait at their start until released, so b is where the test wants it.
+    a = rig.add("a", rate=100_000, lease_seconds=LEASE_S)
+    b = rig.add("b", hold="media", lease_seconds=LEASE_S)
+    rig.start("a")
+    expected = drop_one(rig, "s1", 300_000)
+    partial = rig.server / "s1.mp4.partial"
+
+    def mid_media() -> bool:
+        row = rig.rows().get("s1.xml")
+        started = partial.exists() and partial.stat().st_size > 0
+        return row is not None and (row.owner, row.state) == ("a", "sending-media") and started
+
+    rig.wait(mid_media, 30, "a to be sending the media")
+    # The daemon alone freezes, past its lease; its media session goes on and ends by itself,
+    # so a, when it wakes, has its media done and the manifest session next.
+    rig.pause("a")
+    rig.start("b")
+    sid = rig.rows()["s1.xml"].id
+
+    def b_took_it_over() -> bool:
+        row = rig.rows()["s1.xml"]
+        media_ended = any(s["files"] == ["s1.mp4", "s1.jpg"] for s in a.ended())
+        taken = any(line[1:] == ("taken over from a", "b") for line in rig.history(sid))
+        return (
+            taken and (row.owner, row.state) == ("b", "sending-media") and bool(b.held())
+        ) and media_ended
+
+    rig.wait(b_took_it_over, 30, "b to take s1 over and start its media session")
+    assert [s["result"] for s in a.ended()] == ["done"]  # a's media session, to the end
+
+    def b_completed() -> bool:
+        return rig.all_final({"s1.xml"}) and not any(rig.drop.iterdir())  # and archived
+
+    if resumed_while == "b-completed":
+        b.release()
+        rig.wait(b_completed, 30, "b to complete s1 and archive it")
+    rig.resume("a")
+    # a is done with s1 once it gave it up, or (the bug this test is for) ended it itself
+    done = (*GAVE_UP, *ENDS)
+    rig.wait(lambda: any(daemon_said(a, e, sid) for e in done), 30, "a to be done with s1")
+    if resumed_while == "b-sends-the-media":
+        b.release()
+        rig.wait(b_completed, 30, "b to complete s1 and archive it")
+    rig.stop_all()
+
+    row = rig.rows()["s1.xml"]
+    assert (row.state, row.delivered_by) == ("complete", "b"), row
+    # a never started a manifest session: its one session is the media one it had begun.
+    assert [s["files"] for s in a.starts()] == [["s1.mp4", "s1.jpg"]]
+    assert sessions_of([b])["s1.xml"] == 1  # the manifest once, by b
+    assert [kind for kind, node in rig.evidence(sid) if node == "a"] == []
+    judgement = judged(rig, expected)
+    assert (judgement.duplicated, judgement.out_of_order) == (0, 0), judgement.notes
+    for fname, digest in expected["s1.xml"].items():
+        assert sha(rig.server / fname) == digest, fname
+    archived_once(rig, sid, expected)
+    assert quarantined(rig) == []
+    # a ended nothing of it (outcomes.log_ended: the one event of every end): it gave it up
+    said = [e for e in done if daemon_said(a, e, sid)]
+    assert said, "a never said it gave s1 up"
+    assert set(said) <= set(GAVE_UP), said
