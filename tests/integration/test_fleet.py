@@ -114,14 +114,17 @@ def test_a_node_taken_over_cannot_start_the_manifest_session(
         fleet = Fleet(node_a, SystemClock())
         claimed = fleet.take("m-1")
         assert claimed is not None
+        stop = fleet.stop_event("m-1")  # what a's delivery watches, as its cancel
         for step in (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT):
             claimed.transition("m-1", step, NOW)
         # a's lease runs out (it stopped beating); b takes the submission over
         wait_until(lambda: node_b.claim("m-1", NOW), what="b takes over")
         with pytest.raises(LeaseLost):  # the database's fence, before a's heartbeat knows
             claimed.transition("m-1", State.SENDING_MANIFEST, NOW)
+        assert not stop.is_set()
         fleet.beat()
         assert fleet.held() == ()  # the heartbeat saw the claim lost
+        assert stop.is_set()  # and a's transfer stops: no two nodes writing one file
         fleet.give_back("m-1")
         assert node_b.state_of("m-1") is State.MEDIA_SENT
         assert node_b.owner_of("m-1")[0] == "b"  # a's give-back did not free b's claim

@@ -301,8 +301,11 @@ def test_only_the_delivering_node_is_recorded_and_postprocessing_is_written_once
     node_b.start_manifest_session(claim, NOW)
     node_b.transition_fenced(claim, State.COMPLETE, NOW)
     assert node_a.delivered_by("m-1") == "b"
+    assert node_b.unfinished() == ["m-1"]  # b's to archive, at its next turn if it died here
+    assert node_a.unfinished() == []
     node_b.mark_postprocessed("m-1", NOW, "archived")
     node_b.mark_postprocessed("m-1", NOW, "archived")
+    assert node_b.unfinished() == []
     assert [h[2] for h in node_a.history("m-1")].count("archived") == 1
     assert node_a.counts(node="b") == {State.COMPLETE: 1}
     assert node_a.counts(node="a") == {}
@@ -324,6 +327,8 @@ def test_a_failure_every_node_sees_is_decided_by_the_first_only(
     why = (Problem("missing-file", "a.mov is missing"),)
     assert node_a.record_failed("m-1", "w", PurePosixPath("m.xml"), why, NOW)
     assert not node_b.record_failed("m-1", "w", PurePosixPath("m.xml"), why, NOW)
+    # a's answer lost at COMMIT, its tracker asks again: still a's to quarantine and report
+    assert node_a.record_failed("m-1", "w", PurePosixPath("m.xml"), why, NOW)
     assert [h[1] for h in node_a.history("m-1")] == ["pending", "failed"]  # failed once
     node_b.record_ready(sub("m-2"), NOW)  # made ready by a's tracker first: not b's to fail
     assert not node_b.record_failed("m-2", "w", PurePosixPath("m.xml"), why, NOW)

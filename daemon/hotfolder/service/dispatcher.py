@@ -22,7 +22,7 @@ from hotfolder.service.fleet import Fleet
 from hotfolder.service.in_force import Current
 from hotfolder.service.outcomes import Outcomes, Rejection
 from hotfolder.service.ready_starts import ReadyStarts, priority_of
-from hotfolder.service.recover import act_on_the_last_run, take_over
+from hotfolder.service.recover import act_on_the_last_run, finish_own, take_over
 from hotfolder.state.journal import JournalHealth, Row, StaleTransition
 from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.state.port import JournalPort
@@ -266,6 +266,11 @@ class Dispatcher(ReadyStarts):
                 if sid in self.running:
                     continue
             take_over(self.fleet, sid, self.current(), self.clock, self.dispatch, self.outcomes)
+        for sid in self.fleet.journal.unfinished():  # delivered here; its archive is left
+            with self.lock:
+                if sid in self.running:
+                    continue
+            finish_own(self.journal, sid, self.current(), self.outcomes)
 
     def _check_journal(self) -> None:
         """A journal deleted or replaced under us would take every later decision into a
@@ -311,4 +316,6 @@ class Dispatcher(ReadyStarts):
             log.info("waiting for running transfers", count=len(running), grace_seconds=grace)
             futures.wait(running, timeout=grace)
         self.worker.cancel.set()
+        if self.fleet is not None:
+            self.fleet.stop_all()  # a fleet's deliveries stop on their claims' events
         self.pool.shutdown(wait=True)

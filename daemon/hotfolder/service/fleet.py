@@ -76,6 +76,7 @@ class Fleet:
         self.every = journal.lease.total_seconds() / 3  # two missed beats still keep it
         self._held: dict[str, Claim] = {}
         self._taking: set[str] = set()
+        self._stops: dict[str, threading.Event] = {}  # set when a held claim is lost
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -103,6 +104,7 @@ class Fleet:
             self._taking.discard(sid)
             if claim is not None:
                 self._held[sid] = claim
+                self._stops[sid] = threading.Event()
         if claim is None:
             return None
         if claim.taken_over_from is not None:
@@ -134,10 +136,24 @@ class Fleet:
         with self._lock:
             return self._held.get(sid)
 
+    def stop_event(self, sid: str) -> threading.Event:
+        """Set when this node loses its claim on `sid` (or at shutdown, `stop_all`): the
+        delivery under way stops, so a node that lost its lease does not go on writing the
+        destination beside the node that took over."""
+        with self._lock:
+            return self._stops.setdefault(sid, threading.Event())
+
+    def stop_all(self) -> None:
+        with self._lock:
+            stops = list(self._stops.values())
+        for stop in stops:
+            stop.set()
+
     def give_back(self, sid: str) -> None:
         """The step is over (or cannot go on here): other nodes may claim it now."""
         with self._lock:
             claim = self._held.pop(sid, None)
+            self._stops.pop(sid, None)
         if claim is None:
             return
         try:
@@ -173,7 +189,8 @@ class Fleet:
             for claim in held:
                 if claim.sid not in renewed and self._held.get(claim.sid) == claim:
                     log.error("claim lost to another node", submission_id=claim.sid)
-                    pass  # BREAK (test): a lost claim is kept
+                    del self._held[claim.sid]
+                    self._stops.get(claim.sid, threading.Event()).set()
                 elif claim.sid in renewed and self._held.get(claim.sid) == claim:
                     # Only the claim it renewed: one taken again meanwhile is newer.
                     self._held[claim.sid] = renewed[claim.sid]

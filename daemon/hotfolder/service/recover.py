@@ -37,17 +37,14 @@ def act_on_the_last_run(
     outcomes: Outcomes,
     fleet: Fleet | None = None,
 ) -> None:
-    """At start. A fleet node only finishes what it delivered itself (only the node that
-    delivered archives) and queues what is ready; work left mid-way is `take_over`'s."""
+    """At start. A fleet node queues what is ready; work left mid-way is `take_over`'s and
+    what it delivered but did not archive is `finish_own`'s, both at every turn."""
     if fleet is None:
         for row in journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
             act_on(row, journal, in_force, clock, dispatch, outcomes)
         return
     for row in journal.rows(frozenset({State.READY})):
         dispatch(row.id)
-    for row in journal.rows(frozenset({State.COMPLETE})):
-        if not row.postprocessed and fleet.journal.delivered_by(row.id) == fleet.node:
-            act_on(row, journal, in_force, clock, dispatch, outcomes)
 
 
 def take_over(
@@ -75,6 +72,16 @@ def take_over(
         fleet.give_back(sid)
     for queued in left:
         dispatch(queued)
+
+
+def finish_own(journal: JournalPort, sid: str, in_force: InForce, outcomes: Outcomes) -> None:
+    """Archive or delete what this node delivered and has not yet (see PgClaims.unfinished)."""
+    row = journal.get(sid)
+    watch = in_force.watch(row.watch) if row is not None else None
+    if row is None or watch is None or row.state is not State.COMPLETE or row.postprocessed:
+        return
+    log.info("finishing a delivered submission", submission_id=sid, watch=row.watch)
+    outcomes.finish(watch, row)
 
 
 def act_on(

@@ -43,23 +43,37 @@ class Worker:
             if claimed is None:
                 log.warning("claim lost before the delivery began", submission_id=row.id)
                 return
-            self._deliver(watch, row, claimed)
+            self._deliver(watch, row, claimed, self.fleet.stop_event(row.id))
         finally:
             self.fleet.give_back(row.id)
 
-    def _deliver(self, watch: WatchConfig, row: Row, journal: JournalPort) -> None:
+    def _deliver(
+        self,
+        watch: WatchConfig,
+        row: Row,
+        journal: JournalPort,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """`stop`: a fleet's claim's, set when it is lost or at shutdown (else `cancel`)."""
         in_force = self.current()
         delivery = Delivery(
             watch,
             in_force.target_of(watch),
             journal,
             self.clock,
-            self.cancel,
+            stop or self.cancel,
             in_force.retry(watch, self.retry),
         )
         try:
             self.outcomes.delivered(watch, row, delivery.run(row), journal)
         except Cancelled:
+            if self.fleet is not None and self.fleet.claim_of(row.id) is None:
+                log.warning(
+                    "transfer stopped: another node took the submission over",
+                    submission_id=row.id,
+                    watch=row.watch,
+                )
+                return
             log.warning(
                 "transfer interrupted by shutdown; it resumes on next start",
                 submission_id=row.id,

@@ -107,6 +107,17 @@ class PgClaims(PgConnection):
             ).fetchall()
         return [r["id"] for r in raws]
 
+    def unfinished(self, limit: int = 50) -> list[str]:
+        """Ids this node delivered whose files were not yet archived or deleted (it died, or
+        the database dropped it, between `complete` and the archive): only it may do that."""
+        with self._tx() as db:
+            raws = db.execute(
+                "SELECT id FROM submissions WHERE state = %s AND NOT postprocessed "
+                "AND delivered_by = %s ORDER BY updated_at, id LIMIT %s",
+                (str(State.COMPLETE), self.node, limit),
+            ).fetchall()
+        return [r["id"] for r in raws]
+
     def _take(self, db: Conn, sid: str, previous: str | None, now: datetime) -> Claim:
         got = db.execute(
             "UPDATE submissions SET owner = %s, lease_until = now() + %s, fence = fence + 1 "

@@ -243,7 +243,15 @@ class PgRecords(PgConnection):
                 ),
             )
             if not cur.rowcount:
-                return False
+                # Failed by this node already: its answer was lost (the connection dropped
+                # at COMMIT) and the tracker asks again. Still its to quarantine and report.
+                return bool(
+                    db.execute(
+                        "SELECT 1 FROM submissions s JOIN history h ON h.submission_id = s.id "
+                        "WHERE s.id = %s AND s.state = %s AND h.state = %s AND h.node = %s",
+                        (sid, str(State.FAILED), str(State.FAILED), self.node),
+                    ).fetchone()
+                )
             self._log(db, sid, now, State.FAILED, first.message)
             _close_earlier(db, watch, manifest, sid)
         COUNTERS.failed(watch, first.code)
