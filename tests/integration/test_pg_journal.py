@@ -27,6 +27,7 @@ from hotfolder.state.pg_journal import (
     FleetSettings,
     JournalUnavailable,
     LeaseLost,
+    NodeNameInUse,
     PgJournal,
     Wakeups,
 )
@@ -224,7 +225,9 @@ def test_a_live_lease_is_not_claimed_by_another_node(node_a: PgJournal, node_b: 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_never_starts_the_manifest(
     pg_server: PgServer, db_url: str, node_b: PgJournal
 ) -> None:
-    short = PgJournal(db_url, node="a", password=pg_server.password, lease=timedelta(seconds=0.3))
+    short = PgJournal(  # a second handle on node a (the fixture registered it)
+        db_url, node="a", password=pg_server.password, lease=timedelta(seconds=0.3), register=False
+    )
     try:
         short.record_ready(sub(), NOW)
         old = short.claim("m-1", NOW)
@@ -470,3 +473,15 @@ def test_a_pending_row_of_an_earlier_identity_is_closed_by_the_next_one(
             assert then.get("m-later") is None
     finally:
         sqlite.close()
+
+
+def test_a_second_live_node_with_the_same_name_is_refused_until_the_first_retires(
+    pg_server: PgServer, db_url: str, node_a: PgJournal
+) -> None:
+    # Two workstations cloned from one image share a host name: each would take the other's
+    # claims for its own. The second waits (its start loop) until the first is gone.
+    with pytest.raises(NodeNameInUse, match="another node named 'a' is alive"):
+        PgJournal(db_url, node="a", password=pg_server.password)
+    node_a.retire()  # a stopped: its own restart need not wait a lease
+    again = PgJournal(db_url, node="a", password=pg_server.password)
+    again.close()

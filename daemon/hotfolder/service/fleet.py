@@ -230,6 +230,10 @@ class Fleet:
             self._wakeups.close()
         for thread in self._threads:
             thread.join()
+        try:
+            self.journal.retire()  # its name is free for its own restart at once
+        except JournalUnavailable as err:
+            log.warning("cannot retire this node; its name is free after a lease", error=str(err))
 
 
 class FleetEvidence:

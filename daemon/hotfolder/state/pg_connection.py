@@ -198,13 +198,31 @@ class PgConnection:
         self._backoff.succeeded()
 
     def register(self, version: str = "") -> None:
-        """This node is up (its start time and first heartbeat)."""
+        """This node is up (its start time and first heartbeat). Raises NodeNameInUse while
+        another node of this name beats: two workstations with one name (a cloned image's
+        host name) would each take the other's claims for their own."""
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO nodes (name, started_at, heartbeat_at, version) "
                 "VALUES (%s, now(), now(), %s) ON CONFLICT (name) DO UPDATE SET "
-                "started_at = now(), heartbeat_at = now(), version = excluded.version",
-                (self.node, version),
+                "started_at = now(), heartbeat_at = now(), version = excluded.version "
+                "WHERE nodes.heartbeat_at <= now() - %s",
+                (self.node, version, self.lease),
+            )
+        if not cur.rowcount:
+            raise NodeNameInUse(
+                f"journal {self.where}: another node named {self.node!r} is alive (its "
+                "heartbeat is younger than its lease)",
+                "give each workstation its own journal.node; if that node has just died, "
+                "this one starts once its lease has run out",
+            )
+
+    def retire(self) -> None:
+        """This node stops: its name is free at once (a restart need not wait a lease)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE nodes SET heartbeat_at = now() - %s WHERE name = %s",
+                (self.lease, self.node),
             )
 
     def _log(self, db: Conn, sid: str, now: datetime, state: State, note: str) -> None:
@@ -213,6 +231,10 @@ class PgConnection:
             "VALUES (%s, %s, %s, %s, %s)",
             (sid, now.isoformat(), str(state), cap(note), self.node),
         )
+
+
+class NodeNameInUse(JournalUnavailable):
+    """Another live node has this node's name: waited for at start, like a database away."""
 
 
 class Wakeups:
