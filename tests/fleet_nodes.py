@@ -83,6 +83,10 @@ class Node:
         """Every session this node's ascp started, as it started (killed ones too)."""
         return self._records("starts.jsonl")
 
+    def landed(self) -> list[dict[str, Any]]:
+        """Every file this node's ascp renamed into place at the server (skipped ones not)."""
+        return self._records("landed.jsonl")
+
     def ended(self) -> list[dict[str, Any]]:
         """Every session of this node's ascp that ended by itself, with its result."""
         return self._records("sessions.jsonl")
@@ -362,8 +366,13 @@ class Fleet:
                 node.proc.kill()
                 node.proc.wait(10)
         for node in self.nodes.values():
-            for pid in [*self._simulators(node), *self._held_wrappers(node)]:
+            for pid in self.sessions_alive(node.name):
                 _signal(pid, signal.SIGKILL)
+
+    def sessions_alive(self, name: str) -> list[int]:
+        """Pids of the node's ascp sessions still running (held ones included)."""
+        node = self.nodes[name]
+        return [*self._simulators(node), *self._held_wrappers(node)]
 
     @staticmethod
     def _simulators(node: Node) -> list[int]:

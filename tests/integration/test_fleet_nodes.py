@@ -300,3 +300,59 @@ def test_a_node_paused_past_its_lease_never_starts_the_manifest_session_it_lost(
     said = [e for e in done if daemon_said(a, e, sid)]
     assert said, "a never said it gave s1 up"
     assert set(said) <= set(GAVE_UP), said
+
+
+def test_a_node_paused_before_its_manifest_gate_opened_never_opens_it(rig: Fleet) -> None:
+    # a's manifest sessions wait, spawned, at their start (before ascp's INIT, so before the
+    # daemon can open the gate) until released; then ascp's login takes 2 s, so a's daemon,
+    # woken, reads the INIT while its ascp still runs and would open the gate if it could.
+    a = rig.add("a", hold="manifest", manifest_login_s=2, lease_seconds=LEASE_S)
+    b = rig.add("b", lease_seconds=LEASE_S)
+    rig.start("a")
+    expected = drop_one(rig, "s1", 50_000)
+
+    def manifest_session_spawned() -> bool:
+        row = rig.rows().get("s1.xml")
+        if row is None or (row.owner, row.state) != ("a", "sending-manifest"):
+            return False
+        return bool(a.held()) and ("attempt", "a") not in rig.evidence(row.id)
+
+    rig.wait(manifest_session_spawned, 30, "a's manifest session spawned, its gate shut")
+    rig.pause("a")
+    sid = rig.rows()["s1.xml"].id
+    rig.start("b")
+
+    def b_completed() -> bool:
+        taken = any(line[1:] == ("taken over from a", "b") for line in rig.history(sid))
+        # complete and archived: no attempt of a's in evidence, so nothing of it could
+        # have left, and b sent it (no hold)
+        return taken and rig.all_final({"s1.xml"}) and not any(rig.drop.iterdir())
+
+    rig.wait(b_completed, 30, "b to take s1 over, send it and archive it")
+    a.release()  # a's ascp starts (INIT) while its daemon still sleeps
+    rig.wait(lambda: any(s["files"] == ["s1.xml"] for s in a.starts()), 10, "a's ascp to start")
+    rig.resume("a")
+    done = (*GAVE_UP, *ENDS)
+    rig.wait(lambda: any(daemon_said(a, e, sid) for e in done), 30, "a to be done with s1")
+    rig.wait(lambda: not rig.sessions_alive("a"), 30, "a's manifest session to end")
+    rig.stop_all()
+
+    row = rig.rows()["s1.xml"]
+    assert (row.state, row.delivered_by) == ("complete", "b"), row
+    assert [kind for kind, node in rig.evidence(sid) if node == "a"] == []
+    # a's manifest session ran on with the gate shut: it either found no manifest to read
+    # (FASP 4) or was stopped by a's daemon before it looked; never a session that ended well.
+    mine = [s for s in a.ended() if s["files"] == ["s1.xml"]]
+    assert [s for s in mine if (s["result"], s.get("code")) != ("error", NO_SUCH_FILE)] == []
+    assert [x["name"] for x in a.landed()] == ["s1.mp4", "s1.jpg"]
+    assert [x["name"] for x in b.landed()] == ["s1.xml"]  # the manifest once, by b
+    judgement = Result()
+    check_sessions(b.sim, expected, judgement)  # a's spawned manifest session is judged above
+    assert (judgement.duplicated, judgement.out_of_order) == (0, 0), judgement.notes
+    for fname, digest in expected["s1.xml"].items():
+        assert sha(rig.server / fname) == digest, fname
+    archived_once(rig, sid, expected)
+    assert quarantined(rig) == []
+    said = [e for e in done if daemon_said(a, e, sid)]
+    assert said, "a never said it gave s1 up"
+    assert set(said) <= set(GAVE_UP), said
