@@ -39,16 +39,22 @@ READY = frozenset({State.READY})
 DELIVERY = (State.QUEUED, State.SENDING_MEDIA, State.MEDIA_SENT)
 
 
-def sub(sid: str = "m-1", size: int = 10) -> Submission:
+def sub(sid: str = "m-1", size: int = 10, manifest: str = "m.xml") -> Submission:
     media = (
         SubmissionFile(
             PurePosixPath("a.mov"), PurePosixPath("a.mov"), FileIdentity(size, 1, 1, 5, 7)
         ),
     )
-    manifest = SubmissionFile(
-        PurePosixPath("m.xml"), PurePosixPath("m.xml"), FileIdentity(3, 2, 2, 6, 7)
+    pinned = SubmissionFile(
+        PurePosixPath(manifest), PurePosixPath(manifest), FileIdentity(3, 2, 2, 6, 7)
     )
-    return Submission(sid, "w", manifest, media, ManifestFormat.OOYALA_MRSS)
+    return Submission(sid, "w", pinned, media, ManifestFormat.OOYALA_MRSS)
+
+
+def delivered(j: Journal | PgJournal, sid: str) -> None:
+    """Take a ready submission to complete, unfenced (one node's steps)."""
+    for state in (*DELIVERY, State.SENDING_MANIFEST, State.COMPLETE):
+        j.transition(sid, state, NOW)
 
 
 @pytest.fixture
@@ -185,7 +191,7 @@ def test_nodes_racing_for_submissions_claim_each_exactly_once(
     nodes = [PgJournal(db_url, node=n, password=pg_server.password) for n in "abcd"]
     try:
         for n in range(60):
-            nodes[0].record_ready(sub(f"r-{n}"), NOW)
+            nodes[0].record_ready(sub(f"r-{n}", manifest=f"r-{n}.xml"), NOW)
         claims: Counter[str] = Counter()
         lock = threading.Lock()
         start = threading.Barrier(len(nodes))
@@ -343,6 +349,7 @@ def test_the_latest_generation_is_found_by_its_number_not_by_a_node_s_clock(
 ) -> None:
     # a's clock is ten minutes fast: its m was recorded "later" than b's m~2.
     node_a.record_ready(sub("m"), NOW + timedelta(minutes=10))
+    delivered(node_a, "m")  # and archived: the same bytes dropped again are m~2
     node_b.record_ready(sub("m~2"), NOW + timedelta(minutes=2))
     latest = node_b.latest_generation("m")
     assert latest is not None
@@ -461,12 +468,13 @@ def test_a_pending_row_of_an_earlier_identity_is_closed_by_the_next_one(
         for first, then in ((sqlite, sqlite), (node_a, node_b)):
             first.record_pending("m-early", "w", PurePosixPath("m.xml"), NOW, {})
             first.record_pending("other", "w", PurePosixPath("other.xml"), NOW, {})
-            first.record_ready(sub("m-sent"), NOW)  # m.xml delivered before: not pending
+            first.record_ready(sub("m-sent"), NOW)
+            delivered(first, "m-sent")  # m.xml delivered before: decided, not pending
             then.record_pending("m-1", "w", PurePosixPath("m.xml"), NOW, {})
             assert then.get("m-early") is None
             assert then.history("m-early") == []
             assert then.state_of("other") is State.PENDING  # another manifest
-            assert then.state_of("m-sent") is State.READY  # decided: never closed
+            assert then.state_of("m-sent") is State.COMPLETE  # decided: never closed
             then.record_pending("m-later", "w", PurePosixPath("m.xml"), NOW, {})
             then.record_ready(sub("m-final"), NOW)  # ready without pending: closes them too
             assert then.get("m-1") is None
@@ -485,3 +493,22 @@ def test_a_second_live_node_with_the_same_name_is_refused_until_the_first_retire
     node_a.retire()  # a stopped: its own restart need not wait a lease
     again = PgJournal(db_url, node="a", password=pg_server.password)
     again.close()
+
+
+def test_an_edited_manifest_waits_for_its_earlier_version_sent_by_another_node(
+    node_a: PgJournal, node_b: PgJournal
+) -> None:
+    # a made m.xml ready and sends it; the editor saves it again; b, looking only now, keys
+    # the new version under another id. Both on their way would send the same media twice.
+    assert node_a.record_ready(sub("m-1"), NOW)
+    claim = node_a.claim("m-1", NOW)
+    assert claim is not None
+    node_a.transition_fenced(claim, State.QUEUED, NOW)
+    node_b.record_pending("m-2", "w", PurePosixPath("m.xml"), NOW, {})
+    assert not node_b.record_ready(sub("m-2"), NOW)
+    assert node_b.state_of("m-2") is State.PENDING  # it waits, and is looked at again
+    for state in DELIVERY[1:]:
+        node_a.transition_fenced(claim, state, NOW)
+    node_a.start_manifest_session(claim, NOW)
+    node_a.transition_fenced(claim, State.COMPLETE, NOW)
+    assert node_b.record_ready(sub("m-2"), NOW)  # the earlier one ended: its turn

@@ -84,6 +84,10 @@ class Rejection:
         )
 
 
+class WaitForEarlier(Exception):
+    """The manifest's earlier version is still being sent (by another node): look again later."""
+
+
 class Outcomes:
     def __init__(
         self,
@@ -152,7 +156,11 @@ class Outcomes:
             ready_detail: dict[str, object] = {"assets": assets, "owner": owner}
             if decision.priority is not None:
                 ready_detail["priority"] = decision.priority  # the dispatcher decides if it counts
-            self.journal.record_ready(sub, now, ready_detail)
+            made = self.journal.record_ready(sub, now, ready_detail)
+            if made is False and self.journal.state_of(sub.id) in (None, State.PENDING):
+                # A fleet: an earlier version of this manifest, made ready by another node,
+                # is still on its way; this one goes after it, as a new submission.
+                raise WaitForEarlier(sub.id)
             log.info(
                 "submission ready",
                 submission_id=sub.id,

@@ -26,7 +26,7 @@ from hotfolder.intake.watch import Alarm, Change, DirPoller, Watcher, choose_mod
 from hotfolder.metrics import COUNTERS
 from hotfolder.model import State
 from hotfolder.service.availability import Availability, Look
-from hotfolder.service.outcomes import Outcomes
+from hotfolder.service.outcomes import Outcomes, WaitForEarlier
 from hotfolder.state.journal_file import JournalUnavailable
 
 log = structlog.get_logger()
@@ -262,6 +262,13 @@ class WatchLoop:
             warn_if_slow(self.config, decision, self.wiring.clock.monotonic(), self.warned_slow)
         try:
             self.wiring.outcomes.apply(self.config, decision, self.wiring.dispatch)
+        except WaitForEarlier:
+            log.info(
+                "an earlier version of this manifest is still being sent; waiting for it",
+                watch=self.name,
+                submission_id=decision_id(decision),
+            )
+            self.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_ERROR)
         except (sqlite3.Error, OSError, JournalUnavailable) as err:
             # Most likely a full disk (or a fleet's database away): the decision was not
             # recorded, so it is not made.

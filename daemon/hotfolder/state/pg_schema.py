@@ -14,6 +14,10 @@ from hotfolder.state.journal import JournalTooNew
 
 Conn = psycopg.Connection[DictRow]
 
+#: The states of a submission on its way (model.IN_FLIGHT), spelled out: a migration must
+#: not change if the model's names ever do.
+LIVE_STATES = ("queued", "sending-media", "media-sent", "sending-manifest")
+
 
 def _v1_tables(db: Conn) -> None:
     """The SQLite journal's tables (at its version 2) plus the fleet's columns and tables.
@@ -88,9 +92,24 @@ def _v1_tables(db: Conn) -> None:
     )
 
 
+def _v2_one_live_submission_per_manifest(db: Conn) -> None:
+    """One manifest file, one submission on its way at a time. A node's tracker waits for the
+    delivery of an edited manifest's earlier version, but only for what it saw itself: a
+    node that first looks after the edit would make the new version ready beside the old
+    one, and both would send the same media."""
+    live = ", ".join(f"'{s}'" for s in ("ready", *LIVE_STATES))
+    db.execute(
+        "CREATE UNIQUE INDEX submissions_one_live_per_manifest ON submissions "
+        f"(watch, manifest) WHERE state IN ({live})"
+    )
+
+
 #: MIGRATIONS[n] takes a version-n database to version n+1 (version 0: no tables yet).
 #: Append, never edit.
-MIGRATIONS: tuple[Callable[[Conn], None], ...] = (_v1_tables,)
+MIGRATIONS: tuple[Callable[[Conn], None], ...] = (
+    _v1_tables,
+    _v2_one_live_submission_per_manifest,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

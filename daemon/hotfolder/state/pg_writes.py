@@ -7,6 +7,9 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from hotfolder.metrics import COUNTERS
@@ -170,30 +173,15 @@ class PgRecords(PgConnection):
         self, sub: Submission, now: datetime, detail: dict[str, Any] | None = None
     ) -> bool:
         """Ready to send, if new or pending; True if this call made it ready (on a fleet every
-        node sees the manifest: only the first one's call counts, and wakes the others)."""
+        node sees the manifest: only the first one's call counts, and wakes the others).
+        False too while an earlier version of the same manifest file is on its way (the
+        schema's one-live-submission-per-manifest index): it waits for that delivery."""
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO submissions (id, watch, manifest, format, state, files, bytes_total,"
-                " detail, created_at, updated_at, node) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, files = excluded.files, "
-                "format = excluded.format, bytes_total = excluded.bytes_total, "
-                "updated_at = excluded.updated_at, detail = excluded.detail "
-                "WHERE submissions.state = 'pending'",
-                (
-                    sub.id,
-                    sub.watch,
-                    str(sub.manifest.relpath),
-                    sub.format,
-                    str(State.READY),
-                    Jsonb(files_json(sub)),
-                    sub.total_bytes,
-                    Jsonb(detail or {}),
-                    now.isoformat(),
-                    now.isoformat(),
-                    self.node,
-                ),
-            )
+            try:
+                with db.transaction():  # a savepoint: the refusal leaves the rest alone
+                    cur = self._upsert_ready(db, sub, now, detail)
+            except pg_errors.UniqueViolation:
+                return False
             if not cur.rowcount:
                 return False
             note = f"{len(sub.files)} files, {sub.total_bytes} bytes"
@@ -202,6 +190,32 @@ class PgRecords(PgConnection):
             db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, sub.id))
         COUNTERS.ready(sub.id)
         return True
+
+    def _upsert_ready(
+        self, db: Conn, sub: Submission, now: datetime, detail: dict[str, Any] | None
+    ) -> psycopg.Cursor[DictRow]:
+        return db.execute(
+            "INSERT INTO submissions (id, watch, manifest, format, state, files, bytes_total,"
+            " detail, created_at, updated_at, node) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, files = excluded.files, "
+            "format = excluded.format, bytes_total = excluded.bytes_total, "
+            "updated_at = excluded.updated_at, detail = excluded.detail "
+            "WHERE submissions.state = 'pending'",
+            (
+                sub.id,
+                sub.watch,
+                str(sub.manifest.relpath),
+                sub.format,
+                str(State.READY),
+                Jsonb(files_json(sub)),
+                sub.total_bytes,
+                Jsonb(detail or {}),
+                now.isoformat(),
+                now.isoformat(),
+                self.node,
+            ),
+        )
 
     def record_failed(
         self,
