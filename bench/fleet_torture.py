@@ -49,6 +49,7 @@ from bench.torture_checks import (
     check_outcomes,
     check_sessions,
     drop_submissions,
+    sim_target,
 )
 from hotfolder.config.schema_fleet import JOURNAL
 
@@ -319,16 +320,7 @@ def node_config(root: Path, name: str, url: str, wrapper: Path, lease: float) ->
                 "after_success": "delete",
             }
         ],
-        "targets": {
-            "aspera": {
-                "type": "ascp",
-                "host": "127.0.0.1",
-                "user": "t",
-                "password_file": str(root / "pw"),
-                "ascp_path": str(wrapper),
-                "retry": {"tries": 20, "initial_delay": 0.05, "factor": 2, "max_delay": 0.5},
-            }
-        },
+        "targets": {"aspera": sim_target(root, wrapper)},
     }
     path = root / f"node-{name}.yaml"
     path.write_text(yaml.safe_dump(config))

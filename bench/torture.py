@@ -52,6 +52,7 @@ from bench.torture_checks import (
     sha256_of,
     sim_landed,
     sim_starts,
+    sim_target,
 )
 
 # The drops and verdicts moved to bench/torture_checks (shared with bench/fleet_torture); they
@@ -149,16 +150,7 @@ def setup(root: Path, rate: float) -> Path:
                 "after_success": "delete",
             }
         ],
-        "targets": {
-            "aspera": {
-                "type": "ascp",
-                "host": "127.0.0.1",
-                "user": "t",
-                "password_file": str(root / "pw"),
-                "ascp_path": str(wrapper),
-                "retry": {"tries": 20, "initial_delay": 0.05, "factor": 2, "max_delay": 0.5},
-            }
-        },
+        "targets": {"aspera": sim_target(root, wrapper)},
     }
     path = root / "hotfolder.yaml"
     path.write_text(yaml.safe_dump(config))

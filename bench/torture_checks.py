@@ -129,5 +129,17 @@ def check_outcomes(root: Path, expected: Expected, final: dict[str, str], result
                 result.notes.append(f"{fname}: complete but not at the server")
 
 
+def sim_target(root: Path, wrapper: Path) -> dict[str, Any]:
+    """The ascp simulator as the tortures' target (through `wrapper`), retrying fast."""
+    return {
+        "type": "ascp",
+        "host": "127.0.0.1",
+        "user": "t",
+        "password_file": str(root / "pw"),
+        "ascp_path": str(wrapper),
+        "retry": {"tries": 20, "initial_delay": 0.05, "factor": 2, "max_delay": 0.5},
+    }
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
