@@ -10,11 +10,16 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hotfolder.config import settings as configuration
+from hotfolder.config.fleet import JournalSettings
 from hotfolder.service.daemon import JOURNAL_FILE
 from hotfolder.state.journal import Journal, JournalError
 from hotfolder.state.port import JournalPort
+
+if TYPE_CHECKING:  # the driver is loaded only for a fleet (_open_fleet)
+    from hotfolder.state.pg_journal import PgJournal
 
 EXIT_OK = 0
 
@@ -85,11 +90,8 @@ def open_configured_journal(cfg: configuration.Config, command: str) -> JournalP
     saying on stderr why not and what to do."""
     if cfg.journal is None:
         return open_journal(cfg, command)
-    from hotfolder.state.pg_journal import PgJournal  # noqa: PLC0415 - only for a fleet
-    from hotfolder.state.pg_reader import fleet_settings  # noqa: PLC0415
-
     try:
-        return PgJournal.open(fleet_settings(cfg.journal), register=False, max_connections=1)
+        return _open_fleet(cfg.journal)
     except JournalError as err:
         print(f"hotfolder {command}: {err}\n  hint: {err.hint}", file=sys.stderr)
         return None
@@ -104,14 +106,20 @@ def ended_badly_since(cfg: configuration.Config, since: datetime) -> list[str]:
             return journal.ended_badly_since(since)
         finally:
             journal.close()
-    from hotfolder.state.pg_journal import PgJournal  # noqa: PLC0415 - only for a fleet
-    from hotfolder.state.pg_reader import fleet_settings  # noqa: PLC0415
-
-    fleet = PgJournal.open(fleet_settings(cfg.journal), register=False, max_connections=1)
+    fleet = _open_fleet(cfg.journal)
     try:
         return fleet.ended_badly_since(since, node=fleet.node)
     finally:
         fleet.close()
+
+
+def _open_fleet(given: JournalSettings) -> PgJournal:
+    """A fleet's journal for one command: no node row, no heartbeat, one connection. The
+    driver is imported only here: a single workstation's CLI never loads it."""
+    from hotfolder.state.pg_connection import FleetSettings  # noqa: PLC0415
+    from hotfolder.state.pg_journal import PgJournal  # noqa: PLC0415
+
+    return PgJournal.open(FleetSettings.of(given), register=False, max_connections=1)
 
 
 def no_journal_yet(cfg: configuration.Config) -> bool:

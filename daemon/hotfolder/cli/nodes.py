@@ -35,10 +35,8 @@ def show(cfg: Config) -> bool:
             file=sys.stderr,
         )
         return False
-    given = cfg.journal
-    settings = FleetSettings(given.url, given.node, given.password.file, given.password.credential)
     try:
-        journal = PgJournal.open(settings, register=False)
+        journal = PgJournal.open(FleetSettings.of(cfg.journal), register=False)
     except JournalError as err:
         print(f"hotfolder nodes: {err}\n  hint: {err.hint}", file=sys.stderr)
         return False

@@ -37,9 +37,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    fleet = cfg.journal is not None  # a fleet's journal is a server's: there is no file to miss
-    if not fleet and no_journal_yet(cfg):
+    if no_journal_yet(cfg):  # never for a fleet: its journal is a server's
         return EXIT_OK
+    fleet = cfg.journal is not None
     if args.follow:
         return _follow(cfg, args)
     journal = open_configured_journal(cfg, "status")
@@ -89,9 +89,14 @@ def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     fleet = cfg.journal is not None
+    # A fleet's server is opened once (its pool replaces broken connections); the SQLite
+    # file again at every turn, so that a journal reset while following is seen.
+    server = open_configured_journal(cfg, "status") if fleet else None
+    if fleet and server is None:
+        return EXIT_CONFIG
     try:
         while not stop.is_set():
-            journal = open_configured_journal(cfg, "status")
+            journal = server or open_configured_journal(cfg, "status")
             if journal is None:
                 return EXIT_CONFIG
             now = datetime.now(UTC)
@@ -103,7 +108,8 @@ def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:
                 stop.wait(1.0)
                 continue
             finally:
-                journal.close()
+                if journal is not server:
+                    journal.close()
             stamp = now.astimezone().strftime("%H:%M:%S")
             sys.stdout.write(
                 f"{clear}{statusview.table(rows, now, speeds, journal.path, fleet=fleet)}"
@@ -113,6 +119,9 @@ def _follow(cfg: configuration.Config, args: argparse.Namespace) -> int:
             stop.wait(1.0)
     except KeyboardInterrupt:
         pass
+    finally:
+        if server is not None:
+            server.close()
     return EXIT_OK
 
 

@@ -68,7 +68,6 @@ class Daemon:
     _wake: threading.Event = field(default_factory=threading.Event)
     _reload_requested: threading.Event = field(default_factory=threading.Event)
     _last_report: float = float("-inf")
-    _journal_away: bool = False
     _control: Control = field(init=False)
 
     def __post_init__(self) -> None:
@@ -189,18 +188,11 @@ class Daemon:
             self._report()
         except JournalUnavailable as err:
             # A fleet's database is away: no new step starts (every one needs a claim), work
-            # in flight goes on as far as it can without it, and calls retry with a backoff.
-            if not self._journal_away:
-                log.error(  # noqa: TRY400 - expected; the message says it all
-                    "journal unreachable: new work paused", error=str(err), hint=err.hint
-                )
-            self._journal_away = True
+            # in flight goes on as far as it can, calls retry with a backoff. The dispatcher's
+            # health check says so in the log (and when it is back); here STATUS= and the
+            # watchdog keep going.
             self.notifier.status(f"PAUSED: {err}")
             self.notifier.watchdog(self.clock.monotonic())
-        else:
-            if self._journal_away:
-                log.info("journal reachable again; resuming")
-            self._journal_away = False
 
     def _report(self) -> None:
         """Once a second at most: STATUS= for systemctl status, and the watchdog, fed only

@@ -76,6 +76,7 @@ class Dispatcher(ReadyStarts):
         self.journal_lost: str | None = None  # why the journal file is not ours, if it is not
         self.holds = AdminHolds()
         self._next_look = float("-inf")
+        self._next_takeover = float("-inf")
 
     def turn(self) -> None:
         """One turn of the main loop: reap, resume, and once a second look at the journal."""
@@ -258,19 +259,21 @@ class Dispatcher(ReadyStarts):
                 self.dispatch(row.id)
 
     def _take_over_orphans(self) -> None:
-        """A fleet: work a dead node left mid-way, once its lease ran out (recover.take_over)."""
-        if self.fleet is None:
+        """A fleet: work a dead node left mid-way (recover.take_over), and what this node
+        delivered but did not archive (recover.finish_own). Both change only as a lease runs
+        out, so they are looked for once a heartbeat interval, not at every turn."""
+        now = self.clock.monotonic()
+        if self.fleet is None or now < self._next_takeover:
             return
-        for sid in self.fleet.orphans():
-            with self.lock:
-                if sid in self.running:
-                    continue
+        self._next_takeover = now + self.fleet.every
+        for sid in self._not_running(self.fleet.orphans()):
             take_over(self.fleet, sid, self.current(), self.clock, self.dispatch, self.outcomes)
-        for sid in self.fleet.journal.unfinished():  # delivered here; its archive is left
-            with self.lock:
-                if sid in self.running:
-                    continue
+        for sid in self._not_running(self.fleet.journal.unfinished()):
             finish_own(self.journal, sid, self.current(), self.outcomes)
+
+    def _not_running(self, sids: list[str]) -> list[str]:
+        with self.lock:
+            return [sid for sid in sids if sid not in self.running]
 
     def _check_journal(self) -> None:
         """A journal deleted or replaced under us would take every later decision into a
@@ -301,10 +304,12 @@ class Dispatcher(ReadyStarts):
             )
 
     def recover(self) -> None:
-        """Act on what the last run left (recover.act_on_the_last_run)."""
-        act_on_the_last_run(
-            self.journal, self.current(), self.clock, self.dispatch, self.outcomes, self.fleet
-        )
+        """Act on what the last run left (recover.act_on_the_last_run); a fleet's turns do
+        it (_pick_up_released, _take_over_orphans)."""
+        if self.fleet is None:
+            act_on_the_last_run(
+                self.journal, self.current(), self.clock, self.dispatch, self.outcomes
+            )
 
     def shutdown(self, grace: float) -> None:
         """Warm stop: running transfers get `grace` seconds to finish, then they are

@@ -55,7 +55,7 @@ def open_journal(config: Config, clock: Clock) -> tuple[JournalPort, Fleet | Non
     from hotfolder.state.pg_journal import FleetSettings, PgJournal  # noqa: PLC0415
 
     given = config.journal
-    settings = FleetSettings(given.url, given.node, given.password.file, given.password.credential)
+    settings = FleetSettings.of(given)
     lease = timedelta(seconds=given.lease_seconds)
     journal = PgJournal.open(settings, clock=clock, register=False, lease=lease)
     try:
@@ -135,6 +135,14 @@ class Fleet:
     def claim_of(self, sid: str) -> Claim | None:
         with self._lock:
             return self._held.get(sid)
+
+    def held_claim(self, sid: str) -> Claim:
+        """This node's claim on `sid`, as the heartbeat last renewed it; StaleTransition if
+        it holds none (lost, or given back): no fenced write may go on."""
+        claim = self.claim_of(sid)
+        if claim is None:
+            raise StaleTransition(f"{sid}: this node no longer holds it")
+        return claim
 
     def stop_event(self, sid: str) -> threading.Event:
         """Set when this node loses its claim on `sid` (or at shutdown, `stop_all`): the
@@ -245,17 +253,11 @@ class FleetEvidence:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
 
-    def _claim(self, sid: str) -> Claim:
-        claim = self.fleet.claim_of(sid)
-        if claim is None:
-            raise StaleTransition(f"{sid}: this node no longer holds it")
-        return claim
-
     def mark_attempt(self, sid: str, session: str) -> None:
-        self.fleet.journal.mark_attempt(self._claim(sid), session)
+        self.fleet.journal.mark_attempt(self.fleet.held_claim(sid), session)
 
     def unmark_attempt(self, sid: str, session: str) -> None:
-        self.fleet.journal.unmark_attempt(self._claim(sid), session)
+        self.fleet.journal.unmark_attempt(self.fleet.held_claim(sid), session)
 
     def put_receipt(self, sid: str, session: str, body: str) -> None:
         claim = self.fleet.claim_of(sid)
@@ -278,10 +280,7 @@ class ClaimedJournal:
 
     @property
     def claim(self) -> Claim:
-        claim = self.fleet.claim_of(self.sid)
-        if claim is None:
-            raise StaleTransition(f"{self.sid}: this node no longer holds it")
-        return claim
+        return self.fleet.held_claim(self.sid)
 
     def transition(
         self,

@@ -35,16 +35,12 @@ def act_on_the_last_run(
     clock: Clock,
     dispatch: Dispatch,
     outcomes: Outcomes,
-    fleet: Fleet | None = None,
 ) -> None:
-    """At start. A fleet node queues what is ready; work left mid-way is `take_over`'s and
-    what it delivered but did not archive is `finish_own`'s, both at every turn."""
-    if fleet is None:
-        for row in journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
-            act_on(row, journal, in_force, clock, dispatch, outcomes)
-        return
-    for row in journal.rows(frozenset({State.READY})):
-        dispatch(row.id)
+    """At a single workstation's start. A fleet node needs nothing of its own: at every
+    turn the dispatcher picks up what is ready, `take_over` what a node left mid-way and
+    `finish_own` what this node delivered but did not archive."""
+    for row in journal.rows(frozenset({State.READY, *IN_FLIGHT, State.COMPLETE})):
+        act_on(row, journal, in_force, clock, dispatch, outcomes)
 
 
 def take_over(

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hotfolder.clock import Clock, SystemClock
+from hotfolder.config.fleet import JournalSettings
 from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.model import State
 from hotfolder.state.journal import JournalError, JournalHealth, cap
@@ -48,6 +49,12 @@ class FleetSettings:
     node: str | None = None
     password_file: Path | None = None
     password_credential: str | None = None
+
+    @classmethod
+    def of(cls, given: JournalSettings) -> FleetSettings:
+        """The config's typed `journal:` block, as the fleet journal opens it."""
+        secret = given.password
+        return cls(given.url, given.node, secret.file, secret.credential)
 
     def password(self) -> str | None:
         """Read when the journal opens, from the file or the systemd credential; never the

@@ -16,7 +16,6 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from hotfolder.config.fleet import JournalSettings
 from hotfolder.model import State
 from hotfolder.state.pg_connection import FleetSettings, PgConnection
 from hotfolder.state.pg_reads import ROW_COLUMNS, _row
@@ -35,11 +34,6 @@ from hotfolder.state.rows import Row
 OWNER = "(detail->>'owner')"
 #: A node's own work: what it holds now or delivered (as PgReads.counts and STATUS= count it).
 OWN = "(owner = %s OR delivered_by = %s)"
-
-
-def fleet_settings(given: JournalSettings) -> FleetSettings:
-    """The config's `journal:` block as the fleet journal opens it."""
-    return FleetSettings(given.url, given.node, given.password.file, given.password.credential)
 
 
 class PgJournalReader(PgConnection):
@@ -127,9 +121,6 @@ class PgJournalReader(PgConnection):
             (str(state),),
         )
         return {str(r["watch"]): str(r["at"]) for r in found}
-
-    def watches(self) -> list[str]:
-        return [str(r["v"]) for r in self._query("SELECT DISTINCT watch AS v FROM submissions")]
 
     def owners(self) -> list[str]:
         """Who dropped anything."""

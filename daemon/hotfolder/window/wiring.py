@@ -46,9 +46,10 @@ class _Source:
         self.own_counts: Callable[[], Mapping[str, Mapping[State, int]]] | None = None
         if cfg.journal is not None:
             # Only a fleet loads the PostgreSQL driver (start-up cost, see cli.run).
-            from hotfolder.state.pg_reader import PgJournalReader, fleet_settings  # noqa: PLC0415
+            from hotfolder.state.pg_connection import FleetSettings  # noqa: PLC0415
+            from hotfolder.state.pg_reader import PgJournalReader  # noqa: PLC0415
 
-            fleet = PgJournalReader.open(fleet_settings(cfg.journal))
+            fleet = PgJournalReader.open(FleetSettings.of(cfg.journal))
             node = fleet.node
             self.reader: Reader = fleet
             self.own_counts = lambda: fleet.counts(node=node)

@@ -115,7 +115,7 @@ class AscpTarget:
             pair_list.unlink(missing_ok=True)
             if gate is not None:
                 if gate.opened:
-                    self._share_receipts(session, cancel)
+                    self._share_receipts(session, cancel=cancel)
                 gate.clear()
 
     def delivered(self, session: Session) -> bool | None:
@@ -129,9 +129,10 @@ class AscpTarget:
             receipt = self.shared.receipt(sid, session.label)
             if receipt is not None and names_all(receipt, session):
                 return True
-            # The sender restarted before its receipt reached the database: it is here.
+            # The sender restarted before its receipt reached the database: it is here. Shared
+            # once, not waited for: this is a takeover's decision, on the dispatcher's turn.
             if any(names_all(r, session) for r in self._receipts(session)):
-                self._share_receipts(session, threading.Event())
+                self._share_receipts(session, patience=0.0)
                 return True
             return None
         if not self.attempt_marker(session).exists():
@@ -143,7 +144,12 @@ class AscpTarget:
         found = sorted(folder.glob(RECEIPT_GLOB)) if folder.is_dir() else []
         return [r.read_text(encoding="utf-8", errors="replace") for r in found]
 
-    def _share_receipts(self, session: Session, cancel: threading.Event) -> None:
+    def _share_receipts(
+        self,
+        session: Session,
+        cancel: threading.Event | None = None,
+        patience: float = RECEIPT_PATIENCE,
+    ) -> None:
         """What ascp wrote of the session, into the fleet's journal: a node taking the
         submission over finds it delivered instead of holding it. Missing here (this node
         died first), the takeover holds it for an operator: never sent twice."""
@@ -153,7 +159,7 @@ class AscpTarget:
         if receipts:
             body = "\n".join(receipts)
             put = partial(self.shared.put_receipt, session.submission_id, session.label, body)
-            self._keep_trying(put, cancel)
+            self._keep_trying(put, cancel or threading.Event(), patience)
 
     def attempt_marker(self, session: Session) -> Path:
         return self.receipt_dir(session) / f"{session.label}.attempt"
@@ -161,10 +167,12 @@ class AscpTarget:
     def receipt_dir(self, session: Session) -> Path:
         return self.settings.work_dir / "receipts" / session.submission_id
 
-    def _keep_trying(self, put: Callable[[], None], cancel: threading.Event) -> None:
+    def _keep_trying(
+        self, put: Callable[[], None], cancel: threading.Event, patience: float
+    ) -> None:
         """A receipt is proof a takeover would otherwise lack (it would hold the submission):
         wait for a fleet's database a while rather than drop it. Given up, it costs a hold."""
-        deadline, pause = self.clock.monotonic() + RECEIPT_PATIENCE, 0.5
+        deadline, pause = self.clock.monotonic() + patience, 0.5
         while True:
             try:
                 put()
