@@ -62,13 +62,11 @@ from bench.common import (
     wait_for,
 )
 from bench.torture import Result
-from bench.torture_checks import check_sessions, drop_submissions, sim_starts
-from hotfolder.config.schema_fleet import JOURNAL
+from bench.torture_checks import FINAL_STATES, check_sessions, drop_submissions, sim_starts
 
 RESULTS = REPO / "bench" / "results" / "fleet_throughput.json"
 NODE_NAMES = ("a", "b", "c", "d", "e", "f")
 GOAL_RATIO = 2.7
-FINAL = ("complete", "failed", "held")
 #: The steps of one delivery, in the order the history records them.
 STEPS = ("ready", "queued", "sending-media", "media-sent", "sending-manifest", "complete")
 
@@ -118,8 +116,7 @@ def node_config(root: Path, setup: Setup, name: str, url: str, wrapper: Path) ->
         "node": name,
         "password_file": str(root / "journal.pass"),
     }
-    if "lease_seconds" in JOURNAL["properties"]:  # the lead adds it with the fleet commit
-        journal["lease_seconds"] = setup.lease_s
+    journal["lease_seconds"] = setup.lease_s
     config = {
         "state_dir": str(node / "state"),
         "logging": {"target": "json", "level": "info"},
@@ -194,7 +191,7 @@ def fleet(root: Path, pg: PgServer, setup: Setup, count: int) -> Iterator[Fleet]
 
 
 class NodeRefused(Exception):
-    """A node exited at start (before the fleet commit: "one node per journal")."""
+    """A node exited at start (a bad config, or a node of its name still alive)."""
 
 
 def wait_registered(run: Fleet, name: str, timeout: float = 30) -> None:
@@ -216,7 +213,7 @@ def wait_registered(run: Fleet, name: str, timeout: float = 30) -> None:
 def final_count(run: Fleet, manifests: list[str]) -> int:
     (row,) = run.query(
         "SELECT count(*) AS n FROM submissions WHERE manifest = ANY(%s) AND state = ANY(%s)",
-        (manifests, list(FINAL)),
+        (manifests, list(FINAL_STATES)),
     ) or [{"n": 0}]
     return int(row["n"])
 

@@ -41,7 +41,7 @@ import psycopg
 import yaml
 from tests.pg import PgServer, pg_cluster
 
-from bench.common import REPO, simulator_wrapper
+from bench.common import REPO, simulator_wrapper, start_daemon
 from bench.torture import TARGET_STATES
 from bench.torture_checks import (
     FINAL_STATES,
@@ -51,7 +51,6 @@ from bench.torture_checks import (
     drop_submissions,
     sim_target,
 )
-from hotfolder.config.schema_fleet import JOURNAL
 
 NODE_NAMES = "abcdefgh"
 RESULTS = REPO / "bench" / "results" / "fleet_torture.json"
@@ -107,12 +106,7 @@ class Node:
     runs: int = 0
 
     def start(self) -> None:
-        with open(self.logs / f"{self.name}-{self.runs:03}.log", "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hotfolder", "run", "--config", str(self.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = start_daemon(self.config, self.logs / f"{self.name}-{self.runs:03}.log")
         self.runs += 1
         self.restart_at = None
 
@@ -303,8 +297,7 @@ def node_config(root: Path, name: str, url: str, wrapper: Path, lease: float) ->
         "node": name,
         "password_file": str(root / "journal.pass"),
     }
-    if "lease_seconds" in JOURNAL["properties"]:  # the lead's fleet commit adds it
-        journal["lease_seconds"] = lease
+    journal["lease_seconds"] = lease
     config = {
         "state_dir": str(root / f"state-{name}"),
         "logging": {"target": "json", "level": "info"},
@@ -482,7 +475,6 @@ def main() -> None:
         "kills_asked": args.kills,
         "pg_restarts_asked": args.pg_restarts,
         "lease_seconds": args.lease_seconds,
-        "lease_seconds_applied": "lease_seconds" in JOURNAL["properties"],
         "wall_seconds": round(wall),
         "cores": os.cpu_count(),
     }

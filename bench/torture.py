@@ -50,28 +50,8 @@ from bench.torture_checks import (
     check_sessions,
     drop_submissions,
     sha256_of,
-    sim_landed,
-    sim_starts,
     sim_target,
 )
-
-# The drops and verdicts moved to bench/torture_checks (shared with bench/fleet_torture); they
-# stay importable from here for the tests and benches that import them from bench.torture.
-__all__ = [
-    "FINAL_STATES",
-    "MANIFEST",
-    "TARGET_STATES",
-    "Result",
-    "check",
-    "check_outcomes",
-    "check_sessions",
-    "drop_submissions",
-    "sha256_of",
-    "sim_landed",
-    "sim_starts",
-    "states",
-    "torture",
-]
 
 #: States worth killing the daemon in, right as they are committed.
 TARGET_STATES = ("sending-media", "media-sent", "sending-manifest", "complete")
