@@ -1,9 +1,11 @@
 """The watch tracker with a fake filesystem and explicit time: no sleeps, no real files."""
 
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import pytest
 
+from hotfolder.assemble.decisions import Decision, decision_id
 from hotfolder.assemble.tracker import (
     Failed,
     Gone,
@@ -186,6 +188,42 @@ def test_a_settled_submission_is_not_started_again(fs: FakeFileSystem) -> None:
     again.on_scan([PurePosixPath("m.xml")], 100)
     assert again.check(100) == []
     assert again.check(200, everything=True) == []
+
+
+class Recorded(Decided):
+    """...and, like the journal, a decided manifest whose leaving was recorded is a new drop
+    (the next generation) when its bytes come back."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.left: set[str] = set()
+
+    def resolve(self, base: str) -> str | None:
+        return f"{base}~2" if base in self.left else super().resolve(base)
+
+
+def test_the_same_manifest_put_back_before_its_leaving_was_seen_is_a_new_drop(
+    fs: FakeFileSystem,
+) -> None:
+    known = Recorded()
+    t = WatchTracker(WatchSettings("w", ROOT, WINDOW), fs, known)
+    drop_all(fs, t, 0)
+    t.check(0)
+    (first,) = t.check(WINDOW)
+    assert isinstance(first, Ready)
+    known.settled.add(first.submission.id)
+    manifest, sent = ROOT / "m.xml", fs.files[ROOT / "m.xml"]
+    fs.remove(manifest)  # archived or deleted after delivery...
+    t.on_event(PurePosixPath("m.xml"), 10, "deleted")
+    fs.files[manifest] = replace(sent, ctime_ns=sent.ctime_ns + 1)  # ...and linked back at once
+    t.on_event(PurePosixPath("m.xml"), 10, "created")
+    assert t.check(10) == [Gone(first.submission.id, PurePosixPath("m.xml"), GoneWhy.LEFT)]
+    known.left.add(first.submission.id)  # what the watch records for that Gone
+    later: list[Decision] = []
+    while t.next_due() < 10 + 3 * WINDOW:
+        later += t.check(t.next_due())
+    assert isinstance(later[-1], Ready), later
+    assert {decision_id(d) for d in later} == {f"{first.submission.id}~2"}
 
 
 def test_a_rewritten_manifest_is_a_new_submission(fs: FakeFileSystem) -> None:

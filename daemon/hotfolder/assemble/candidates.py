@@ -66,6 +66,7 @@ class Candidate:
     waiting_id: str | None = None  # the pending row this candidate stands for
     sent_id: str | None = None  # the submission it became, while its manifest is here
     decided_id: str | None = None  # the submission decided for settled_identity, if known
+    left: bool = False  # deleted or moved away since it was last looked at
     refs: frozenset[PurePosixPath] = field(default_factory=frozenset)
     missing: set[PurePosixPath] = field(default_factory=set)
     unsettled: set[PurePosixPath] = field(default_factory=set)

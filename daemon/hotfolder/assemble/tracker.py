@@ -61,6 +61,10 @@ log = structlog.get_logger()
 #: open for writing (its close event usually comes first).
 MIN_LOOK = MAX_RECHECK
 
+#: A manifest that came back is looked at again this soon: after its watch has recorded that
+#: the earlier one left (decisions are recorded between two checks).
+AFTER_LEFT = 0.01
+
 
 def is_candidate(relpath: PurePosixPath) -> bool:
     return relpath.suffix.lower() in manifest.CANDIDATE_SUFFIXES
@@ -92,6 +96,8 @@ class WatchTracker:
             self.stability.written(relpath, now)
         elif kind in ("closed", "deleted", "moved"):
             self.stability.closed(relpath)
+        if kind in ("deleted", "moved") and relpath in self._book.candidates:
+            self._book.candidates[relpath].left = True
         self._touch(relpath, now)
 
     def on_scan(self, relpaths: Iterable[PurePosixPath], now: float) -> None:
@@ -205,6 +211,9 @@ class WatchTracker:
         if ident is None or found.kind in (Kind.MISSING, Kind.FOLDER):
             return verdicts.drop(book, cand)
         self.stability.observe(cand.relpath, ident, now)
+        left, cand.left = cand.left, False
+        if left and cand.decided_id is not None:
+            return self._came_back(cand, cand.decided_id, now)
         if cand.settled_identity == ident:
             return []
         if cand.sent_id is not None and book.known.in_flight(cand.sent_id):
@@ -223,6 +232,16 @@ class WatchTracker:
             cand.waiting_id = None
         decision = self._decide(cand, found, ident, sid, now)
         return replaced + ([decision] if decision is not None else [])
+
+    def _came_back(self, cand: Candidate, decided_id: str, now: float) -> list[Decision]:
+        """A decided manifest left the folder and a file is there again before we looked:
+        an editor putting the same bytes back (a hard link, or ext4 reusing the inode for a
+        `cp -p`) has the same identity but is a new drop. Say it left first; what is there is
+        looked at again once that is recorded, so the journal can tell it apart."""
+        gone = Gone(decided_id, cand.relpath, GoneWhy.LEFT)
+        cand.settled_identity = cand.decided_id = None
+        self._book.due.schedule(cand, now + AFTER_LEFT)
+        return [gone]
 
     def _decide(
         self, cand: Candidate, found: Look, ident: FileIdentity, sid: str, now: float
