@@ -11,7 +11,7 @@ import structlog
 
 from hotfolder.after import postprocess
 from hotfolder.config.settings import Config
-from hotfolder.model import State
+from hotfolder.model import IN_FLIGHT, State
 from hotfolder.state.journal import Row
 from hotfolder.state.port import JournalPort
 
@@ -25,6 +25,7 @@ class OperatorError(Exception):
 def retry(journal: JournalPort, cfg: Config, sid: str, now: datetime) -> str:
     row = _row(journal, sid)
     if row.state is State.HELD:
+        _no_newer_version_on_its_way(journal, row)
         # The operator checked the destination: old markers and receipts decide nothing now.
         journal.forget_evidence(sid)
         journal.transition(sid, State.READY, now, note="released by an operator")
@@ -42,6 +43,18 @@ def retry(journal: JournalPort, cfg: Config, sid: str, now: datetime) -> str:
             "them as a new drop"
         )
     raise OperatorError(f"{sid} is {row.state}: only held or failed submissions can be retried")
+
+
+def _no_newer_version_on_its_way(journal: JournalPort, row: Row) -> None:
+    """One manifest file, one submission on its way: a held version released beside a newer
+    one (the editor re-saved the manifest) would send the same media twice."""
+    on_its_way = frozenset({State.READY, *IN_FLIGHT})
+    for other in journal.rows(on_its_way, watch=row.watch, limit=-1):
+        if other.id != row.id and other.manifest == row.manifest:
+            raise OperatorError(
+                f"{row.id}: a newer version of {row.manifest}, {other.id}, is on its way; "
+                f"retry this one once that ends, or forget it"
+            )
 
 
 def hold(journal: JournalPort, sid: str, now: datetime) -> str:
