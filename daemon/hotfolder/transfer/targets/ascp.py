@@ -24,7 +24,6 @@ from hotfolder.clock import Clock, SystemClock
 from hotfolder.credentials import CredentialError, read_secret
 from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.transfer.link import Link
-from hotfolder.transfer.targets import unread
 from hotfolder.transfer.targets.ascp_command import (
     AscpSettings,
     no_ascp,
@@ -68,7 +67,6 @@ class AscpTarget:
         self.link = link  # windows and live rates (issue 14); None: -l target_rate, fixed
         self.clock = clock or SystemClock()  # the connect and stall deadlines are read on it
         self.shared = shared  # a fleet's evidence: decides a session whichever node asks
-        self.reads_seen = unread.ReadsSeen(settings.ascp_path, settings.work_dir)
 
     def check(self) -> TransferError | None:
         """The executable runs and the credential can be read (a login itself cannot be
@@ -85,7 +83,11 @@ class AscpTarget:
 
     def send(self, session: Session, progress: Progress, cancel: threading.Event) -> None:
         s = self.settings
-        gate = self._gate(session) if session.label == "manifest" else None
+        gate = (
+            ManifestGate(session, s.work_dir, self.attempt_marker(session), self.shared)
+            if session.label == "manifest"
+            else None
+        )
         pair_list = s.work_dir / f"{session.submission_id}.{session.label}.list"
         try:
             try:
@@ -105,11 +107,9 @@ class AscpTarget:
             run.clock = self.clock  # the deadlines: a test's FakeClock, else the system's
             try:
                 run.run()
-                if gate is not None:
-                    self.reads_seen.learn(gate.staged)
             except TransferError:
-                if gate is not None and gate.opened and run.heard.nothing_left(gate):
-                    gate.withdraw()  # ascp never read the manifest: nothing left
+                if gate is not None and gate.opened and run.heard.gate_was_shut(gate):
+                    gate.withdraw()  # ascp looked before the gate opened: nothing left
                 raise
         finally:
             pair_list.unlink(missing_ok=True)
@@ -134,13 +134,10 @@ class AscpTarget:
             if any(names_all(r, session) for r in self._receipts(session)):
                 self._share_receipts(session, patience=0.0)
                 return True
-        elif not self.attempt_marker(session).exists():
+            return None
+        if not self.attempt_marker(session).exists():
             return False
-        elif any(names_all(r, session) for r in self._receipts(session)):
-            return True
-        # Killed in ascp's login after the gate opened: the sender (this node) can still
-        # prove it never read the manifest. Another node cannot, and holds it.
-        return False if self._gate(session).unread() else None
+        return True if any(names_all(r, session) for r in self._receipts(session)) else None
 
     def _receipts(self, session: Session) -> list[str]:
         folder = self.receipt_dir(session)
@@ -163,10 +160,6 @@ class AscpTarget:
             body = "\n".join(receipts)
             put = partial(self.shared.put_receipt, session.submission_id, session.label, body)
             self._keep_trying(put, cancel or threading.Event(), patience)
-
-    def _gate(self, session: Session) -> ManifestGate:
-        marker = self.attempt_marker(session)
-        return ManifestGate(session, self.settings.work_dir, marker, self.reads_seen, self.shared)
 
     def attempt_marker(self, session: Session) -> Path:
         return self.receipt_dir(session) / f"{session.label}.attempt"

@@ -13,7 +13,6 @@ from hotfolder.durable import durable_write, fsync_dir
 from hotfolder.state.journal import StaleTransition
 from hotfolder.state.journal_file import JournalUnavailable
 from hotfolder.transfer.process import Child
-from hotfolder.transfer.targets import unread
 from hotfolder.transfer.targets.ascp_command import state_dir_error
 from hotfolder.transfer.targets.base import Session, SharedEvidence
 
@@ -36,8 +35,7 @@ class ManifestGate:
     - a daemon paused until after ascp gave up finds the child gone, leaves the gate shut,
       and knows for certain that nothing left: the session is tried again, never held;
     - only a session that ran with the gate open can have delivered the manifest, and only
-      that one is decided by evidence: a receipt (it arrived), the staged copy never read
-      (nothing left, see `unread`), or else held.
+      that one is decided by evidence (receipt) or held.
 
     The marker could not be written any later without a race: ascp does not wait for us, and
     a paused daemon lags ascp by any amount. Writing it at INIT, not before the spawn, is what
@@ -51,12 +49,10 @@ class ManifestGate:
         session: Session,
         work_dir: Path,
         marker: Path,
-        reads_seen: unread.ReadsSeen,
         shared: SharedEvidence | None = None,
     ) -> None:
         """`work_dir`: the target's (the staged copy goes in its outbox); `marker`: the
-        session's attempt marker (AscpTarget.attempt_marker); `reads_seen`: whether ascp's
-        reads show in the staged copy's access time (see `unread`); `shared`: a fleet's journal,
+        session's attempt marker (AscpTarget.attempt_marker); `shared`: a fleet's journal,
         where the marker goes too, fenced (a node that lost its claim cannot open)."""
         self.session = session
         self.shared = shared
@@ -65,35 +61,21 @@ class ManifestGate:
         self.staged = folder / f"{session.submission_id}.manifest"
         self.hidden = self.staged.with_name(self.staged.name + self.HIDDEN)
         self.marker = marker
-        self.reads_seen = reads_seen
         self.opened = False
-        self.witness: unread.Witness | None = None
 
     def prepare(self) -> None:
-        """Copy the manifest as it is now (it was checked unchanged just before), sealed as
-        never read, and note whether reads will show."""
+        """Copy the manifest as it is now (it was checked unchanged just before)."""
         self.staged.parent.mkdir(parents=True, exist_ok=True)
         self.marker.parent.mkdir(parents=True, exist_ok=True)
-        if self.marker.exists() and self.unread():
-            self.withdraw()  # a previous try, killed before ascp read a byte: it sent nothing
         self.staged.unlink(missing_ok=True)  # a previous try's, if a crash left it
         shutil.copyfile(self.source, self.hidden)
-        unread.seal(self.hidden)
-        probe = self.staged.with_name(f".{self.staged.name}.probe")
-        self.witness = unread.Witness.now(probe, self.reads_seen.known())
-
-    def unread(self) -> bool:
-        """The session that opened this gate (this one, or a try before a crash) provably
-        never read the staged copy: none of the manifest left."""
-        return unread.proven_unread(self.marker, self.staged)
 
     def open(self, child: Child) -> bool:
         """Let ascp read the manifest, if it still runs; the marker first, durably."""
         if self.opened or child.poll() is not None:
             return self.opened
-        witness = self.witness or unread.NO_WITNESS
         try:
-            durable_write(self.marker, witness.text())
+            durable_write(self.marker, "")
         except OSError as err:
             raise state_dir_error(err) from err  # shut: nothing could leave
         if self.shared is not None:  # raises if the claim is lost: shut, nothing left

@@ -55,11 +55,6 @@ class Heard:
         before it was (nothing of it can have left)."""
         return gate is not None and (not gate.opened or str(gate.staged) in self.unopened)
 
-    def nothing_left(self, gate: ManifestGate) -> bool:
-        """Once ascp ended: not a byte of the manifest can have left (the gate was shut to
-        it, or it never read the staged copy)."""
-        return self.gate_was_shut(gate) or gate.unread()
-
     def may_have_arrived(self, gate: ManifestGate | None, verdict: TransferError) -> bool:
         """Could a file of this session be complete at the destination? Answered from what
         ascp could have read and what it said before any data could move; never from its
@@ -70,8 +65,6 @@ class Heard:
             # ascp looked for the staged copy before the rename (the daemon slower than
             # ascp's login): it could not open it, so it sent none of it.
             return False
-        if gate is not None and gate.unread():
-            return False  # ascp ended without reading a byte of the staged copy
         if self.last is None:
             return False  # it never spoke to us, and ascp exits when it cannot (1.8)
         if self.data_phase:
