@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from tests import manifests
-from tests.helpers import ascp_config, write_config
+from tests.helpers import ascp_config, wait_until, write_config
 
 
 def hotfolder(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -169,3 +169,24 @@ def test_exit_codes_are_in_the_help() -> None:
     assert "1  something did not succeed: `run --once` had a submission fail or held" in (
         out.stdout
     )
+
+
+def test_a_second_daemon_on_one_state_dir_is_refused_until_the_first_dies(tmp_path: Path) -> None:
+    """Two daemons on one journal would each send every manifest: the second one is refused
+    at once, saying which process runs; a kill -9 leaves no lock behind."""
+    path = write_config(tmp_path, stability_seconds=0.2)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hotfolder", "run", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until((tmp_path / "state" / "control" / "hotfolder.sock").exists)
+        second = hotfolder("run", "--once", "--config", str(path))
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"another hotfolder daemon (pid {first.pid})" in second.stdout + second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    alone = hotfolder("run", "--once", "--config", str(path))
+    assert alone.returncode == 0, alone.stdout + alone.stderr

@@ -27,6 +27,7 @@ from hotfolder.config.checks import Severity
 from hotfolder.config.sections import LocalTargetSettings
 from hotfolder.service import logs
 from hotfolder.service.daemon import Daemon
+from hotfolder.service.instance import AlreadyRunning, StateDirLock
 from hotfolder.state.journal import JournalError
 
 
@@ -89,6 +90,18 @@ def run_daemon(cfg: configuration.Config, once: bool = False, level: str | None 
             key=configuration.format_path(finding.where.path),
             hint=finding.where.hint,
         )
+    try:
+        with StateDirLock(cfg.state_dir):
+            return _run_alone(cfg, once, log)
+    except AlreadyRunning as err:
+        log.error("cannot start", reason=str(err), hint=err.hint)  # noqa: TRY400 - says all
+        return EXIT_CONFIG
+
+
+def _run_alone(
+    cfg: configuration.Config, once: bool, log: structlog.typing.FilteringBoundLogger
+) -> int:
+    """run_daemon, once this process is known to be the state dir's only daemon."""
     started = datetime.now(UTC)
     try:
         daemon = Daemon(cfg, shutdown_grace=cfg.shutdown_grace)
