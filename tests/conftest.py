@@ -10,8 +10,10 @@ import pytest
 from hotfolder.service import logs
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _json_logs() -> None:
+    """Every test starts logging to the real stderr: a CLI command run under capsys
+    configures logging to capsys's stream, which is closed when that test ends."""
     logs.configure("json", "debug", stream=sys.stderr)
 
 

@@ -56,6 +56,15 @@ def drop_all(fs: FakeFileSystem, t: WatchTracker, now: float) -> None:
         t.on_event(PurePosixPath(name), now)
 
 
+def made_ready(fs: FakeFileSystem, t: WatchTracker) -> Ready:
+    """A whole drop at 0, ready one window later."""
+    drop_all(fs, t, 0)
+    t.check(0)
+    (ready,) = t.check(WINDOW)
+    assert isinstance(ready, Ready)
+    return ready
+
+
 def test_ready_after_one_window_with_every_file_pinned(fs: FakeFileSystem) -> None:
     t = tracker(fs)
     drop_all(fs, t, now=0)
@@ -207,10 +216,7 @@ def test_the_same_manifest_put_back_before_its_leaving_was_seen_is_a_new_drop(
 ) -> None:
     known = Recorded()
     t = WatchTracker(WatchSettings("w", ROOT, WINDOW), fs, known)
-    drop_all(fs, t, 0)
-    t.check(0)
-    (first,) = t.check(WINDOW)
-    assert isinstance(first, Ready)
+    first = made_ready(fs, t)
     known.settled.add(first.submission.id)
     manifest, sent = ROOT / "m.xml", fs.files[ROOT / "m.xml"]
     fs.remove(manifest)  # archived or deleted after delivery...
@@ -436,10 +442,7 @@ def test_a_manifest_edited_while_its_submission_is_sent_waits_for_that_delivery(
 ) -> None:
     known = Sending(set())
     t = WatchTracker(WatchSettings("w", ROOT, WINDOW), fs, known)
-    drop_all(fs, t, 0)
-    t.check(0)
-    (ready,) = t.check(WINDOW)
-    assert isinstance(ready, Ready)
+    ready = made_ready(fs, t)
     known.sending.add(ready.submission.id)
     fs.write(ROOT / "m.xml", manifests.ooyala(manifests.ooyala_item(guid="edited")).encode())
     t.on_event(PurePosixPath("m.xml"), 20)
