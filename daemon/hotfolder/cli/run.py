@@ -29,6 +29,7 @@ from hotfolder.service import logs
 from hotfolder.service.daemon import Daemon
 from hotfolder.service.instance import AlreadyRunning, StateDirLock
 from hotfolder.state.journal import JournalError
+from hotfolder.transfer.orphans import stop_orphans
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -102,6 +103,7 @@ def _run_alone(
     cfg: configuration.Config, once: bool, log: structlog.typing.FilteringBoundLogger
 ) -> int:
     """run_daemon, once this process is known to be the state dir's only daemon."""
+    stop_orphans(cfg.state_dir)  # before anything is decided: see transfer.orphans
     started = datetime.now(UTC)
     try:
         daemon = Daemon(cfg, shutdown_grace=cfg.shutdown_grace)

@@ -27,6 +27,10 @@ DROPPED_ENV = (
     "ASPERA_PROXY_PASS",
 )
 
+#: How ascp is told its files: a list in the state dir (also how orphans are found, see
+#: transfer.orphans).
+FILE_LIST_OPTION = "--file-pair-list"
+
 
 @dataclass(frozen=True, slots=True)
 class AscpSettings(AscpTargetSettings):
@@ -89,7 +93,7 @@ def build_argv(
     tags = {"hotfolder": {"submission": session.submission_id, "session": session.label}}
     argv += [
         f"--tags={json.dumps(tags, separators=(',', ':'))}",
-        f"--file-pair-list={pair_list}",
+        f"{FILE_LIST_OPTION}={pair_list}",
         "-M",
         str(mgmt_port),
         "--dest64",
