@@ -56,26 +56,30 @@ def test_an_ascp_left_by_a_killed_daemon_behind_a_wrapper_is_stopped(tmp_path: P
     finally:
         daemon.kill()
         daemon.wait()
-    (orphan,) = processes_naming("ascp_sim.py")  # it outlived the daemon
+    # The wrapper dies with the daemon (PR_SET_PDEATHSIG); what it started outlives both.
+    wait_until(lambda: len(processes_naming(str(state_dir))) == 1, what="the wrapper gone")
+    (orphan,) = processes_naming(str(state_dir))
     assert stop_orphans(state_dir) == [orphan]
-    assert orphan not in processes_naming("ascp_sim.py")  # gone (a zombie names nothing)
+    assert orphan not in processes_naming(str(state_dir))  # gone (a zombie names nothing)
 
 
-def test_hotfolder_run_stops_what_names_its_own_state_dir_only(tmp_path: Path) -> None:
+def test_hotfolder_run_stops_its_own_state_dir_s_sessions_only(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     state_dir = config.load(path).state_dir
-    ours = tmp_path / "ours-marker"
-    theirs = tmp_path / "theirs-marker"
-    sleeper = "import time; time.sleep(120)"
+    sleeper = "sleep 120; :"  # the shell stays, with its arguments (no exec of sleep)
 
-    def lingering(marker: Path, root: Path) -> subprocess.Popen[bytes]:
+    def lingering(marker: str, root: Path, user: str | None = None) -> subprocess.Popen[bytes]:
         pair_list = f"--file-pair-list={root}/ascp/aspera/m-1.manifest.list"
-        return subprocess.Popen([sys.executable, "-c", sleeper, pair_list, str(marker)])
+        argv = ["/bin/sh", "-c", sleeper, "sh", pair_list, f"{tmp_path}/{marker}"]
+        return subprocess.Popen(argv, user=user)
 
-    left = lingering(ours, state_dir)
-    other = lingering(theirs, tmp_path / "another-state-dir")
+    ours = lingering("ours", state_dir)
+    others = {
+        "nested": lingering("nested", state_dir / "nested"),  # another daemon's state dir
+        "nobody": lingering("nobody", state_dir, user="nobody"),  # not ours to kill
+    }
     try:
-        wait_until(lambda: processes_naming(str(ours)) and processes_naming(str(theirs)))
+        wait_until(lambda: len(processes_naming(str(tmp_path))) == 3, what="three sessions")
         run = subprocess.run(
             [sys.executable, "-m", "hotfolder", "run", "--once", "--config", str(path)],
             capture_output=True,
@@ -85,9 +89,9 @@ def test_hotfolder_run_stops_what_names_its_own_state_dir_only(tmp_path: Path) -
         )
         assert run.returncode == 0, run.stdout + run.stderr
         assert "left by a daemon that died" in run.stdout + run.stderr
-        assert left.wait(10) == -9
-        assert other.poll() is None, "another state dir's session was touched"
+        assert ours.wait(10) == -9
+        assert {name for name, proc in others.items() if proc.poll() is None} == set(others)
     finally:
-        for proc in (left, other):
+        for proc in (ours, *others.values()):
             proc.kill()
             proc.wait()

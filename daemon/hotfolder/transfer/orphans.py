@@ -5,8 +5,12 @@ process the daemon spawned: an `ascp_path` that is a site's wrapper script runni
 `exec` leaves ascp itself running, still in its login, with the manifest's staged name in its
 file list. The restarted daemon, finding no attempt marker, rightly sends the manifest again;
 the orphan, once logged in, would send it a second time. So before the daemon decides anything
-it stops every process whose command line names a file list in its own state dir: with the
-state dir's lock held (service.instance), no live daemon can own one."""
+it stops every process of its own user whose file list lies in one of its own targets' work
+dirs: with the state dir's lock held (service.instance), no live daemon can own one.
+
+Under the packaged unit systemd already kills what is left in the unit's cgroup before a
+restart; this is for every other way of running the daemon (by hand, from cron, a container).
+"""
 
 from __future__ import annotations
 
@@ -29,35 +33,70 @@ GONE_WITHIN = 10.0
 
 
 def stop_orphans(state_dir: Path) -> list[int]:
-    """SIGKILL every process left running with a file list under `state_dir`; return their
-    pids once they are gone (or zombies, which run no more code)."""
-    found = _left_running(state_dir)
-    for pid, argv in found.items():
-        log.warning(
-            "stopping an ascp session left by a daemon that died", pid=pid, argv=masked(argv)
-        )
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    """SIGKILL our processes left running with a file list of this state dir's targets;
+    return their pids once they are gone (or zombies, which run no more code)."""
+    stopped = [pid for pid in _left_running(state_dir) if _kill_if_still(pid, state_dir)]
     deadline = time.monotonic() + GONE_WITHIN
-    while any(_alive(pid) for pid in found) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in stopped) and time.monotonic() < deadline:
         time.sleep(0.01)  # the kernel finishing a SIGKILL: nothing of ours to wait on
-    return sorted(found)
+    for pid in stopped:
+        if _alive(pid):
+            log.error("an ascp session left by a dead daemon does not die", pid=pid)
+    return stopped
 
 
-def _left_running(state_dir: Path) -> dict[int, list[str]]:
-    roots = {str(state_dir).rstrip("/"), str(state_dir.resolve())}
-    prefixes = tuple(f"{FILE_LIST_OPTION}={root}/" for root in roots)
-    found: dict[int, list[str]] = {}
+def _left_running(state_dir: Path) -> list[int]:
+    uid = os.getuid()
+    found = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        try:
-            argv = [os.fsdecode(a) for a in (entry / "cmdline").read_bytes().split(b"\0")]
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        if any(arg.startswith(prefixes) for arg in argv):
-            found[int(entry.name)] = [a for a in argv if a]
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if entry.stat().st_uid == uid and _ours(_argv(int(entry.name)), state_dir):
+                found.append(int(entry.name))
     return found
+
+
+def _kill_if_still(pid: int, state_dir: Path) -> bool:
+    """SIGKILL `pid` through a pidfd, after reading its command line again through it: a
+    pid reused since the scan is left alone."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False  # gone already
+    try:
+        argv = _argv(pid)
+        if not _ours(argv, state_dir):
+            return False
+        log.warning(
+            "stopping an ascp session left by a daemon that died", pid=pid, argv=masked(argv)
+        )
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        return False  # gone meanwhile
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [os.fsdecode(a) for a in raw.split(b"\0") if a]
+
+
+def _ours(argv: list[str], state_dir: Path) -> bool:
+    """A file list in <state_dir>/ascp/<target>/ (however the state dir is spelt), not in a
+    state dir nested below ours."""
+    work_root = {state_dir / "ascp", state_dir.resolve() / "ascp"}
+    prefix = f"{FILE_LIST_OPTION}="
+    return any(
+        Path(arg.removeprefix(prefix)).parent.parent in work_root
+        for arg in argv
+        if arg.startswith(prefix)
+    )
 
 
 def _alive(pid: int) -> bool:
