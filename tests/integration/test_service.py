@@ -109,3 +109,50 @@ def test_sighup_reloads_and_refuses_an_invalid_config(tmp_path: Path, notify: No
         if daemon.poll() is None:
             daemon.kill()
     assert "stability_seconds" in log_of(config), "the refusal must say what is wrong"
+
+
+def test_a_start_under_systemd_waits_for_a_daemon_still_on_its_state_dir(
+    tmp_path: Path, notify: NotifySocket
+) -> None:
+    """A restart while a hand-run daemon holds the state dir: refused, it would use up the
+    unit's start limit; it waits, tells systemd so, and starts once the other is gone."""
+    config = write_config(tmp_path)
+    by_hand = subprocess.Popen(
+        [sys.executable, "-m", "hotfolder", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    service = None
+    try:
+        wait_until((tmp_path / "state" / "control" / "hotfolder.sock").exists)
+        service = start(config, notify)
+        wait_until(lambda: notify.saw("EXTEND_TIMEOUT_USEC="), what="still starting")
+        assert notify.saw(f"waiting for pid {by_hand.pid}")
+        assert not notify.saw("READY=1")
+        assert service.poll() is None, log_of(config)
+        by_hand.kill()
+        by_hand.wait()
+        wait_until(lambda: notify.saw("READY=1"), what="READY=1 once the state dir is free")
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(30) == 0
+    finally:
+        for proc in (by_hand, service):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_lock_file_that_cannot_be_opened_is_an_admin_s_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "daemon.lock").mkdir()  # what no daemon of this user can open
+    run = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "run", "--once", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "cannot open" in run.stderr
+    assert "chown" in run.stderr

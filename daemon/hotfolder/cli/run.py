@@ -27,7 +27,8 @@ from hotfolder.config.checks import Severity
 from hotfolder.config.sections import LocalTargetSettings
 from hotfolder.service import logs
 from hotfolder.service.daemon import Daemon
-from hotfolder.service.instance import AlreadyRunning, StateDirLock
+from hotfolder.service.instance import AlreadyRunning, StateDirLock, StateDirUnusable
+from hotfolder.service.sd_notify import Notifier
 from hotfolder.state.journal import JournalError
 from hotfolder.transfer.orphans import stop_orphans
 
@@ -91,10 +92,13 @@ def run_daemon(cfg: configuration.Config, once: bool = False, level: str | None 
             key=configuration.format_path(finding.where.path),
             hint=finding.where.hint,
         )
+    notifier = Notifier()
+    # Under systemd a start waits for a daemon still on the state dir (see service.instance).
+    wait = notifier.still_starting if notifier.enabled and not once else None
     try:
-        with StateDirLock(cfg.state_dir):
+        with StateDirLock(cfg.state_dir, wait):
             return _run_alone(cfg, once, log)
-    except AlreadyRunning as err:
+    except (AlreadyRunning, StateDirUnusable) as err:
         log.error("cannot start", reason=str(err), hint=err.hint)  # noqa: TRY400 - says all
         return EXIT_CONFIG
 
