@@ -279,7 +279,7 @@ def test_an_operator_retries_and_holds_in_the_fleet_s_journal(
     assert not (tmp_path / "state" / "journal.sqlite").exists()  # no second journal made
 
 
-def test_retrying_a_held_version_of_a_manifest_whose_newer_version_is_on_its_way_is_refused(
+def test_retrying_a_held_version_of_a_manifest_while_another_is_on_its_way_is_refused(
     tmp_path: Path,
     pg_server: PgServer,
     db_url: str,
@@ -288,13 +288,16 @@ def test_retrying_a_held_version_of_a_manifest_whose_newer_version_is_on_its_way
 ) -> None:
     node_b.record_ready(sub("m-1"), NOW)
     node_b.transition("m-1", State.HELD, NOW, error_code="manifest-unconfirmed")
-    node_b.record_ready(sub("m-2"), NOW)  # the editor re-saved the manifest meanwhile
+    # The editor re-saved the manifest meanwhile: its files are still coming, then it goes.
+    node_b.record_pending("m-2", "w", PurePosixPath("m.xml"), NOW, {})
     fleet_config(tmp_path, db_url, pg_server.password, "ws-a")
     given = ["--config", str(tmp_path / "hotfolder.yaml")]
     assert cli.main(["retry", "m-1", *given]) == cli.EXIT_FAILURE
-    assert "m-2" in capsys.readouterr().err  # what to wait for, named
+    assert "m-2, is pending" in capsys.readouterr().err  # what to wait for, named
+    node_b.record_ready(sub("m-2"), NOW)
+    assert cli.main(["retry", "m-1", *given]) == cli.EXIT_FAILURE
+    assert "m-2, is ready" in capsys.readouterr().err
     assert node_b.state_of("m-1") is State.HELD
-    assert node_b.state_of("m-2") is State.READY
 
 
 def test_a_node_never_claims_twice_what_it_holds_and_keeps_its_newest_claim(

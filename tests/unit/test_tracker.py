@@ -232,6 +232,36 @@ def test_the_same_manifest_put_back_before_its_leaving_was_seen_is_a_new_drop(
     assert {decision_id(d) for d in later} == {f"{first.submission.id}~2"}
 
 
+@pytest.mark.parametrize("put_back_before_the_look", [True, False])
+def test_a_leaving_that_could_not_be_recorded_is_said_again(
+    fs: FakeFileSystem, put_back_before_the_look: bool
+) -> None:
+    """Said and not recorded (a full disk, a fleet's database away), the journal would take
+    the manifest put back for the delivered submission: the tracker says it left again."""
+    known = Recorded()
+    t = WatchTracker(WatchSettings("w", ROOT, WINDOW), fs, known)
+    first = made_ready(fs, t)
+    known.settled.add(first.submission.id)
+    manifest, sent = ROOT / "m.xml", fs.files[ROOT / "m.xml"]
+    left = Gone(first.submission.id, PurePosixPath("m.xml"), GoneWhy.LEFT)
+    fs.remove(manifest)
+    t.on_event(PurePosixPath("m.xml"), 10, "deleted")
+    if put_back_before_the_look:
+        fs.files[manifest] = replace(sent, ctime_ns=sent.ctime_ns + 1)
+    assert t.check(10) == [left]
+    t.reconsider(left, 11)  # what the watch does when recording it failed
+    if not put_back_before_the_look:
+        fs.files[manifest] = replace(sent, ctime_ns=sent.ctime_ns + 1)
+        t.on_event(PurePosixPath("m.xml"), 10.5, "created")
+    assert t.check(11) == [left]
+    known.left.add(first.submission.id)  # recorded this time
+    later: list[Decision] = []
+    while t.next_due() < 11 + 3 * WINDOW:
+        later += t.check(t.next_due())
+    assert isinstance(later[-1], Ready), later
+    assert {decision_id(d) for d in later} == {f"{first.submission.id}~2"}
+
+
 def test_a_rewritten_manifest_is_a_new_submission(fs: FakeFileSystem) -> None:
     t = tracker(fs)
     drop_all(fs, t, 0)

@@ -30,7 +30,16 @@ from hotfolder.assemble.candidates import (
     NothingKnown,
     WatchSettings,
 )
-from hotfolder.assemble.decisions import Decision, Failed, Gone, GoneWhy, Ready, Waiting
+from hotfolder.assemble.decisions import (
+    Decision,
+    Failed,
+    Gone,
+    GoneWhy,
+    Ready,
+    Waiting,
+    decision_id,
+    decision_manifest,
+)
 from hotfolder.assemble.looking import Files, FileSystem, LocalFileSystem
 from hotfolder.assemble.reading import MAX_RECHECK
 from hotfolder.assemble.stability import StabilityTracker
@@ -129,13 +138,21 @@ class WatchTracker:
             if cand.settled_identity is None:
                 self._book.due.schedule(cand, -NEVER)
 
-    def reconsider(self, relpath: PurePosixPath, when: float) -> None:
-        """A decision could not be recorded (a full disk): look at the manifest again."""
+    def reconsider(self, decision: Decision, when: float) -> None:
+        """A decision could not be recorded (a full disk): look at the manifest again. One
+        that said a decided manifest left (see _came_back) is said again then: until it is
+        recorded, the journal would take what came back for the decided submission."""
+        relpath = decision_manifest(decision)
+        left = isinstance(decision, Gone) and decision.why is GoneWhy.LEFT
         cand = self._book.candidates.get(relpath)
+        if cand is None and left:  # dropped when it left: kept until that is recorded
+            cand = self._book.candidates[relpath] = Candidate(relpath, when)
         if cand is not None:
             cand.settled_identity = None
             cand.plan_identity = None
             cand.full = True
+            if left:
+                cand.decided_id, cand.left = decision_id(decision), True
             self._book.due.schedule(cand, when)
 
     def prune(self, now: float) -> None:

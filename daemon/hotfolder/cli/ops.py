@@ -25,7 +25,7 @@ class OperatorError(Exception):
 def retry(journal: JournalPort, cfg: Config, sid: str, now: datetime) -> str:
     row = _row(journal, sid)
     if row.state is State.HELD:
-        _no_newer_version_on_its_way(journal, row)
+        _no_other_version_on_its_way(journal, row)
         # The operator checked the destination: old markers and receipts decide nothing now.
         journal.forget_evidence(sid)
         journal.transition(sid, State.READY, now, note="released by an operator")
@@ -45,15 +45,16 @@ def retry(journal: JournalPort, cfg: Config, sid: str, now: datetime) -> str:
     raise OperatorError(f"{sid} is {row.state}: only held or failed submissions can be retried")
 
 
-def _no_newer_version_on_its_way(journal: JournalPort, row: Row) -> None:
-    """One manifest file, one submission on its way: a held version released beside a newer
-    one (the editor re-saved the manifest) would send the same media twice."""
-    on_its_way = frozenset({State.READY, *IN_FLIGHT})
+def _no_other_version_on_its_way(journal: JournalPort, row: Row) -> None:
+    """One manifest file, one submission on its way: a held version released beside another
+    one (the editor re-saved the manifest; waiting for its files counts) would send the same
+    media twice."""
+    on_its_way = frozenset({State.PENDING, State.READY, *IN_FLIGHT})
     for other in journal.rows(on_its_way, watch=row.watch, limit=-1):
         if other.id != row.id and other.manifest == row.manifest:
             raise OperatorError(
-                f"{row.id}: a newer version of {row.manifest}, {other.id}, is on its way; "
-                f"retry this one once that ends, or forget it"
+                f"{row.id}: another version of {row.manifest}, {other.id}, is "
+                f"{other.state}; retry this one once that has ended, or forget it"
             )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from hotfolder.assemble.decisions import decision_id, decision_manifest
+from hotfolder.assemble.decisions import decision_id
 from hotfolder.assemble.tracker import Decision, Gone, Waiting, WatchSettings, WatchTracker
 from hotfolder.clock import Clock
 from hotfolder.config.settings import WatchConfig
@@ -268,7 +268,7 @@ class WatchLoop:
                 watch=self.name,
                 submission_id=decision_id(decision),
             )
-            self.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_ERROR)
+            self.tracker.reconsider(decision, now + RETRY_AFTER_ERROR)
         except (sqlite3.Error, OSError, JournalUnavailable) as err:
             # Most likely a full disk (or a fleet's database away): the decision was not
             # recorded, so it is not made.
@@ -279,7 +279,7 @@ class WatchLoop:
                 submission_id=decision_id(decision),
                 error=str(err),
             )
-            self.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_ERROR)
+            self.tracker.reconsider(decision, now + RETRY_AFTER_ERROR)
         except Exception:
             # A bug met by one manifest stops that manifest only, never the watch.
             log.exception(
@@ -287,7 +287,7 @@ class WatchLoop:
                 watch=self.name,
                 submission_id=decision_id(decision),
             )
-            self.tracker.reconsider(decision_manifest(decision), now + RETRY_AFTER_BUG)
+            self.tracker.reconsider(decision, now + RETRY_AFTER_BUG)
 
 
 def watch_by_events(
