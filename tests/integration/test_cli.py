@@ -20,24 +20,10 @@ from hotfolder.cli import main as cli
 from hotfolder.config import settings as configuration
 from hotfolder.model import Problem, State
 from hotfolder.state.journal import Journal
-from tests.helpers import wait_until, write_config
+from tests.helpers import hotfolder, wait_until, write_config
 from tests.unit.test_journal import sub
 
 NOW = datetime.now(UTC)
-
-
-def hotfolder(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotfolder", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 def journal_of(tmp_path: Path) -> Journal:

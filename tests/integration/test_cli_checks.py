@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests import manifests
-from tests.helpers import ascp_config, wait_until, write_config
-
-
-def hotfolder(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotfolder", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
+from tests.helpers import ascp_config, hotfolder, wait_until, write_config
 
 
 def edit_target(path: Path, **changes: object) -> None:

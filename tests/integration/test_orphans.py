@@ -13,7 +13,7 @@ from pathlib import Path
 from hotfolder.config import settings as config
 from hotfolder.transfer.orphans import stop_orphans
 from tests import manifests
-from tests.helpers import ascp_config, wait_until, write_config
+from tests.helpers import ascp_config, hotfolder, wait_until, write_config
 
 SEND = textwrap.dedent(
     """
@@ -80,13 +80,7 @@ def test_hotfolder_run_stops_its_own_state_dir_s_sessions_only(tmp_path: Path) -
     }
     try:
         wait_until(lambda: len(processes_naming(str(tmp_path))) == 3, what="three sessions")
-        run = subprocess.run(
-            [sys.executable, "-m", "hotfolder", "run", "--once", "--config", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+        run = hotfolder("run", "--once", "--config", str(path))
         assert run.returncode == 0, run.stdout + run.stderr
         assert "left by a daemon that died" in run.stdout + run.stderr
         assert ours.wait(10) == -9

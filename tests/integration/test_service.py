@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import manifests
-from tests.helpers import wait_until, write_config
+from tests.helpers import hotfolder, wait_until, write_config
 
 
 class NotifySocket:
@@ -146,13 +146,7 @@ def test_a_lock_file_that_cannot_be_opened_is_an_admin_s_error(tmp_path: Path) -
     config = write_config(tmp_path)
     (tmp_path / "state").mkdir(exist_ok=True)
     (tmp_path / "state" / "daemon.lock").mkdir()  # what no daemon of this user can open
-    run = subprocess.run(
-        [sys.executable, "-m", "hotfolder", "run", "--once", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    run = hotfolder("run", "--once", "--config", str(config))
     assert run.returncode == 2, run.stdout + run.stderr
     assert "cannot open" in run.stderr
     assert "chown" in run.stderr
