@@ -88,6 +88,18 @@ def drop_one(rig: Fleet, name: str, video_bytes: int) -> dict[str, dict[str, str
     return {f"{name}.xml": {f: hashlib.sha256(d).hexdigest() for f, d in files.items()}}
 
 
+def wait_until_a_is_mid_media(rig: Fleet) -> None:
+    """Node a holds s1 in sending-media, and some of its video has reached the server."""
+    partial = rig.server / "s1.mp4.partial"
+
+    def mid_media() -> bool:
+        row = rig.rows().get("s1.xml")
+        started = partial.exists() and partial.stat().st_size > 0
+        return row is not None and (row.owner, row.state) == ("a", "sending-media") and started
+
+    rig.wait(mid_media, 30, "a to be sending the media")
+
+
 def test_three_nodes_deliver_sixty_submissions_each_exactly_once(rig: Fleet) -> None:
     for name in ("a", "b", "c"):
         rig.add(name, login_s=0.1)
@@ -140,14 +152,7 @@ def test_a_killed_node_s_submission_is_taken_over_and_sent_once(rig: Fleet) -> N
     b = rig.add("b", lease_seconds=LEASE_S)
     rig.start("a")
     expected = drop_one(rig, "s1", 2_000_000)
-    partial = rig.server / "s1.mp4.partial"
-
-    def mid_media() -> bool:
-        row = rig.rows().get("s1.xml")
-        started = partial.exists() and partial.stat().st_size > 0
-        return row is not None and (row.owner, row.state) == ("a", "sending-media") and started
-
-    rig.wait(mid_media, 30, "a to be sending the media")
+    wait_until_a_is_mid_media(rig)
     rig.start("b")  # b now sees a's live claim
     rig.kill("a")
     assert not (rig.server / "s1.mp4").exists(), "the media finished before a was killed"
@@ -244,14 +249,7 @@ def test_a_node_paused_past_its_lease_never_starts_the_manifest_session_it_lost(
     b = rig.add("b", hold="media", lease_seconds=LEASE_S)
     rig.start("a")
     expected = drop_one(rig, "s1", 300_000)
-    partial = rig.server / "s1.mp4.partial"
-
-    def mid_media() -> bool:
-        row = rig.rows().get("s1.xml")
-        started = partial.exists() and partial.stat().st_size > 0
-        return row is not None and (row.owner, row.state) == ("a", "sending-media") and started
-
-    rig.wait(mid_media, 30, "a to be sending the media")
+    wait_until_a_is_mid_media(rig)
     # The daemon alone freezes, past its lease; its media session goes on and ends by itself,
     # so a, when it wakes, has its media done and the manifest session next.
     rig.pause("a")

@@ -35,7 +35,9 @@ GONE_WITHIN = 10.0
 def stop_orphans(state_dir: Path) -> list[int]:
     """SIGKILL our processes left running with a file list of this state dir's targets;
     return their pids once they are gone (or zombies, which run no more code)."""
-    stopped = [pid for pid in _left_running(state_dir) if _kill_if_still(pid, state_dir)]
+    # Spelt as configured and resolved; asked of every process of ours, so worked out once.
+    roots = frozenset({state_dir / "ascp", state_dir.resolve() / "ascp"})
+    stopped = [pid for pid in _left_running(roots) if _kill_if_still(pid, roots)]
     deadline = time.monotonic() + GONE_WITHIN
     while any(_alive(pid) for pid in stopped) and time.monotonic() < deadline:
         time.sleep(0.01)  # the kernel finishing a SIGKILL: nothing of ours to wait on
@@ -45,19 +47,19 @@ def stop_orphans(state_dir: Path) -> list[int]:
     return stopped
 
 
-def _left_running(state_dir: Path) -> list[int]:
+def _left_running(roots: frozenset[Path]) -> list[int]:
     uid = os.getuid()
     found = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):  # gone meanwhile
-            if entry.stat().st_uid == uid and _ours(_argv(int(entry.name)), state_dir):
+            if entry.stat().st_uid == uid and _ours(_argv(int(entry.name)), roots):
                 found.append(int(entry.name))
     return found
 
 
-def _kill_if_still(pid: int, state_dir: Path) -> bool:
+def _kill_if_still(pid: int, roots: frozenset[Path]) -> bool:
     """SIGKILL `pid` through a pidfd, after reading its command line again through it: a
     pid reused since the scan is left alone."""
     try:
@@ -66,7 +68,7 @@ def _kill_if_still(pid: int, state_dir: Path) -> bool:
         return False  # gone already
     try:
         argv = _argv(pid)
-        if not _ours(argv, state_dir):
+        if not _ours(argv, roots):
             return False
         log.warning(
             "stopping an ascp session left by a daemon that died", pid=pid, argv=masked(argv)
@@ -87,13 +89,11 @@ def _argv(pid: int) -> list[str]:
     return [os.fsdecode(a) for a in raw.split(b"\0") if a]
 
 
-def _ours(argv: list[str], state_dir: Path) -> bool:
-    """A file list in <state_dir>/ascp/<target>/ (however the state dir is spelt), not in a
-    state dir nested below ours."""
-    work_root = {state_dir / "ascp", state_dir.resolve() / "ascp"}
+def _ours(argv: list[str], roots: frozenset[Path]) -> bool:
+    """A file list in <state_dir>/ascp/<target>/, not in a state dir nested below ours."""
     prefix = f"{FILE_LIST_OPTION}="
     return any(
-        Path(arg.removeprefix(prefix)).parent.parent in work_root
+        Path(arg.removeprefix(prefix)).parent.parent in roots
         for arg in argv
         if arg.startswith(prefix)
     )
